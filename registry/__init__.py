@@ -1,0 +1,1 @@
+"""registry/: OCI references and oci-layout directories -> verified LockedApps on disk."""

@@ -1,0 +1,21 @@
+"""Errors raised by registry/. Every message names the source (reference or path) it is about."""
+
+
+class RegistryError(Exception):
+    """A pull, push or mirror failed; the message says which reference and why."""
+
+
+class LockError(RegistryError):
+    """A LockedApp is malformed or needs features this host does not support."""
+
+
+class DigestMismatchError(RegistryError):
+    """A blob's bytes do not hash to the digest that names it."""
+
+
+class UnsafePathError(LockError):
+    """A `files` path from a lock would escape the component's mount."""
+
+
+class AuthError(RegistryError):
+    """The registry refused the credentials (or asked for some and none were found)."""

@@ -1,0 +1,1 @@
+"""router/: routes.toml, the routing table, the ASGI app, reconcile/hot swap and the CLI."""

@@ -1,0 +1,1 @@
+"""runtime/: LoadedApp -> callable components on wasmtime, with WASI and Spin host APIs."""

@@ -1,0 +1,42 @@
+"""The boundary between router/ and runtime/: one request in, one streaming response out."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    """Per-app host settings, from routes.toml; defaults suit a small shared host."""
+
+    timeout_s: float = 30.0  # wall-clock budget of one request (epoch deadline)
+    memory_bytes: int = 256 * MiB  # linear memory + tables per instance
+    max_body_bytes: int = 10 * MiB  # request body; larger -> 413
+    variables: Mapping[str, str] = field(default_factory=dict)  # Spin app variables
+    state_dir: Path | None = None  # durable per-app state (key-value, sqlite)
+
+
+@dataclass(frozen=True)
+class IncomingRequest:
+    method: str
+    scheme: str  # "http" | "https", as trusted by the router (X-Forwarded-Proto from a trusted proxy)
+    host: str  # the Host header (authority) as trusted by the router; "" when absent
+    path: str  # raw, percent-encoded path as received, including the mount prefix
+    query: str  # raw query string, without "?"
+    headers: Sequence[tuple[str, str]]  # as received, lower-case names; no spin-* added yet
+    client_addr: tuple[str, int]  # trusted client address
+    body: AsyncIterator[bytes]  # streamed as it arrives
+    mount_prefix: str = ""  # router prefix such as "/hello"; stripped before the app routes
+    content_length: int | None = None
+    http_version: str = "1.1"
+
+
+@dataclass
+class OutgoingResponse:
+    status: int
+    headers: list[tuple[str, str]]
+    body: AsyncIterator[bytes]  # streamed as the guest writes it
