@@ -1,0 +1,435 @@
+"""routes.toml: schema, validation and the typed configuration the rest of router/ uses.
+
+Every problem is reported with the file, the line (when it can be found), the app and the field, and
+all problems of a file are reported at once. Relative paths (cache_dir, state_dir, certificates and
+`oci-layout:` sources) are relative to the directory holding routes.toml, so the file means the same
+thing whatever the working directory of the server is.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from router.tomlpos import locate
+from router.units import parse_duration, parse_size
+from runtime.types import AppSettings
+
+RESERVED_PREFIX = "/.well-known/lepton"
+DEFAULT_LISTEN = "127.0.0.1:3000"
+
+_APP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
+_HOST_LABEL = re.compile(r"^[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?$")
+_PREFIX = re.compile(r"^(/[A-Za-z0-9._~!$&'()*+,;=:@-]+)+$")
+
+SERVER_KEYS = (
+    "listen",
+    "admin_listen",
+    "cache_dir",
+    "state_dir",
+    "trusted_proxies",
+    "certfile",
+    "keyfile",
+    "workers",
+)
+SETTING_KEYS = ("insecure", "timeout", "memory", "max_body", "max_concurrent")
+APP_KEYS = ("source", "hosts", "prefix", "variables", *SETTING_KEYS)
+TOP_KEYS = ("server", "defaults", "apps")
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    line: int | None
+    app: str | None
+    field: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        parts = [where]
+        if self.app is not None:
+            parts.append(f"app {self.app!r}")
+        if self.field is not None:
+            parts.append(f"field {self.field!r}")
+        return f"{': '.join(parts)}: {self.message}"
+
+
+class ConfigError(Exception):
+    """routes.toml is unreadable, not TOML, or invalid. `problems` lists each issue."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        # Reported in file order, which is how people fix them.
+        self.problems = sorted(problems, key=lambda p: (p.line is None, p.line or 0))
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    name: str
+    source: str  # as written in routes.toml
+    resolved_source: str  # what registry.load_app gets (oci-layout paths made absolute)
+    hosts: tuple[str, ...] = ()  # normalised: lower case, no trailing dot; "*.x" for wildcards
+    prefix: str = ""  # "" is the root; otherwise "/a/b" without trailing slash
+    insecure: bool = False
+    timeout_s: float = AppSettings.timeout_s
+    memory_bytes: int = AppSettings.memory_bytes
+    max_body_bytes: int = AppSettings.max_body_bytes
+    max_concurrent: int | None = None  # requests in flight for this app; more get 503
+    variables: Mapping[str, str] = field(default_factory=dict)
+
+    def load_key(self) -> tuple[Any, ...]:
+        """Everything that needs a new load of the app when it changes (routes do not)."""
+        return (
+            self.resolved_source,
+            self.insecure,
+            self.timeout_s,
+            self.memory_bytes,
+            self.max_body_bytes,
+            tuple(sorted(self.variables.items())),
+        )
+
+    def settings(self, state_root: Path) -> AppSettings:
+        return AppSettings(
+            timeout_s=self.timeout_s,
+            memory_bytes=self.memory_bytes,
+            max_body_bytes=self.max_body_bytes,
+            variables=dict(self.variables),
+            state_dir=state_root / self.name,
+        )
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    listen: tuple[str, ...] = (DEFAULT_LISTEN,)
+    admin_listen: tuple[str, ...] = ()
+    cache_dir: Path | None = None  # None: registry.default_cache_dir()
+    state_dir: Path = Path(".lepton/state")
+    trusted_proxies: tuple[str, ...] = ()  # IP networks, e.g. "127.0.0.1/32", "10.0.0.0/8"
+    certfile: Path | None = None
+    keyfile: Path | None = None
+    workers: int = 1
+
+
+@dataclass(frozen=True)
+class RoutesConfig:
+    path: Path
+    server: ServerConfig
+    apps: Mapping[str, AppConfig]
+
+
+def load(path: Path) -> RoutesConfig:
+    """Read and validate routes.toml. Raises ConfigError naming file, line, app and field."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([Problem(str(path), None, None, None, f"cannot read: {exc}")]) from exc
+    return parse(text, path)
+
+
+def parse(text: str, path: Path) -> RoutesConfig:
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line = None
+        match = re.search(r"at line (\d+)", str(exc))
+        if match:
+            line = int(match.group(1))
+        raise ConfigError([Problem(str(path), line, None, None, f"not valid TOML: {exc}")]) from exc
+    return _Validator(text, path).run(doc)
+
+
+def resolve_source(source: str, base_dir: Path) -> str:
+    """Make the path of an `oci-layout:PATH[:TAG|@DIGEST]` source absolute; OCI references unchanged."""
+    if not source.startswith("oci-layout:"):
+        return source
+    rest = source[len("oci-layout:") :]
+    suffix = ""
+    if "@" in rest:
+        rest, digest = rest.rsplit("@", 1)
+        suffix = "@" + digest
+    else:
+        head, sep, tag = rest.rpartition(":")
+        # A colon after the last slash separates the tag ("dir:v1"); a leading "C:" style is a path.
+        if sep and "/" not in tag and head:
+            rest, suffix = head, ":" + tag
+    layout = Path(rest).expanduser()
+    if not layout.is_absolute():
+        layout = (base_dir / layout).resolve()
+    return f"oci-layout:{layout}{suffix}"
+
+
+def normalise_host(host: str) -> str:
+    """A configured host pattern in canonical form (lower case, no trailing dot)."""
+    return host.strip().lower().rstrip(".")
+
+
+def normalise_prefix(prefix: str) -> str:
+    prefix = prefix.strip()
+    if prefix in ("", "/"):
+        return ""
+    return prefix[:-1] if prefix.endswith("/") else prefix
+
+
+class _Validator:
+    def __init__(self, text: str, path: Path) -> None:
+        self.text = text
+        self.path = path
+        self.base = path.resolve().parent
+        self.problems: list[Problem] = []
+        self.broken: set[str] = set()  # apps with problems: left out of the conflict check
+
+    def problem(self, table: tuple[str, ...], app: str | None, key: str | None, message: str) -> None:
+        line = locate(self.text, table, key)
+        if app is not None:
+            self.broken.add(app)
+        self.problems.append(Problem(str(self.path), line, app, key, message))
+
+    def unknown_keys(
+        self, obj: Mapping[str, Any], allowed: tuple[str, ...], table: tuple[str, ...], app: str | None
+    ) -> None:
+        for key in obj:
+            if key not in allowed:
+                close = difflib.get_close_matches(key, allowed, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                where = f"[{'.'.join(table)}]" if table else "the top level"
+                self.problem(table, app, key, f"unknown key in {where}{hint}")
+
+    def run(self, doc: dict[str, Any]) -> RoutesConfig:
+        self.unknown_keys(doc, TOP_KEYS, (), None)
+        server = self.server(self.table(doc, "server"))
+        defaults_doc = self.table(doc, "defaults")
+        self.unknown_keys(defaults_doc, SETTING_KEYS, ("defaults",), None)
+        defaults = self.settings(defaults_doc, ("defaults",), None, AppConfig(name="", source="", resolved_source=""))
+        apps_doc = self.table(doc, "apps")
+        apps: dict[str, AppConfig] = {}
+        for name, body in apps_doc.items():
+            app = self.app(name, body, defaults)
+            if app is not None:
+                apps[name] = app
+        self.conflicts(apps)
+        if self.problems:
+            raise ConfigError(self.problems)
+        return RoutesConfig(path=self.path, server=server, apps=apps)
+
+    def table(self, doc: Mapping[str, Any], key: str) -> dict[str, Any]:
+        value = doc.get(key, {})
+        if not isinstance(value, dict):
+            self.problem((), None, key, "must be a table")
+            return {}
+        return value
+
+    # -- [server] ------------------------------------------------------------------------------
+
+    def server(self, doc: dict[str, Any]) -> ServerConfig:
+        table = ("server",)
+        self.unknown_keys(doc, SERVER_KEYS, table, None)
+        listen = self.addresses(doc, "listen", table) or (DEFAULT_LISTEN,)
+        admin = self.addresses(doc, "admin_listen", table)
+        cache_dir = self.optional_path(doc, "cache_dir", table)
+        state_dir = self.optional_path(doc, "state_dir", table) or (self.base / ".lepton/state")
+        certfile = self.optional_path(doc, "certfile", table)
+        keyfile = self.optional_path(doc, "keyfile", table)
+        if (certfile is None) != (keyfile is None):
+            self.problem(table, None, "certfile" if certfile is None else "keyfile",
+                         "TLS needs both certfile and keyfile")
+        proxies: list[str] = []
+        raw = doc.get("trusted_proxies", [])
+        if not isinstance(raw, list) or not all(isinstance(p, str) for p in raw):
+            self.problem(table, None, "trusted_proxies", "must be a list of IP addresses or networks")
+        else:
+            for entry in raw:
+                try:
+                    proxies.append(str(ipaddress.ip_network(entry.strip(), strict=False)))
+                except ValueError:
+                    self.problem(table, None, "trusted_proxies", f"{entry!r} is not an IP address or network")
+        workers = doc.get("workers", 1)
+        if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+            self.problem(table, None, "workers", "must be an integer >= 1")
+            workers = 1
+        return ServerConfig(
+            listen=listen,
+            admin_listen=admin,
+            cache_dir=cache_dir,
+            state_dir=state_dir,
+            trusted_proxies=tuple(proxies),
+            certfile=certfile,
+            keyfile=keyfile,
+            workers=workers,
+        )
+
+    def addresses(self, doc: Mapping[str, Any], key: str, table: tuple[str, ...]) -> tuple[str, ...]:
+        value = doc.get(key)
+        if value is None:
+            return ()
+        values = [value] if isinstance(value, str) else value
+        if not isinstance(values, list) or not values or not all(isinstance(v, str) and v.strip() for v in values):
+            self.problem(table, None, key, 'must be an address such as "127.0.0.1:3000" or a list of them')
+            return ()
+        return tuple(v.strip() for v in values)
+
+    def optional_path(self, doc: Mapping[str, Any], key: str, table: tuple[str, ...]) -> Path | None:
+        value = doc.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value.strip():
+            self.problem(table, None, key, "must be a path")
+            return None
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else self.base / path
+
+    # -- [apps.NAME] ---------------------------------------------------------------------------
+
+    def app(self, name: str, body: Any, defaults: AppConfig) -> AppConfig | None:
+        table = ("apps", name)
+        if not _APP_NAME.match(name):
+            self.problem(table, name, None, "app names use letters, digits, '-' and '_' (at most 63)")
+        if not isinstance(body, dict):
+            self.problem(("apps",), name, None, "must be a table with at least `source`")
+            return None
+        self.unknown_keys(body, APP_KEYS, table, name)
+        source = body.get("source")
+        if not isinstance(source, str) or not source.strip():
+            self.problem(table, name, "source" if "source" in body else None,
+                         "`source` is required: an OCI reference or \"oci-layout:PATH[:TAG]\"")
+            source = ""
+        source = source.strip()
+        hosts = self.hosts(body, table, name)
+        prefix = self.prefix(body, table, name)
+        variables: dict[str, str] = {}
+        raw_vars = body.get("variables", {})
+        if not isinstance(raw_vars, dict):
+            self.problem(table, name, "variables", "must be a table of name = \"value\"")
+        else:
+            for key, value in raw_vars.items():
+                if isinstance(value, bool) or not isinstance(value, str | int | float):
+                    self.problem(table, name, "variables", f"variable {key!r} must be a string")
+                    continue
+                variables[key] = str(value)
+        base = AppConfig(
+            name=name,
+            source=source,
+            resolved_source=resolve_source(source, self.base) if source else "",
+            hosts=hosts,
+            prefix=prefix,
+            variables=variables,
+            insecure=defaults.insecure,
+            timeout_s=defaults.timeout_s,
+            memory_bytes=defaults.memory_bytes,
+            max_body_bytes=defaults.max_body_bytes,
+            max_concurrent=defaults.max_concurrent,
+        )
+        return self.settings(body, table, name, base)
+
+    def settings(self, doc: Mapping[str, Any], table: tuple[str, ...], app: str | None,
+                 base: AppConfig) -> AppConfig:
+        values: dict[str, Any] = {}
+
+        def convert(key: str, attr: str, func: Callable[[Any], Any]) -> None:
+            if key not in doc:
+                return
+            try:
+                values[attr] = func(doc[key])
+            except ValueError as exc:
+                self.problem(table, app, key, str(exc))
+
+        convert("timeout", "timeout_s", parse_duration)
+        convert("memory", "memory_bytes", parse_size)
+        convert("max_body", "max_body_bytes", parse_size)
+        convert("insecure", "insecure", _boolean)
+        convert("max_concurrent", "max_concurrent", _positive_int)
+        return _replace(base, values)
+
+    def hosts(self, body: Mapping[str, Any], table: tuple[str, ...], app: str) -> tuple[str, ...]:
+        raw = body.get("hosts", [])
+        if isinstance(raw, str):
+            raw = [raw]
+        if not isinstance(raw, list) or not all(isinstance(h, str) for h in raw):
+            self.problem(table, app, "hosts", "must be a list of host names")
+            return ()
+        hosts: list[str] = []
+        for entry in raw:
+            host = normalise_host(entry)
+            error = host_pattern_error(host)
+            if error:
+                self.problem(table, app, "hosts", f"{entry!r}: {error}")
+            elif host not in hosts:
+                hosts.append(host)
+        return tuple(hosts)
+
+    def prefix(self, body: Mapping[str, Any], table: tuple[str, ...], app: str) -> str:
+        raw = body.get("prefix", "")
+        if not isinstance(raw, str):
+            self.problem(table, app, "prefix", 'must be a path such as "/hello"')
+            return ""
+        prefix = normalise_prefix(raw)
+        if not prefix:
+            return ""
+        segments = prefix.split("/")[1:]
+        if not _PREFIX.match(prefix) or any(s in (".", "..") for s in segments):
+            self.problem(table, app, "prefix",
+                         f"{raw!r} must start with '/' and contain only plain path segments")
+            return ""
+        if prefix == RESERVED_PREFIX or prefix.startswith(RESERVED_PREFIX + "/"):
+            self.problem(table, app, "prefix", f"{RESERVED_PREFIX} is reserved for the router")
+            return ""
+        return prefix
+
+    def conflicts(self, apps: Mapping[str, AppConfig]) -> None:
+        claims: dict[tuple[str, str], str] = {}
+        for app in apps.values():
+            if app.name in self.broken:
+                continue
+            for host in app.hosts or ("",):
+                key = (host, app.prefix)
+                other = claims.get(key)
+                if other is not None and other != app.name:
+                    shown_host = host or "any host"
+                    shown_prefix = app.prefix or "/"
+                    self.problem(("apps", app.name), app.name, "hosts" if host else "prefix",
+                                 f"{shown_host} {shown_prefix} is also claimed by app {other!r}")
+                else:
+                    claims[key] = app.name
+
+
+def host_pattern_error(host: str) -> str | None:
+    """Why a configured host pattern is invalid, or None. Patterns: name, *.suffix, IP, [IPv6]."""
+    if not host:
+        return "empty host"
+    if host == "*":
+        return "omit `hosts` to match any host"
+    if host.startswith("[") and host.endswith("]"):
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            return "not a valid IPv6 address"
+        return None
+    if ":" in host:
+        return "hosts are matched without a port; remove the port"
+    name = host[2:] if host.startswith("*.") else host
+    labels = name.split(".")
+    if not all(_HOST_LABEL.match(label) for label in labels) or len(name) > 253:
+        return "not a valid host name (use e.g. \"app.example.com\" or \"*.example.com\")"
+    return None
+
+
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("must be true or false")
+    return value
+
+
+def _positive_int(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError("must be an integer >= 1")
+    return value
+
+
+def _replace(app: AppConfig, values: Mapping[str, Any]) -> AppConfig:
+    return replace(app, **values) if values else app

@@ -1,0 +1,225 @@
+"""routes.toml parsing and validation: errors name file, line, app and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from router.config import ConfigError, load, parse, resolve_source
+from router.units import format_duration, format_size, parse_duration, parse_size
+
+
+def _parse(text: str, tmp_path: Path):
+    return parse(text, tmp_path / "routes.toml")
+
+
+def _problems(text: str, tmp_path: Path) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        _parse(text, tmp_path)
+    return [str(p) for p in info.value.problems]
+
+
+def test_full_example(tmp_path: Path) -> None:
+    cfg = _parse(
+        """
+[server]
+listen = "127.0.0.1:3000"
+admin_listen = "127.0.0.1:3001"
+cache_dir = "cache"
+state_dir = ".lepton/state"
+trusted_proxies = ["127.0.0.1", "10.0.0.0/8"]
+
+[defaults]
+timeout = "10s"
+
+[apps.hello]
+source = "oci-layout:examples/hello:v1"
+hosts = ["Hello.Localhost.", "*.hello.example.com"]
+prefix = "/hello/"
+memory = "64MiB"
+max_body = "1MB"
+variables = { greeting = "hi", count = 3 }
+
+[apps.other]
+source = "ghcr.io/acme/other:v2"
+insecure = true
+timeout = "1m30s"
+""",
+        tmp_path,
+    )
+    assert cfg.server.listen == ("127.0.0.1:3000",)
+    assert cfg.server.admin_listen == ("127.0.0.1:3001",)
+    assert cfg.server.cache_dir == tmp_path / "cache"
+    assert cfg.server.state_dir == tmp_path / ".lepton/state"
+    assert cfg.server.trusted_proxies == ("127.0.0.1/32", "10.0.0.0/8")
+    hello = cfg.apps["hello"]
+    assert hello.hosts == ("hello.localhost", "*.hello.example.com")
+    assert hello.prefix == "/hello"
+    assert hello.resolved_source == f"oci-layout:{tmp_path.resolve()}/examples/hello:v1"
+    assert hello.memory_bytes == 64 * 1024 * 1024
+    assert hello.max_body_bytes == 1_000_000
+    assert hello.timeout_s == 10.0  # from [defaults]
+    assert dict(hello.variables) == {"greeting": "hi", "count": "3"}
+    settings = hello.settings(cfg.server.state_dir)
+    assert settings.state_dir == tmp_path / ".lepton/state/hello"
+    assert settings.memory_bytes == 64 * 1024 * 1024
+    other = cfg.apps["other"]
+    assert other.insecure is True and other.timeout_s == 90.0
+    assert other.resolved_source == "ghcr.io/acme/other:v2"
+    assert other.hosts == () and other.prefix == ""
+
+
+def test_defaults_when_empty(tmp_path: Path) -> None:
+    cfg = _parse("", tmp_path)
+    assert cfg.server.listen == ("127.0.0.1:3000",)
+    assert cfg.apps == {}
+
+
+def test_errors_name_file_line_app_and_field(tmp_path: Path) -> None:
+    problems = _problems(
+        """[server]
+listen = "127.0.0.1:3000"
+
+[apps.good]
+source = "x/y:1"
+
+[apps.bad]
+source = "x/z:1"
+prefix = "nope"
+timeout = "soon"
+hostz = ["a"]
+""",
+        tmp_path,
+    )
+    file = str(tmp_path / "routes.toml")
+    assert f"{file}:9: app 'bad': field 'prefix': 'nope' must start with '/'" in problems[0]
+    assert problems[1].startswith(f"{file}:10: app 'bad': field 'timeout': invalid duration")
+    assert problems[2] == f"{file}:11: app 'bad': field 'hostz': unknown key in [apps.bad] (did you mean 'hosts'?)"
+    assert len(problems) == 3
+
+
+def test_missing_source_names_app_line(tmp_path: Path) -> None:
+    problems = _problems('[apps.a]\nsource = "r/a:1"\n\n[apps.b]\nhosts = ["b.test"]\n', tmp_path)
+    assert problems == [
+        f"{tmp_path / 'routes.toml'}:4: app 'b': `source` is required: an OCI reference or \"oci-layout:PATH[:TAG]\""
+    ]
+
+
+def test_syntax_error_has_line(tmp_path: Path) -> None:
+    problems = _problems('[apps.a]\nsource = "r/a:1"\nhosts = [\n', tmp_path)
+    assert len(problems) == 1
+    assert problems[0].startswith(f"{tmp_path / 'routes.toml'}:")
+    assert "not valid TOML" in problems[0]
+
+
+def test_conflict_names_both_apps(tmp_path: Path) -> None:
+    problems = _problems(
+        """[apps.one]
+source = "r/one:1"
+hosts = ["a.test", "b.test"]
+prefix = "/x"
+
+[apps.two]
+source = "r/two:1"
+hosts = ["B.test."]
+prefix = "/x/"
+""",
+        tmp_path,
+    )
+    assert problems == [
+        f"{tmp_path / 'routes.toml'}:8: app 'two': field 'hosts': b.test /x is also claimed by app 'one'"
+    ]
+
+
+def test_conflict_any_host_root(tmp_path: Path) -> None:
+    problems = _problems('[apps.one]\nsource = "r/1"\n[apps.two]\nsource = "r/2"\nprefix = "/"\n', tmp_path)
+    assert len(problems) == 1 and "any host / is also claimed by app 'one'" in problems[0]
+
+
+def test_same_prefix_different_hosts_is_fine(tmp_path: Path) -> None:
+    cfg = _parse(
+        '[apps.one]\nsource = "r/1"\nhosts = ["a.test"]\n[apps.two]\nsource = "r/2"\nhosts = ["*.a.test"]\n'
+        '[apps.three]\nsource = "r/3"\n',
+        tmp_path,
+    )
+    assert list(cfg.apps) == ["one", "two", "three"]
+
+
+@pytest.mark.parametrize(
+    ("hosts", "message"),
+    [
+        ('["a.test:8080"]', "remove the port"),
+        ('["*"]', "omit `hosts`"),
+        ('["a b"]', "not a valid host name"),
+        ('["*.*.x"]', "not a valid host name"),
+        ('["[zz::1]"]', "not a valid IPv6"),
+        ('"x" ', None),
+    ],
+)
+def test_host_validation(tmp_path: Path, hosts: str, message: str | None) -> None:
+    text = f'[apps.a]\nsource = "r/a"\nhosts = {hosts}\n'
+    if message is None:
+        assert _parse(text, tmp_path).apps["a"].hosts == ("x",)
+        return
+    problems = _problems(text, tmp_path)
+    assert message in problems[0] and "field 'hosts'" in problems[0] and ":3:" in problems[0]
+
+
+@pytest.mark.parametrize("prefix", ["/a/../b", "/a//b", "/a?b", "/.well-known/lepton/x", "a"])
+def test_bad_prefixes(tmp_path: Path, prefix: str) -> None:
+    problems = _problems(f'[apps.a]\nsource = "r/a"\nprefix = "{prefix}"\n', tmp_path)
+    assert "field 'prefix'" in problems[0]
+
+
+def test_server_validation(tmp_path: Path) -> None:
+    problems = _problems(
+        '[server]\nlisten = []\ntrusted_proxies = ["nope"]\ncertfile = "c.pem"\nworkers = 0\nbogus = 1\n',
+        tmp_path,
+    )
+    text = "\n".join(problems)
+    assert ":2: field 'listen'" in text
+    assert ":3: field 'trusted_proxies': 'nope' is not an IP" in text
+    assert "field 'keyfile': TLS needs both" in text
+    assert ":5: field 'workers'" in text
+    assert ":6: field 'bogus': unknown key in [server]" in text
+
+
+def test_bad_app_name_and_inline_tables(tmp_path: Path) -> None:
+    problems = _problems('[apps]\n"bad name" = { source = "r/a" }\nok = { source = "r/b", prefix = 3 }\n', tmp_path)
+    assert "app 'bad name'" in problems[0] and ":2:" in problems[0]
+    assert ":3: app 'ok': field 'prefix'" in problems[1]
+
+
+def test_load_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load(tmp_path / "nope.toml")
+
+
+def test_resolve_source(tmp_path: Path) -> None:
+    assert resolve_source("ghcr.io/a/b:v1", tmp_path) == "ghcr.io/a/b:v1"
+    assert resolve_source("oci-layout:dir:v1", tmp_path) == f"oci-layout:{tmp_path.resolve()}/dir:v1"
+    assert resolve_source("oci-layout:dir", tmp_path) == f"oci-layout:{tmp_path.resolve()}/dir"
+    assert resolve_source("oci-layout:/abs/d@sha256:ab", tmp_path) == "oci-layout:/abs/d@sha256:ab"
+    assert resolve_source("oci-layout:a/b.c/d:t2", tmp_path) == f"oci-layout:{tmp_path.resolve()}/a/b.c/d:t2"
+
+
+def test_units() -> None:
+    assert parse_duration("30s") == 30
+    assert parse_duration("250ms") == 0.25
+    assert parse_duration("1m30s") == 90
+    assert parse_duration("2h") == 7200
+    assert parse_duration(5) == 5.0
+    for bad in ("", "30", "s", "1x", "-1s", True, "0s"):
+        with pytest.raises(ValueError):
+            parse_duration(bad)
+    assert parse_size("256MiB") == 256 * 1024 * 1024
+    assert parse_size("10MB") == 10_000_000
+    assert parse_size("512k") == 512 * 1024
+    assert parse_size("1.5GiB") == 3 * 512 * 1024 * 1024
+    assert parse_size(4096) == 4096
+    for bad in ("", "10 parsecs", "-1", 0, False):
+        with pytest.raises(ValueError):
+            parse_size(bad)
+    assert format_size(256 * 1024 * 1024) == "256MiB" and format_size(1000) == "1000"
+    assert format_duration(0.25) == "250ms" and format_duration(30.0) == "30s"
