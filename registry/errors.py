@@ -19,3 +19,15 @@ class UnsafePathError(LockError):
 
 class AuthError(RegistryError):
     """The registry refused the credentials (or asked for some and none were found)."""
+
+
+class InvalidReferenceError(RegistryError):
+    """The source string is neither a valid OCI reference nor a valid `oci-layout:` source."""
+
+
+class NotFoundError(RegistryError):
+    """The registry or layout has no such manifest, tag or blob."""
+
+
+class UnreachableError(RegistryError):
+    """The registry could not be reached (connection refused, DNS, timeout): the offline case."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from registry.locked import LockedApp, LockedComponent
@@ -16,6 +16,8 @@ class LoadedComponent:
     wasm_digest: str  # "sha256:<hex>"; also the key of the precompiled cache
     files_dir: Path | None  # the component's `files`, materialised; mount read-only at "/"
     locked: LockedComponent  # metadata, env, config, ... as the lock has them
+    # Uncomposed dependencies (`spin registry push --compose=false`): name -> verified wasm file.
+    dependency_paths: Mapping[str, Path] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

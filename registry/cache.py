@@ -1,0 +1,191 @@
+"""The on-disk content cache shared by every app and version.
+
+Layout under the cache root (see README "App sources, cache, auth and mirror"):
+
+    blobs/sha256/<hex>            verified content by digest: wasm, files, locks, configs, manifests
+    refs/<registry>/<repo>/<tag>.json   last manifest digest seen for a tag (the offline fallback)
+    apps/sha256-<hex>/            one dir per app version (manifest digest): lock + materialised files
+    tmp/                          in-flight downloads and app dirs being built (same filesystem, so
+                                  the final rename is atomic)
+
+Nothing enters `blobs/` or `apps/` unverified or half-written: writers fill a temp file, verify it,
+then rename it into place. A crash leaves at most debris in tmp/, which is always safe to delete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from registry.digest import DigestVerifier, split_digest
+from registry.reference import Reference
+
+_CHUNK = 1 << 20
+
+
+def default_cache_dir() -> Path:
+    """$XDG_CACHE_HOME/lepton-router, else ~/.cache/lepton-router."""
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
+    return base / "lepton-router"
+
+
+@dataclass(frozen=True)
+class TagRecord:
+    reference: str
+    digest: str  # what the tag pointed at (manifest or index)
+    manifest_digest: str  # the image manifest actually loaded (differs from digest for an index)
+    recorded_at: float
+
+
+class ContentCache:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.blobs = root / "blobs"
+        self.refs = root / "refs"
+        self.apps = root / "apps"
+        self.tmp = root / "tmp"
+        for d in (self.blobs, self.refs, self.apps, self.tmp):
+            d.mkdir(parents=True, exist_ok=True)
+
+    # --- blobs -------------------------------------------------------------------------------
+
+    def blob_path(self, digest: str) -> Path:
+        algorithm, hex_ = split_digest(digest)
+        return self.blobs / algorithm / hex_
+
+    def has_blob(self, digest: str) -> bool:
+        return self.blob_path(digest).is_file()
+
+    def read_blob(self, digest: str) -> bytes:
+        return self.blob_path(digest).read_bytes()
+
+    def put_stream(
+        self,
+        digest: str,
+        size: int | None,
+        chunks: Iterable[bytes],
+        where: str,
+        progress: Callable[[int], None] | None = None,
+    ) -> Path:
+        """Stream into a temp file, verify size and digest, then rename into place."""
+        final = self.blob_path(digest)
+        verifier = DigestVerifier(digest, size, where)
+        fd, tmp_name = tempfile.mkstemp(dir=self.tmp, prefix="blob-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                for chunk in chunks:
+                    verifier.update(chunk)
+                    out.write(chunk)
+                    if progress is not None:
+                        progress(len(chunk))
+            verifier.check()
+            os.chmod(tmp_name, 0o444)  # cache content is shared: nobody should write to it
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp_name, final)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp_name)
+            raise
+        return final
+
+    def put_bytes(self, digest: str, data: bytes, where: str) -> Path:
+        if self.has_blob(digest):
+            return self.blob_path(digest)
+        return self.put_stream(digest, len(data), [data], where)
+
+    def put_file(self, digest: str, path: Path, where: str) -> Path:
+        if self.has_blob(digest):
+            return self.blob_path(digest)
+        with path.open("rb") as f:
+            return self.put_stream(digest, path.stat().st_size, iter(lambda: f.read(_CHUNK), b""), where)
+
+    # --- tags (offline fallback) -------------------------------------------------------------
+
+    def _tag_file(self, ref: Reference) -> Path | None:
+        if ref.tag is None:
+            return None
+        return self.refs / ref.registry / ref.repository / f"{ref.tag}.json"
+
+    def record_tag(self, ref: Reference, digest: str, manifest_digest: str) -> None:
+        path = self._tag_file(ref)
+        if path is None:
+            return
+        record = {
+            "reference": str(Reference(ref.registry, ref.repository, ref.tag, None)),
+            "digest": digest,
+            "manifest_digest": manifest_digest,
+            "recorded_at": time.time(),
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._atomic_write(path, json.dumps(record, indent=2).encode())
+
+    def lookup_tag(self, ref: Reference) -> TagRecord | None:
+        path = self._tag_file(ref)
+        if path is None or not path.is_file():
+            return None
+        try:
+            obj = json.loads(path.read_bytes())
+            return TagRecord(
+                reference=str(obj["reference"]),
+                digest=str(obj["digest"]),
+                manifest_digest=str(obj["manifest_digest"]),
+                recorded_at=float(obj["recorded_at"]),
+            )
+        except (ValueError, KeyError, TypeError):
+            return None  # a damaged record is as good as none: go online
+
+    # --- per-app-version dirs ----------------------------------------------------------------
+
+    def app_dir(self, manifest_digest: str) -> Path:
+        algorithm, hex_ = split_digest(manifest_digest)
+        return self.apps / f"{algorithm}-{hex_}"
+
+    @contextlib.contextmanager
+    def building_app_dir(self, manifest_digest: str) -> Iterator[Path]:
+        """Yield a fresh staging dir; on success it becomes app_dir(manifest_digest) atomically.
+
+        If another pull finished the same version first, its dir is kept and ours discarded.
+        """
+        final = self.app_dir(manifest_digest)
+        staging = Path(tempfile.mkdtemp(dir=self.tmp, prefix="app-"))
+        try:
+            yield staging
+            try:
+                os.rename(staging, final)
+            except OSError:
+                if not final.is_dir():
+                    raise
+        finally:
+            if staging.exists():
+                _rmtree(staging)
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    def _atomic_write(self, path: Path, data: bytes) -> None:
+        fd, tmp_name = tempfile.mkstemp(dir=self.tmp, prefix="write-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+            os.replace(tmp_name, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp_name)
+            raise
+
+
+def _rmtree(path: Path) -> None:
+    def make_writable_and_retry(func: Callable[..., object], p: str, _exc: object) -> None:
+        os.chmod(os.path.dirname(p), 0o755)
+        with contextlib.suppress(FileNotFoundError):
+            func(p)
+
+    # Python 3.11 has only `onerror` (deprecated in 3.12 but still honoured).
+    shutil.rmtree(path, onerror=make_writable_and_retry)

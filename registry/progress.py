@@ -1,0 +1,82 @@
+"""Transfer progress: a live line per app on a TTY, one summary log line per app otherwise."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from typing import TextIO
+
+log = logging.getLogger("lepton.registry")
+
+_REDRAW_INTERVAL_S = 0.1
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
+class Progress:
+    """Thread-safe byte counter for one app's transfer (layers run on worker threads)."""
+
+    def __init__(self, verb: str, label: str, stream: TextIO | None = None) -> None:
+        self.verb = verb  # "pulled", "pushed", "mirrored"
+        self.label = label
+        self._stream = stream if stream is not None else sys.stderr
+        self._tty = bool(getattr(self._stream, "isatty", lambda: False)())
+        self._lock = threading.Lock()
+        self._started = time.monotonic()
+        self._last_draw = 0.0
+        self.total_bytes = 0
+        self.done_bytes = 0
+        self.total_layers = 0
+        self.done_layers = 0
+        self.cached_layers = 0
+
+    def plan(self, layers: int, total_bytes: int, cached_layers: int) -> None:
+        with self._lock:
+            self.total_layers, self.total_bytes, self.cached_layers = layers, total_bytes, cached_layers
+        self._draw(force=True)
+
+    def advance(self, nbytes: int) -> None:
+        with self._lock:
+            self.done_bytes += nbytes
+        self._draw()
+
+    def layer_done(self) -> None:
+        with self._lock:
+            self.done_layers += 1
+        self._draw(force=True)
+
+    def _draw(self, force: bool = False) -> None:
+        if not self._tty:
+            return
+        now = time.monotonic()
+        with self._lock:
+            if not force and now - self._last_draw < _REDRAW_INTERVAL_S:
+                return
+            self._last_draw = now
+            line = (
+                f"\r{self.label}: {self.done_layers}/{self.total_layers} layers, "
+                f"{_mb(self.done_bytes)} / {_mb(self.total_bytes)}"
+            )
+        self._stream.write(line + "\x1b[K")
+        self._stream.flush()
+
+    def finish(self, detail: str = "") -> None:
+        elapsed = time.monotonic() - self._started
+        if self._tty:
+            self._stream.write("\r\x1b[K")
+            self._stream.flush()
+        cached = f", {self.cached_layers} cached" if self.cached_layers else ""
+        log.info(
+            "%s %s: %d layers (%s transferred%s) in %.2fs%s",
+            self.verb,
+            self.label,
+            self.total_layers,
+            _mb(self.done_bytes),
+            cached,
+            elapsed,
+            f" {detail}" if detail else "",
+        )

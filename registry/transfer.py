@@ -1,0 +1,108 @@
+"""Moving verified blobs: store -> content cache (pull) and content cache -> store (push, mirror)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tarfile
+import tempfile
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from registry.cache import ContentCache
+from registry.errors import RegistryError
+from registry.media import ARCHIVE_LAYER, Descriptor
+from registry.progress import Progress
+from registry.stores import Store
+
+# Spin pulls 16 layers at a time; two cores and one loopback registry do not need that many.
+MAX_PARALLEL = 8
+
+
+def parallel(jobs: list[Callable[[], None]]) -> None:
+    """Run jobs on a small pool; the first failure is raised (after the others settle)."""
+    if not jobs:
+        return
+    if len(jobs) == 1:
+        jobs[0]()
+        return
+    with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(jobs)), thread_name_prefix="lepton-blob") as pool:
+        futures = [pool.submit(job) for job in jobs]
+        errors = [f.exception() for f in futures]
+    for error in errors:
+        if error is not None:
+            raise error
+
+
+def fetch_blobs(
+    store: Store, cache: ContentCache, blobs: Iterable[Descriptor], progress: Progress, where: str
+) -> None:
+    """Download every blob not yet in the cache, concurrently, each verified before it lands."""
+    unique: dict[str, Descriptor] = {}
+    for blob in blobs:
+        unique.setdefault(blob.digest, blob)
+    missing = [d for d in unique.values() if not cache.has_blob(d.digest)]
+    progress.plan(len(unique), sum(d.size for d in missing), len(unique) - len(missing))
+
+    def fetch(desc: Descriptor) -> Callable[[], None]:
+        def run() -> None:
+            with store.open_blob(desc.digest) as chunks:
+                cache.put_stream(desc.digest, desc.size, chunks, where, progress.advance)
+            progress.layer_done()
+
+        return run
+
+    parallel([fetch(d) for d in missing])
+    # Archive layers: Spin matches their files to lock entries by digest only, so each regular
+    # file goes into the cache under its own sha256 (tar paths are ignored, links skipped).
+    for desc in unique.values():
+        if desc.media_type == ARCHIVE_LAYER:
+            unpack_archive(cache, cache.blob_path(desc.digest), f"{where}: archive layer {desc.digest}")
+
+
+def unpack_archive(cache: ContentCache, archive: Path, where: str) -> None:
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            for member in tar:
+                if not member.isreg():
+                    continue
+                extracted = tar.extractfile(member)
+                if extracted is None:
+                    continue
+                _put_unknown_digest(cache, extracted.read, where)
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise RegistryError(f"{where}: cannot read tar.gz archive: {exc}") from exc
+
+
+def _put_unknown_digest(cache: ContentCache, read: Callable[[int], bytes], where: str) -> None:
+    hasher = hashlib.sha256()
+    fd, tmp = tempfile.mkstemp(dir=cache.tmp, prefix="unpack-")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            while chunk := read(1 << 20):
+                hasher.update(chunk)
+                out.write(chunk)
+        digest = "sha256:" + hasher.hexdigest()
+        if not cache.has_blob(digest):
+            cache.put_file(digest, Path(tmp), where)  # re-hashes: cheap, and keeps one entry path
+    finally:
+        os.unlink(tmp)
+
+
+def upload_blobs(
+    store: Store, cache: ContentCache, blobs: Iterable[Descriptor], progress: Progress
+) -> None:
+    unique: dict[str, Descriptor] = {}
+    for blob in blobs:
+        unique.setdefault(blob.digest, blob)
+    progress.plan(len(unique), sum(d.size for d in unique.values()), 0)
+
+    def upload(desc: Descriptor) -> Callable[[], None]:
+        def run() -> None:
+            store.put_blob(desc.digest, cache.blob_path(desc.digest), progress.advance)
+            progress.layer_done()
+
+        return run
+
+    parallel([upload(d) for d in unique.values()])
