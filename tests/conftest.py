@@ -1,1 +1,2 @@
 """Shared pytest fixtures. Each area adds its own in tests/support/ and imports them here."""
+from tests.support.registry_server import *  # noqa: F403
