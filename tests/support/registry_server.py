@@ -15,6 +15,7 @@ registry's on-disk copy of a blob, for corruption tests.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import socket
 import subprocess
 import time
@@ -120,6 +121,39 @@ class RegistryServer:
                 self._proc.kill()
                 self._proc.wait()
         self._proc = None
+
+    # Raw distribution-API writes (anonymous registries only), for hand-built artifacts in tests;
+    # deliberately independent of registry/ so they can check it.
+
+    def put_blob(self, repo: str, data: bytes) -> dict[str, object]:
+        """Upload `data`; returns its OCI descriptor fields (without mediaType)."""
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        start = urllib.request.Request(f"{self.url}/v2/{repo}/blobs/uploads/", method="POST", data=b"")
+        with urllib.request.urlopen(start, timeout=10) as response:
+            location = response.headers["Location"]
+        if location.startswith("/"):
+            location = self.url + location
+        sep = "&" if "?" in location else "?"
+        put = urllib.request.Request(
+            f"{location}{sep}digest={digest}",
+            method="PUT",
+            data=data,
+            headers={"Content-Type": "application/octet-stream"},
+        )
+        with urllib.request.urlopen(put, timeout=10):
+            pass
+        return {"digest": digest, "size": len(data)}
+
+    def put_manifest(self, repo: str, target: str, body: bytes, media_type: str) -> str:
+        put = urllib.request.Request(
+            f"{self.url}/v2/{repo}/manifests/{target}",
+            method="PUT",
+            data=body,
+            headers={"Content-Type": media_type},
+        )
+        with urllib.request.urlopen(put, timeout=10):
+            pass
+        return "sha256:" + hashlib.sha256(body).hexdigest()
 
     def blob_path(self, digest: str) -> Path:
         algorithm, hex_ = digest.split(":", 1)
