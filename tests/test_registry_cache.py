@@ -66,7 +66,7 @@ def test_truncated_blob_is_refused(registry: RegistryServer, big_file_app: tuple
     stored.write_bytes(original[: len(original) // 2])
     try:
         cache = tmp_path / "cache"
-        with pytest.raises(DigestMismatchError, match="truncated|failed verification"):
+        with pytest.raises(DigestMismatchError, match=r"truncated|failed verification"):
             load_app(ref, cache_dir=cache, insecure=True)
         assert_clean_after_failure(cache, sha(data))
     finally:
@@ -88,7 +88,7 @@ def test_missing_blob_is_a_clear_error(tmp_path: Path, big_file_app: tuple[Path,
 
 
 def test_unknown_tag_is_a_clear_error(registry: RegistryServer, tmp_path: Path) -> None:
-    with pytest.raises(NotFoundError, match="nothing/here:v9.*manifest v9 not found"):
+    with pytest.raises(NotFoundError, match=r"nothing/here:v9.*manifest v9 not found"):
         load_app(f"{registry.host}/nothing/here:v9", cache_dir=tmp_path / "cache", insecure=True)
 
 
@@ -123,7 +123,7 @@ def test_offline_fallback_to_cached_tag(
     assert not [r for r in caplog.records if r.levelno == logging.WARNING]
 
     # A tag never pulled cannot be served offline.
-    with pytest.raises(UnreachableError, match="offline/app:v2.*cannot reach registry"):
+    with pytest.raises(UnreachableError, match=r"offline/app:v2.*cannot reach registry"):
         load_app(f"{server.host}/offline/app:v2", cache_dir=cache, insecure=True)
 
 
