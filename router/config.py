@@ -39,7 +39,8 @@ SERVER_KEYS = (
     "workers",
 )
 SETTING_KEYS = ("insecure", "timeout", "memory", "max_body", "max_concurrent")
-APP_KEYS = ("source", "hosts", "prefix", "variables", *SETTING_KEYS)
+APP_KEYS = ("source", "hosts", "prefix", "routes", "variables", *SETTING_KEYS)
+ROUTE_KEYS = ("hosts", "prefix")
 TOP_KEYS = ("server", "defaults", "apps")
 
 
@@ -71,12 +72,23 @@ class ConfigError(Exception):
 
 
 @dataclass(frozen=True)
+class RouteConfig:
+    """Where an app is reachable: any of `hosts` (none: any host) under `prefix` ("" is the root)."""
+
+    hosts: tuple[str, ...] = ()  # normalised: lower case, no trailing dot; "*.x" for wildcards
+    prefix: str = ""  # "" is the root; otherwise "/a/b" without trailing slash
+
+    def describe(self) -> str:
+        return f"{','.join(self.hosts) or '*'}{self.prefix or '/'}"
+
+
+@dataclass(frozen=True)
 class AppConfig:
     name: str
     source: str  # as written in routes.toml
     resolved_source: str  # what registry.load_app gets (oci-layout paths made absolute)
-    hosts: tuple[str, ...] = ()  # normalised: lower case, no trailing dot; "*.x" for wildcards
-    prefix: str = ""  # "" is the root; otherwise "/a/b" without trailing slash
+    # `hosts`/`prefix` in the file make one route; `routes = [{...}, ...]` several.
+    routes: tuple[RouteConfig, ...] = (RouteConfig(),)
     insecure: bool = False
     timeout_s: float = AppSettings.timeout_s
     memory_bytes: int = AppSettings.memory_bytes
@@ -300,8 +312,7 @@ class _Validator:
                          "`source` is required: an OCI reference or \"oci-layout:PATH[:TAG]\"")
             source = ""
         source = source.strip()
-        hosts = self.hosts(body, table, name)
-        prefix = self.prefix(body, table, name)
+        routes = self.routes(body, table, name)
         variables: dict[str, str] = {}
         raw_vars = body.get("variables", {})
         if not isinstance(raw_vars, dict):
@@ -316,8 +327,7 @@ class _Validator:
             name=name,
             source=source,
             resolved_source=resolve_source(source, self.base) if source else "",
-            hosts=hosts,
-            prefix=prefix,
+            routes=routes,
             variables=variables,
             insecure=defaults.insecure,
             timeout_s=defaults.timeout_s,
@@ -346,38 +356,58 @@ class _Validator:
         convert("max_concurrent", "max_concurrent", _positive_int)
         return _replace(base, values)
 
-    def hosts(self, body: Mapping[str, Any], table: tuple[str, ...], app: str) -> tuple[str, ...]:
+    def routes(self, body: Mapping[str, Any], table: tuple[str, ...], app: str) -> tuple[RouteConfig, ...]:
+        if "routes" not in body:
+            return (RouteConfig(self.hosts(body, table, app, "hosts"), self.prefix(body, table, app, "prefix")),)
+        if "hosts" in body or "prefix" in body:
+            self.problem(table, app, "routes", "use either `routes` or `hosts`/`prefix`, not both")
+            return ()
+        raw = body["routes"]
+        if not isinstance(raw, list) or not raw or not all(isinstance(r, dict) for r in raw):
+            self.problem(table, app, "routes", 'must be a list such as [{ hosts = ["a.example"] }, { prefix = "/a" }]')
+            return ()
+        routes: list[RouteConfig] = []
+        for entry in raw:
+            for key in entry:
+                if key not in ROUTE_KEYS:
+                    self.problem(table, app, "routes", f"unknown key {key!r} in a route (use hosts, prefix)")
+            route = RouteConfig(self.hosts(entry, table, app, "routes"), self.prefix(entry, table, app, "routes"))
+            if route in routes:
+                self.problem(table, app, "routes", f"route {route.describe()} is listed twice")
+            routes.append(route)
+        return tuple(routes)
+
+    def hosts(self, body: Mapping[str, Any], table: tuple[str, ...], app: str, key: str) -> tuple[str, ...]:
         raw = body.get("hosts", [])
         if isinstance(raw, str):
             raw = [raw]
         if not isinstance(raw, list) or not all(isinstance(h, str) for h in raw):
-            self.problem(table, app, "hosts", "must be a list of host names")
+            self.problem(table, app, key, "`hosts` must be a list of host names")
             return ()
         hosts: list[str] = []
         for entry in raw:
             host = normalise_host(entry)
             error = host_pattern_error(host)
             if error:
-                self.problem(table, app, "hosts", f"{entry!r}: {error}")
+                self.problem(table, app, key, f"{entry!r}: {error}")
             elif host not in hosts:
                 hosts.append(host)
         return tuple(hosts)
 
-    def prefix(self, body: Mapping[str, Any], table: tuple[str, ...], app: str) -> str:
+    def prefix(self, body: Mapping[str, Any], table: tuple[str, ...], app: str, key: str) -> str:
         raw = body.get("prefix", "")
         if not isinstance(raw, str):
-            self.problem(table, app, "prefix", 'must be a path such as "/hello"')
+            self.problem(table, app, key, '`prefix` must be a path such as "/hello"')
             return ""
         prefix = normalise_prefix(raw)
         if not prefix:
             return ""
         segments = prefix.split("/")[1:]
         if not _PREFIX.match(prefix) or any(s in (".", "..") for s in segments):
-            self.problem(table, app, "prefix",
-                         f"{raw!r} must start with '/' and contain only plain path segments")
+            self.problem(table, app, key, f"{raw!r} must start with '/' and contain only plain path segments")
             return ""
         if prefix == RESERVED_PREFIX or prefix.startswith(RESERVED_PREFIX + "/"):
-            self.problem(table, app, "prefix", f"{RESERVED_PREFIX} is reserved for the router")
+            self.problem(table, app, key, f"{RESERVED_PREFIX} is reserved for the router")
             return ""
         return prefix
 
@@ -386,16 +416,17 @@ class _Validator:
         for app in apps.values():
             if app.name in self.broken:
                 continue
-            for host in app.hosts or ("",):
-                key = (host, app.prefix)
-                other = claims.get(key)
-                if other is not None and other != app.name:
-                    shown_host = host or "any host"
-                    shown_prefix = app.prefix or "/"
-                    self.problem(("apps", app.name), app.name, "hosts" if host else "prefix",
-                                 f"{shown_host} {shown_prefix} is also claimed by app {other!r}")
-                else:
-                    claims[key] = app.name
+            field_name = "hosts" if len(app.routes) == 1 else "routes"
+            for route in app.routes:
+                for host in route.hosts or ("",):
+                    key = (host, route.prefix)
+                    other = claims.get(key)
+                    if other is not None and other != app.name:
+                        field_shown = field_name if host or field_name == "routes" else "prefix"
+                        self.problem(("apps", app.name), app.name, field_shown,
+                                     f"{host or 'any host'} {route.prefix or '/'} is also claimed by app {other!r}")
+                    else:
+                        claims[key] = app.name
 
 
 def host_pattern_error(host: str) -> str | None:

@@ -1,2 +1,3 @@
 """Shared pytest fixtures. Each area adds its own in tests/support/ and imports them here."""
 from tests.support.registry_server import *  # noqa: F403
+from tests.support.server import *  # noqa: F403

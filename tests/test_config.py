@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from router.config import ConfigError, load, parse, resolve_source
+from router.config import ConfigError, RouteConfig, load, parse, resolve_source
 from router.units import format_duration, format_size, parse_duration, parse_size
 
 
@@ -54,8 +54,7 @@ timeout = "1m30s"
     assert cfg.server.state_dir == tmp_path / ".lepton/state"
     assert cfg.server.trusted_proxies == ("127.0.0.1/32", "10.0.0.0/8")
     hello = cfg.apps["hello"]
-    assert hello.hosts == ("hello.localhost", "*.hello.example.com")
-    assert hello.prefix == "/hello"
+    assert hello.routes == (RouteConfig(("hello.localhost", "*.hello.example.com"), "/hello"),)
     assert hello.resolved_source == f"oci-layout:{tmp_path.resolve()}/examples/hello:v1"
     assert hello.memory_bytes == 64 * 1024 * 1024
     assert hello.max_body_bytes == 1_000_000
@@ -67,7 +66,7 @@ timeout = "1m30s"
     other = cfg.apps["other"]
     assert other.insecure is True and other.timeout_s == 90.0
     assert other.resolved_source == "ghcr.io/acme/other:v2"
-    assert other.hosts == () and other.prefix == ""
+    assert other.routes == (RouteConfig(),)
 
 
 def test_defaults_when_empty(tmp_path: Path) -> None:
@@ -160,7 +159,7 @@ def test_same_prefix_different_hosts_is_fine(tmp_path: Path) -> None:
 def test_host_validation(tmp_path: Path, hosts: str, message: str | None) -> None:
     text = f'[apps.a]\nsource = "r/a"\nhosts = {hosts}\n'
     if message is None:
-        assert _parse(text, tmp_path).apps["a"].hosts == ("x",)
+        assert _parse(text, tmp_path).apps["a"].routes[0].hosts == ("x",)
         return
     problems = _problems(text, tmp_path)
     assert message in problems[0] and "field 'hosts'" in problems[0] and ":3:" in problems[0]
@@ -223,3 +222,54 @@ def test_units() -> None:
             parse_size(bad)
     assert format_size(256 * 1024 * 1024) == "256MiB" and format_size(1000) == "1000"
     assert format_duration(0.25) == "250ms" and format_duration(30.0) == "30s"
+
+
+def test_several_routes(tmp_path: Path) -> None:
+    cfg = _parse(
+        """[apps.hello]
+source = "r/hello"
+routes = [{ hosts = ["hello.localhost"] }, { prefix = "/hello" }]
+
+[apps.other]
+source = "r/other"
+
+[[apps.other.routes]]
+hosts = ["o.test", "*.o.test"]
+prefix = "/o"
+""",
+        tmp_path,
+    )
+    assert cfg.apps["hello"].routes == (RouteConfig(("hello.localhost",), ""), RouteConfig((), "/hello"))
+    assert cfg.apps["other"].routes == (RouteConfig(("o.test", "*.o.test"), "/o"),)
+
+
+def test_routes_errors(tmp_path: Path) -> None:
+    problems = _problems(
+        """[apps.a]
+source = "r/a"
+hosts = ["a.test"]
+routes = [{ prefix = "/a" }]
+
+[apps.b]
+source = "r/b"
+routes = [{ prefix = "/x", port = 1 }, { prefix = "/y" }, { prefix = "/y/" }]
+
+[apps.c]
+source = "r/c"
+routes = [{ hosts = ["c.test"] }, { prefix = "/y" }]
+""",
+        tmp_path,
+    )
+    text = "\n".join(problems)
+    assert ":4: app 'a': field 'routes': use either `routes` or `hosts`/`prefix`" in text
+    assert ":8: app 'b': field 'routes': unknown key 'port'" in text
+    assert "app 'b': field 'routes': route */y is listed twice" in text
+    assert len(problems) == 3  # b is broken, so c's /y is not reported as a conflict with it
+
+
+def test_routes_conflict_between_apps(tmp_path: Path) -> None:
+    problems = _problems(
+        '[apps.a]\nsource = "r/a"\nroutes = [{ prefix = "/x" }]\n[apps.b]\nsource = "r/b"\nprefix = "/x"\n',
+        tmp_path,
+    )
+    assert problems == [f"{tmp_path / 'routes.toml'}:6: app 'b': field 'prefix': any host /x is also claimed by app 'a'"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from router.config import AppConfig
+from router.config import AppConfig, RouteConfig
 from router.reconcile import compose, plan
 
 
@@ -17,7 +17,7 @@ def test_plan_add_change_keep_remove() -> None:
                "limits": _app("limits")}
     desired = {
         "same": _app("same"),
-        "routes": _app("routes", hosts=("new.test",), prefix="/p"),
+        "routes": _app("routes", routes=(RouteConfig(("new.test",), "/p"),)),
         "bumped": _app("bumped", "r/x:2"),
         "limits": replace(_app("limits"), timeout_s=1.0),
         "new": _app("new"),

@@ -1,0 +1,243 @@
+"""`lepton-router` command line: serve, add, remove, list, check, pull, push, mirror."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from router.config import ConfigError, RoutesConfig
+from router.config import load as load_config
+
+DEFAULT_ROUTES = "routes.toml"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lepton-router",
+        description="Serve many Spin apps from OCI registries on one port, routed by Host and path.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("serve", help="serve the apps in routes.toml (hot-reloads on change and SIGHUP)")
+    p.add_argument("routes", nargs="?", default=DEFAULT_ROUTES, help="routes file (default: routes.toml)")
+    p.add_argument("--listen", action="append", default=[], metavar="ADDR",
+                   help="override [server].listen (repeatable), e.g. 127.0.0.1:8080")
+    p.add_argument("--admin-listen", action="append", default=None, metavar="ADDR",
+                   help="override [server].admin_listen (status page, JSON, metrics)")
+    p.add_argument("--workers", type=int, default=None, metavar="N", help="worker processes on the same port")
+    p.add_argument("--access-log", action="store_true", help="log every request")
+    p.add_argument("--log-level", default="INFO")
+
+    p = sub.add_parser("add", help="add an app to routes.toml")
+    p.add_argument("name")
+    p.add_argument("source", help='OCI reference or "oci-layout:PATH[:TAG]"')
+    p.add_argument("--host", action="append", default=[], help="host to route (repeatable; *.suffix allowed)")
+    p.add_argument("--prefix", default=None, help="path prefix to mount the app at, e.g. /hello")
+    p.add_argument("--insecure", action="store_true", help="plain-HTTP registry")
+    p.add_argument("--replace", action="store_true", help="replace an existing app of that name")
+    p.add_argument("-f", "--file", default=DEFAULT_ROUTES)
+
+    p = sub.add_parser("remove", help="remove an app from routes.toml")
+    p.add_argument("name")
+    p.add_argument("-f", "--file", default=DEFAULT_ROUTES)
+
+    p = sub.add_parser("list", help="list apps (with live state when the admin listener answers)")
+    p.add_argument("-f", "--file", default=DEFAULT_ROUTES)
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("check", help="validate routes.toml")
+    p.add_argument("file", nargs="?", default=DEFAULT_ROUTES)
+
+    p = sub.add_parser("pull", help="pull an app and compile it (warms the caches)")
+    p.add_argument("source")
+    p.add_argument("--insecure", action="store_true")
+    p.add_argument("--cache-dir", default=None)
+
+    p = sub.add_parser("push", help="push a local lock file (spin.lock style) as a Spin v3 artifact")
+    p.add_argument("lockfile")
+    p.add_argument("reference", help='registry reference or "oci-layout:PATH:TAG"')
+    p.add_argument("--insecure", action="store_true")
+
+    p = sub.add_parser("mirror", help="copy an app between registries and oci-layout directories")
+    p.add_argument("src")
+    p.add_argument("dest")
+    p.add_argument("--insecure", action="store_true")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return int(_COMMANDS[args.command](args) or 0)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        from registry.errors import RegistryError
+        from router.edit import EditError
+
+        if isinstance(exc, RegistryError | EditError):
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        raise
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from router.serve import ServeOptions, serve
+
+    return serve(
+        ServeOptions(
+            routes_path=Path(args.routes),
+            listen=tuple(args.listen),
+            admin_listen=tuple(args.admin_listen) if args.admin_listen is not None else None,
+            workers=args.workers,
+            access_log=args.access_log,
+            log_level=args.log_level,
+        )
+    )
+
+
+def _add(args: argparse.Namespace) -> int:
+    from router.edit import add_app
+
+    path = Path(args.file)
+    add_app(path, args.name, args.source, hosts=args.host, prefix=args.prefix, insecure=args.insecure,
+            replace=args.replace)
+    print(f"added {args.name} to {path}")
+    return 0
+
+
+def _remove(args: argparse.Namespace) -> int:
+    from router.edit import remove_app
+
+    remove_app(Path(args.file), args.name)
+    print(f"removed {args.name} from {args.file}")
+    return 0
+
+
+def _live_status(cfg: RoutesConfig) -> dict[str, Any] | None:
+    """The running server's status from its admin listener, or None when there is none."""
+    import httpx
+
+    for address in cfg.server.admin_listen:
+        if address.startswith(("unix:", "fd:")):
+            continue
+        host, _, port = address.rpartition(":")
+        if host in ("0.0.0.0", ""):
+            host = "127.0.0.1"
+        elif host == "[::]":
+            host = "[::1]"
+        try:
+            response = httpx.get(f"http://{host}:{port}/status.json", timeout=2.0)
+            if response.status_code == 200:
+                data: dict[str, Any] = response.json()
+                return data
+        except (httpx.HTTPError, ValueError):
+            continue
+    return None
+
+
+def _list(args: argparse.Namespace) -> int:
+    cfg = load_config(Path(args.file))
+    live = _live_status(cfg)
+    live_apps = {a["name"]: a for a in live["apps"]} if live else {}
+    rows = []
+    for name, app in cfg.apps.items():
+        row: dict[str, Any] = {
+            "name": name,
+            "source": app.source,
+            "routes": [r.describe() for r in app.routes],
+        }
+        state = live_apps.get(name)
+        if state is not None:
+            row["state"] = state["state"]
+            row["digest"] = (state.get("version") or {}).get("digest")
+            row["requests"] = state["requests"]
+            row["error"] = state["error"]
+        rows.append(row)
+    if args.json:
+        print(json.dumps({"live": live is not None, "apps": rows}, indent=2))
+        return 0
+    headers = ["NAME", "SOURCE", "ROUTES"] + (["STATE", "DIGEST", "REQUESTS"] if live else [])
+    table = [headers]
+    for row in rows:
+        line = [row["name"], row["source"], " ".join(row["routes"])]
+        if live:
+            digest = row.get("digest") or "-"
+            line += [row.get("state", "not loaded"), digest[:19], str(row.get("requests", "-"))]
+        table.append(line)
+    widths = [max(len(r[i]) for r in table) for i in range(len(headers))]
+    for r in table:
+        print("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
+    if not live:
+        print("(no live state: no admin_listen configured, or the server is not running)", file=sys.stderr)
+    for row in rows:
+        if row.get("error"):
+            print(f"{row['name']}: {row['error']}", file=sys.stderr)
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    cfg = load_config(Path(args.file))
+    print(f"{args.file}: ok, {len(cfg.apps)} apps")
+    return 0
+
+
+def _pull(args: argparse.Namespace) -> int:
+    import registry
+    import runtime
+    from runtime.types import AppSettings
+
+    cache_dir = Path(args.cache_dir) if args.cache_dir else None
+    if cache_dir is None and Path(DEFAULT_ROUTES).exists():
+        cache_dir = load_config(Path(DEFAULT_ROUTES)).server.cache_dir
+    cache_dir = cache_dir or registry.default_cache_dir()
+    loaded = registry.load_app(args.source, cache_dir=cache_dir, insecure=args.insecure)
+
+    async def compile_app() -> None:
+        rt = runtime.Runtime(cache_dir)
+        running = await rt.load_app(loaded, AppSettings())
+        running.close()
+
+    asyncio.run(compile_app())
+    print(f"{args.source}: {loaded.manifest_digest} ({len(loaded.components)} components, compiled)")
+    return 0
+
+
+def _push(args: argparse.Namespace) -> int:
+    import registry
+
+    digest = registry.push_app(Path(args.lockfile), args.reference, insecure=args.insecure)
+    print(f"pushed {args.reference} {digest}")
+    return 0
+
+
+def _mirror(args: argparse.Namespace) -> int:
+    import registry
+
+    digest = registry.mirror_app(args.src, args.dest, insecure=args.insecure)
+    print(f"mirrored {args.src} -> {args.dest} {digest}")
+    return 0
+
+
+_COMMANDS = {
+    "serve": _serve,
+    "add": _add,
+    "remove": _remove,
+    "list": _list,
+    "check": _check,
+    "pull": _pull,
+    "push": _push,
+    "mirror": _mirror,
+}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,198 @@
+"""The data plane: one ASGI HTTP request -> routing table -> runtime, bodies streamed both ways.
+
+This runs at the ASGI level rather than through a Quart view because it is on every request's
+path: it avoids building a Quart request context, and it passes status, headers and body bytes
+through untouched (Quart would add a default content type, cap bodies with MAX_CONTENT_LENGTH, and
+buffer for `request.get_data`). The request body is handed to the guest as an async iterator over
+ASGI `http.request` messages, so it is read as the guest asks for it (backpressure reaches the
+client); the response is sent chunk by chunk as the guest writes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from router.manager import AppManager
+from router.proxy import TrustedProxies, client_view
+from router.table import request_host
+from runtime.types import IncomingRequest, OutgoingResponse
+
+log = logging.getLogger("lepton.router")
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+# Hop-by-hop headers (RFC 9110 7.6.1) belong to one connection; the server sets its own.
+HOP_BY_HOP = frozenset(
+    {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer"}
+)
+
+NOT_FOUND = b"not found\n"
+BUSY = b"busy, retry later\n"
+
+
+class ClientDisconnected(ConnectionError):
+    """The client went away before sending its whole request body."""
+
+
+class _Inbound:
+    """Reads the request body from ASGI `receive` on demand and notices a client disconnect."""
+
+    def __init__(self, receive: Receive, first_body_done: bool = False) -> None:
+        self.receive = receive
+        self.done = first_body_done
+        self.disconnected = False
+
+    async def body(self) -> AsyncIterator[bytes]:
+        while not self.done:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                self.disconnected = True
+                self.done = True
+                raise ClientDisconnected("client disconnected before the request body ended")
+            chunk = message.get("body", b"")
+            if not message.get("more_body", False):
+                self.done = True
+            if chunk:
+                yield chunk
+
+    async def wait_disconnect(self) -> None:
+        """After the body: the only message left is http.disconnect (when the client goes)."""
+        while True:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                self.disconnected = True
+                return
+
+
+def _text_response(status: int, body: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
+    return (
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())],
+        },
+        {"type": "http.response.body", "body": body, "more_body": False},
+    )
+
+
+class Dispatcher:
+    def __init__(self, manager: AppManager, trusted: TrustedProxies) -> None:
+        self.manager = manager
+        self.trusted = trusted
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
+        path = raw_path.decode("latin-1")
+        headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"]]
+        client = scope.get("client") or ("0.0.0.0", 0)
+        view = client_view((client[0], client[1]), scope["scheme"], headers, self.trusted)
+        route = self.manager.table.lookup(request_host(view.host), path)
+        if route is None:
+            self.manager.unmatched += 1
+            for message in _text_response(404, NOT_FOUND):
+                await send(message)
+            return
+
+        endpoint = route.target
+        stats = endpoint.stats
+        limit = endpoint.config.max_concurrent
+        if limit is not None and stats.inflight >= limit:
+            stats.rejected += 1
+            start, body = _text_response(503, BUSY)
+            start["headers"].append((b"retry-after", b"1"))
+            await send(start)
+            await send(body)
+            return
+
+        version = endpoint.version
+        version.acquire()
+        stats.inflight += 1
+        started = time.perf_counter()
+        status = 500
+        try:
+            content_length = None
+            for key, value in headers:
+                if key == "content-length":
+                    content_length = int(value) if value.isdigit() else None
+                    break
+            inbound = _Inbound(receive)
+            request = IncomingRequest(
+                method=scope["method"],
+                scheme=view.scheme,
+                host=view.host,
+                path=path,
+                query=scope.get("query_string", b"").decode("latin-1"),
+                headers=headers,
+                client_addr=view.addr,
+                body=inbound.body(),
+                mount_prefix=route.prefix,
+                content_length=content_length,
+                http_version=scope.get("http_version", "1.1"),
+            )
+            try:
+                response = await version.handler.handle(request)
+            except Exception:
+                # The runtime maps guest faults to responses itself; this is a host bug. Keep serving.
+                log.exception("app %s: request handling failed", route.app)
+                for message in _text_response(500, b""):
+                    await send(message)
+                return
+            status = response.status
+            await self._send_response(response, inbound, send, route.app)
+        finally:
+            stats.inflight -= 1
+            stats.record(status, time.perf_counter() - started)
+            version.release()
+
+    async def _send_response(self, response: OutgoingResponse, inbound: _Inbound, send: Send, app: str) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": response.status,
+                "headers": [
+                    (k.encode("latin-1"), v.encode("latin-1"))
+                    for k, v in response.headers
+                    if k.lower() not in HOP_BY_HOP
+                ],
+            }
+        )
+        body = response.body
+        watcher: asyncio.Task[None] | None = None
+        try:
+            # Look one chunk ahead so the last chunk goes out with more_body=False (one write less,
+            # and HTTP/1.1 can finish a response without a separate terminating message).
+            iterator = body.__aiter__()
+            pending = await anext(iterator, None)
+            sent_any = False
+            while pending is not None:
+                following = await anext(iterator, None)
+                if inbound.disconnected:
+                    return
+                await send({"type": "http.response.body", "body": pending, "more_body": following is not None})
+                sent_any = True
+                if following is not None and watcher is None and inbound.done:
+                    # A long response: stop generating it if the client goes away.
+                    watcher = asyncio.create_task(inbound.wait_disconnect())
+                pending = following
+            if not sent_any:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except Exception:
+            # The guest failed after the status was sent. As Spin does, the body ends truncated:
+            # returning without the final message makes the server close the connection, so the
+            # client sees an incomplete response rather than a clean short one.
+            log.exception("app %s: response body failed mid-stream; truncated", app)
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+            aclose = getattr(body, "aclose", None)
+            if aclose is not None:
+                try:
+                    await aclose()
+                except Exception:
+                    log.debug("closing the response body of %s failed", app, exc_info=True)

@@ -1,0 +1,186 @@
+"""`lepton-router serve`: hypercorn on the shared listener(s), optional admin listener, N workers.
+
+Sockets are bound once, in this process, and handed to every worker process (the way hypercorn's
+own `--workers` does it), so N workers accept on the same port without SO_REUSEPORT games. We run
+our own small supervisor instead of hypercorn.run.run because hypercorn's treats SIGHUP as "restart
+all workers"; ours forwards SIGHUP to the workers, which hot-reload routes.toml in place. Each
+worker has its own runtime and app versions; they share the on-disk registry and compiled caches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+from dataclasses import dataclass
+from multiprocessing.connection import wait
+from multiprocessing.process import BaseProcess
+from multiprocessing.synchronize import Event as EventType
+from pathlib import Path
+from typing import Any, cast
+
+from hypercorn.asyncio.run import worker_serve
+from hypercorn.config import Config as HyperConfig
+from hypercorn.config import Sockets
+from hypercorn.utils import wrap_app
+
+from router import config as config_mod
+from router.admin import create_admin_app
+from router.app import RouterApp
+from router.loader import AppLoader
+from router.manager import AppManager
+from router.proxy import TrustedProxies
+
+log = logging.getLogger("lepton.router")
+
+GRACEFUL_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    routes_path: Path
+    listen: tuple[str, ...] = ()  # overrides [server].listen
+    admin_listen: tuple[str, ...] | None = None  # overrides [server].admin_listen
+    workers: int | None = None  # overrides [server].workers
+    access_log: bool = False
+    log_level: str = "INFO"
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _hypercorn_config(binds: tuple[str, ...], server: config_mod.ServerConfig, access_log: bool,
+                      tls: bool) -> HyperConfig:
+    hc = HyperConfig()
+    hc.bind = list(binds)
+    hc.graceful_timeout = GRACEFUL_TIMEOUT_S
+    hc.accesslog = "-" if access_log else None
+    hc.errorlog = "-"
+    if tls and server.certfile is not None and server.keyfile is not None:
+        hc.certfile = str(server.certfile)
+        hc.keyfile = str(server.keyfile)
+    return hc
+
+
+def serve(options: ServeOptions) -> int:
+    setup_logging(options.log_level)
+    cfg = config_mod.load(options.routes_path)  # a bad file at startup is fatal (ConfigError)
+    server = cfg.server
+    workers = options.workers or server.workers
+    main = _hypercorn_config(options.listen or server.listen, server, options.access_log, tls=True)
+    admin_binds = server.admin_listen if options.admin_listen is None else options.admin_listen
+    admin = _hypercorn_config(admin_binds, server, False, tls=False) if admin_binds else None
+    main.workers = workers
+    sockets = main.create_sockets()
+    admin_sockets = admin.create_sockets() if admin is not None else None
+    for sock in [*sockets.secure_sockets, *sockets.insecure_sockets]:
+        name = sock.getsockname()
+        log.info("listening on %s", name if isinstance(name, str) else f"{name[0]}:{name[1]}")
+    if workers <= 1:
+        asyncio.run(_serve_worker(options, main, sockets, admin, admin_sockets, None))
+        return 0
+    return _supervise(options, workers, main, sockets, admin, admin_sockets)
+
+
+def _worker_entry(options: ServeOptions, main: HyperConfig, sockets: Sockets, admin: HyperConfig | None,
+                  admin_sockets: Sockets | None, shutdown_event: EventType) -> None:
+    """Entry point of a worker process (spawned: everything here must be picklable)."""
+    setup_logging(options.log_level)
+    asyncio.run(_serve_worker(options, main, sockets, admin, admin_sockets, shutdown_event))
+
+
+async def _serve_worker(options: ServeOptions, main: HyperConfig, sockets: Sockets,
+                        admin: HyperConfig | None, admin_sockets: Sockets | None,
+                        shutdown_event: EventType | None) -> None:
+    cfg = config_mod.load(options.routes_path)
+    loader = AppLoader(cfg.server.cache_dir, cfg.server.state_dir)
+    manager = AppManager(options.routes_path, loader)
+    app = RouterApp(manager, TrustedProxies(cfg.server.trusted_proxies))
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    if shutdown_event is None:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+    else:
+        poller = loop.create_task(_poll_event(shutdown_event, stop))
+
+    servers = [worker_serve(wrap_app(cast(Any, app), main.wsgi_max_body_size, "asgi"), main, sockets=sockets,
+                            shutdown_trigger=stop.wait)]
+    if admin is not None and admin_sockets is not None:
+        admin_app = create_admin_app(manager)
+        servers.append(worker_serve(wrap_app(cast(Any, admin_app), admin.wsgi_max_body_size, "asgi"), admin,
+                                    sockets=admin_sockets, shutdown_trigger=stop.wait))
+    try:
+        await asyncio.gather(*servers)
+    finally:
+        if shutdown_event is not None:
+            poller.cancel()
+        loader.close()
+
+
+async def _poll_event(event: EventType, stop: asyncio.Event) -> None:
+    while not event.is_set():
+        await asyncio.sleep(0.2)
+    stop.set()
+
+
+def _supervise(options: ServeOptions, workers: int, main: HyperConfig, sockets: Sockets,
+               admin: HyperConfig | None, admin_sockets: Sockets | None) -> int:
+    ctx = multiprocessing.get_context("spawn")
+    shutdown_event = ctx.Event()
+    processes: list[BaseProcess] = []
+    stopping = False
+
+    def spawn() -> None:
+        process = ctx.Process(
+            target=_worker_entry,
+            args=(options, main, sockets, admin, admin_sockets, shutdown_event),
+            name="lepton-router-worker",
+        )
+        process.start()
+        processes.append(process)
+
+    def on_stop(*_: Any) -> None:
+        nonlocal stopping
+        stopping = True
+        shutdown_event.set()
+
+    def on_hup(*_: Any) -> None:
+        for process in processes:
+            if process.pid is not None and process.is_alive():
+                os.kill(process.pid, signal.SIGHUP)
+
+    # Workers inherit "ignore SIGINT", so a terminal's Ctrl-C reaches only us and we stop them
+    # gracefully through the shared event.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for _ in range(workers):
+        spawn()
+    signal.signal(signal.SIGINT, on_stop)
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGHUP, on_hup)
+    log.info("started %d workers", workers)
+
+    exitcode = 0
+    while processes:
+        wait([p.sentinel for p in processes], timeout=1.0)
+        for process in list(processes):
+            if process.exitcode is None:
+                continue
+            process.join()
+            processes.remove(process)
+            if not stopping:
+                log.error("worker %s exited with %s; starting a new one", process.pid, process.exitcode)
+                exitcode = process.exitcode or 0
+                spawn()
+    for sock in [*sockets.secure_sockets, *sockets.insecure_sockets]:
+        sock.close()
+    return 0 if stopping else exitcode

@@ -1,0 +1,80 @@
+"""Reload triggers: changes to routes.toml (watchfiles, debounced) and SIGHUP.
+
+The directory is watched, not the file: editors and `lepton-router add` replace the file by
+rename, which a watch on the old inode would miss. Bursts of events (an editor writing in several
+steps) are collapsed by watchfiles' debounce; a reload already running picks up a later change
+through AppManager.reload's coalescing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from pathlib import Path
+
+import watchfiles
+
+from router.manager import AppManager
+
+log = logging.getLogger("lepton.router")
+
+DEBOUNCE_MS = 200
+
+
+class ConfigWatcher:
+    def __init__(self, manager: AppManager) -> None:
+        self.manager = manager
+        self.path = manager.routes_path.resolve()
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._reloads: set[asyncio.Task[bool]] = set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._watch())
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            # Not available on Windows or outside the main thread; the file watch still works.
+            loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
+
+    def _on_sighup(self) -> None:
+        log.info("SIGHUP: reloading %s", self.path)
+        self.trigger()
+
+    def trigger(self) -> None:
+        task = asyncio.create_task(self.manager.reload())
+        self._reloads.add(task)
+        task.add_done_callback(self._reloads.discard)
+
+    def _is_ours(self, _change: watchfiles.Change, path: str) -> bool:
+        return Path(path).name == self.path.name
+
+    async def _watch(self) -> None:
+        while not self._stop.is_set():
+            try:
+                async for _changes in watchfiles.awatch(
+                    self.path.parent,
+                    watch_filter=self._is_ours,
+                    debounce=DEBOUNCE_MS,
+                    step=50,
+                    stop_event=self._stop,
+                    recursive=False,
+                ):
+                    log.info("%s changed: reloading", self.path)
+                    self.trigger()
+            except Exception:
+                # E.g. the directory vanished for a moment; retry rather than stop hot reloads.
+                log.exception("watching %s failed; retrying", self.path)
+                await asyncio.sleep(1)
+
+    async def stop(self) -> None:
+        self._stop.set()
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for task in list(self._reloads):
+            task.cancel()
