@@ -1,0 +1,109 @@
+"""`lepton-router add/remove/list/check`: edits keep the TOML valid and other apps untouched."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from router.cli import main
+
+INITIAL = """[server]
+listen = "127.0.0.1:3999"
+
+[apps.alpha]
+source = "ghcr.io/acme/alpha:v1"
+hosts = ["alpha.test"]
+timeout = "5s"
+variables = { greeting = "hi" }
+
+[apps.beta]
+source = "oci-layout:layouts/beta:v2"
+routes = [{ hosts = ["beta.test"] }, { prefix = "/beta" }]
+"""
+
+
+@pytest.fixture
+def routes(tmp_path: Path) -> Path:
+    path = tmp_path / "routes.toml"
+    path.write_text(INITIAL)
+    return path
+
+
+def _doc(path: Path) -> dict:
+    return tomllib.loads(path.read_text())
+
+
+def test_add_remove_round_trip(routes: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    before = _doc(routes)
+    assert main(["add", "gamma", "127.0.0.1:5000/g:v1", "--host", "gamma.test", "--host", "*.gamma.test",
+                 "--prefix", "/g", "--insecure", "-f", str(routes)]) == 0
+    after = _doc(routes)
+    assert after["apps"]["gamma"] == {"source": "127.0.0.1:5000/g:v1", "hosts": ["gamma.test", "*.gamma.test"],
+                                      "prefix": "/g", "insecure": True}
+    assert {k: v for k, v in after["apps"].items() if k != "gamma"} == before["apps"]
+    assert after["server"] == before["server"]
+    capsys.readouterr()
+
+    assert main(["list", "-f", str(routes)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split() == ["NAME", "SOURCE", "ROUTES"]
+    assert out[1].split() == ["alpha", "ghcr.io/acme/alpha:v1", "alpha.test/"]
+    assert out[2].split() == ["beta", "oci-layout:layouts/beta:v2", "beta.test/", "*/beta"]
+    assert out[3].split() == ["gamma", "127.0.0.1:5000/g:v1", "gamma.test,*.gamma.test/g"]
+
+    assert main(["remove", "gamma", "-f", str(routes)]) == 0
+    assert _doc(routes) == before
+
+
+def test_add_to_missing_file_creates_it(tmp_path: Path) -> None:
+    path = tmp_path / "new.toml"
+    assert main(["add", "one", "r/one:1", "-f", str(path)]) == 0
+    assert _doc(path) == {"apps": {"one": {"source": "r/one:1"}}}
+    assert main(["check", str(path)]) == 0
+
+
+def test_invalid_edits_are_refused_and_change_nothing(routes: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = routes.read_text()
+    # Same host and prefix as alpha: a conflict naming both apps.
+    assert main(["add", "clash", "r/c:1", "--host", "ALPHA.test", "-f", str(routes)]) == 2
+    assert "alpha.test / is also claimed by app 'alpha'" in capsys.readouterr().err
+    assert main(["add", "alpha", "r/a:2", "-f", str(routes)]) == 1
+    assert "already exists" in capsys.readouterr().err
+    assert main(["add", "bad", "r/b:1", "--prefix", "no-slash", "-f", str(routes)]) == 2
+    assert main(["remove", "nope", "-f", str(routes)]) == 1
+    assert "no app named 'nope'" in capsys.readouterr().err
+    assert routes.read_text() == text
+    assert not list(routes.parent.glob(".routes.toml.*"))  # no temp files left behind
+
+
+def test_replace(routes: Path) -> None:
+    assert main(["add", "alpha", "r/a:2", "--host", "alpha.test", "--replace", "-f", str(routes)]) == 0
+    assert _doc(routes)["apps"]["alpha"] == {"source": "r/a:2", "hosts": ["alpha.test"]}
+
+
+def test_list_json_without_server(routes: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list", "--json", "-f", str(routes)]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["live"] is False
+    assert [a["name"] for a in data["apps"]] == ["alpha", "beta"]
+    assert data["apps"][1]["routes"] == ["beta.test/", "*/beta"]
+
+
+def test_check_reports_file_line_app_field(tmp_path: Path) -> None:
+    path = tmp_path / "routes.toml"
+    path.write_text('[apps.x]\nsource = "r/x"\nmemory = "lots"\n')
+    result = subprocess.run([sys.executable, "-m", "router.cli", "check", str(path)], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert f"{path}:3: app 'x': field 'memory': invalid size 'lots'" in result.stderr
+
+
+def test_console_script_help() -> None:
+    result = subprocess.run(["lepton-router", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0
+    for command in ("serve", "add", "remove", "list", "check", "pull", "push", "mirror"):
+        assert command in result.stdout
