@@ -139,3 +139,20 @@ def test_tag_moves_are_followed_online(registry: RegistryServer, tmp_path: Path)
     assert (loaded.version, loaded.manifest_digest) == ("2.0.0", d2)
     record = json.loads((cache / "refs" / registry.host / "moving" / "app" / "latest.json").read_text())
     assert record["manifest_digest"] == d2
+
+
+def test_concurrent_loads_of_one_app_agree(registry: RegistryServer, big_file_app: tuple[Path, bytes], tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    lockfile, data = big_file_app
+    ref = f"{registry.host}/verify/concurrent:v1"
+    digest = push_app(lockfile, ref, insecure=True)
+    cache = tmp_path / "cache"
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda _: load_app(ref, cache_dir=cache, insecure=True), range(4)))
+    assert {r.manifest_digest for r in results} == {digest}
+    assert len({r.app_dir for r in results}) == 1
+    files_dir = results[0].components["web"].files_dir
+    assert files_dir is not None and (files_dir / "data.bin").read_bytes() == data
+    assert list((cache / "tmp").iterdir()) == []
+    assert len(list((cache / "apps").iterdir())) == 1
