@@ -626,3 +626,35 @@ def build_go_wagi(src_dir: Path) -> Path:
     return _cached_build(
         "go-wagi", label=src_dir.name, sources=[src_dir], tools=[version, _wasm_tools()], build=build
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Prebuilding (CI warm-up, benchmarks): python -m tests.support.fixtures
+
+NAMED_BUILDERS: dict[str, Callable[[], Path]] = {
+    "c_http_hello": build_c_http_hello,
+    "c_files": build_c_files,
+    "python_echo": build_python_echo,
+    "js_echo": build_js_echo,
+    "c_wagi_hello": lambda: build_c_wagi(FIXTURES_DIR / "c_wagi_hello"),
+    "go_wagi_hello": lambda: build_go_wagi(FIXTURES_DIR / "go_wagi_hello"),
+}
+"""Every fixture this module names, for scripts that want them all (e.g. benchmarks)."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Build the named fixtures (all by default) and print name, seconds, size and path."""
+    import sys
+    import time
+
+    names = list(argv if argv is not None else sys.argv[1:]) or list(NAMED_BUILDERS)
+    for name in names:
+        started = time.perf_counter()
+        path = NAMED_BUILDERS[name]()
+        took = time.perf_counter() - started
+        print(f"{name:14} {took:6.2f}s {path.stat().st_size:>10,} B  {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
