@@ -1,0 +1,144 @@
+"""The process-wide wasmtime Engine, its epoch ticker, and the precompiled-artifact cache.
+
+Compiled components are serialized to ``<cache_dir>/<digest>-<wasmtime version>-<config>.cwasm``
+(plus a ``.sha256`` sidecar) and loaded with ``deserialize_file`` (mmap; milliseconds instead of
+seconds). Entries are written atomically (temp file + rename). An entry that fails its checksum or
+that wasmtime refuses (another version or engine config) is deleted and recompiled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import wasmtime
+from wasmtime import Config, Engine, Module
+from wasmtime.component import Component
+
+from runtime.compat import wasmtime_version
+
+log = logging.getLogger("lepton.runtime")
+
+EPOCH_TICK_S = 0.01  # epoch granularity: deadlines are precise to about this much
+# Everything in the engine config that changes compiled code goes into the cache key.
+ENGINE_SETTINGS = {"epoch_interruption": True, "cranelift_opt_level": "speed"}
+CONFIG_TAG = hashlib.sha256(repr(sorted(ENGINE_SETTINGS.items())).encode()).hexdigest()[:12]
+
+
+def make_engine() -> Engine:
+    config = Config()
+    config.epoch_interruption = True
+    config.cranelift_opt_level = "speed"
+    return Engine(config)
+
+
+class EpochTicker:
+    """Advances the engine's epoch every EPOCH_TICK_S so deadlines fire (daemon thread)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lepton-epoch", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(EPOCH_TICK_S):
+            self._engine.increment_epoch()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def deadline_ticks(seconds: float) -> int:
+    # +1: the current tick may be about to end.
+    return max(1, math.ceil(seconds / EPOCH_TICK_S) + 1)
+
+
+def is_component(wasm_path: Path) -> bool:
+    """Core modules have layer 0 in the header (version 1); components have layer 1."""
+    with wasm_path.open("rb") as f:
+        header = f.read(8)
+    if header[:4] != b"\0asm":
+        raise ValueError(f"{wasm_path} is not a wasm binary")
+    return header[6:8] == b"\x01\x00"
+
+
+class CompiledCache:
+    def __init__(self, engine: Engine, cache_dir: Path) -> None:
+        self.engine = engine
+        self.dir = cache_dir
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.version = wasmtime_version() or "unknown"
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+        self.stats = {"hits": 0, "misses": 0, "rejected": 0}
+
+    def path_for(self, digest: str, kind: str) -> Path:
+        hexdigest = digest.split(":", 1)[-1]
+        return self.dir / f"{hexdigest}-{kind}-wasmtime{self.version}-{CONFIG_TAG}.cwasm"
+
+    def _lock(self, key: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+    def load(self, wasm_path: Path, digest: str) -> Component | Module:
+        """Load a compiled component/module (blocking: call from a worker thread)."""
+        component = is_component(wasm_path)
+        kind = "component" if component else "module"
+        entry = self.path_for(digest, kind)
+        with self._lock(str(entry)):
+            loaded = self._try_load(entry, component)
+            if loaded is not None:
+                self.stats["hits"] += 1
+                return loaded
+            self.stats["misses"] += 1
+            started = time.monotonic()
+            compiled: Component | Module = (
+                Component.from_file(self.engine, wasm_path) if component else Module.from_file(self.engine, wasm_path)
+            )
+            log.info("compiled %s (%s) in %.2fs", wasm_path.name, digest[:19], time.monotonic() - started)
+            self._store(entry, compiled.serialize())
+            return compiled
+
+    def _try_load(self, entry: Path, component: bool) -> Component | Module | None:
+        sidecar = entry.with_suffix(".sha256")
+        if not entry.exists():
+            return None
+        try:
+            expected = sidecar.read_text().strip()
+            with entry.open("rb") as f:
+                actual = hashlib.file_digest(f, "sha256").hexdigest()
+            if actual != expected:
+                raise ValueError("checksum mismatch")
+            if component:
+                return Component.deserialize_file(self.engine, str(entry))
+            return Module.deserialize_file(self.engine, str(entry))
+        except (OSError, ValueError, wasmtime.WasmtimeError) as exc:
+            self.stats["rejected"] += 1
+            log.warning("precompiled cache entry %s unusable (%s); recompiling", entry.name, exc)
+            for p in (entry, sidecar):
+                p.unlink(missing_ok=True)
+            return None
+
+    def _store(self, entry: Path, data: bytes | bytearray) -> None:
+        digest = hashlib.sha256(data).hexdigest()
+        try:
+            # Sidecar first: a reader that sees the .cwasm can always check it.
+            for target, payload in ((entry.with_suffix(".sha256"), digest.encode()), (entry, bytes(data))):
+                fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".tmp-")
+                try:
+                    with os.fdopen(fd, "wb") as f:
+                        f.write(payload)
+                    os.replace(tmp, target)
+                except BaseException:
+                    Path(tmp).unlink(missing_ok=True)
+                    raise
+        except OSError as exc:  # a read-only or full cache must not stop the app from loading
+            log.warning("cannot write precompiled cache entry %s: %s", entry.name, exc)

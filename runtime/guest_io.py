@@ -1,0 +1,243 @@
+"""Bodies crossing between the asyncio loop and a guest running on a worker thread (or inline).
+
+Both directions are bounded buffers, so a 100 MB body streams through a few hundred KiB:
+- BodySource: the loop `feed`s request-body chunks as they arrive; the guest `read`s them,
+  blocking (on a worker thread) until data, end of body, an error or the deadline.
+- ResponseSink: the guest `start`s the response and `write`s chunks (blocking while the client is
+  slow); the loop awaits `head()` and iterates `chunks()`.
+When a guest runs inline on the loop the request body is complete before it starts, and the
+response is only collected, so nothing here ever blocks the loop thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from runtime.errors import DeadlineExceeded
+
+BUFFER_LIMIT = 1024 * 1024  # bytes buffered per direction before the producer waits
+
+
+class BodyTooLarge(Exception):
+    """The request body exceeded AppSettings.max_body_bytes."""
+
+
+class BodyError(Exception):
+    """The request body could not be read (client went away, or too large)."""
+
+
+class BodySource:
+    """Request body: fed by the loop, read by the guest."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self._cond = threading.Condition()
+        self._chunks: deque[bytes] = deque()
+        self._buffered = 0
+        self._eof = False
+        self._error: BaseException | None = None
+        self._loop = loop
+        self._space = asyncio.Event() if loop is not None else None
+        self.total = 0  # bytes fed so far
+
+    # -- loop side -------------------------------------------------------------------------
+    def feed(self, chunk: bytes) -> None:
+        if not chunk:
+            return
+        with self._cond:
+            self._chunks.append(chunk)
+            self._buffered += len(chunk)
+            self.total += len(chunk)
+            self._cond.notify_all()
+
+    def end(self, error: BaseException | None = None) -> None:
+        with self._cond:
+            self._eof = True
+            if error is not None and self._error is None:
+                self._error = error
+            self._cond.notify_all()
+
+    @property
+    def complete(self) -> bool:
+        return self._eof
+
+    async def wait_for_space(self) -> None:
+        """Back-pressure for the pump: wait while the guest has not consumed enough."""
+        assert self._space is not None
+        while self._buffered > BUFFER_LIMIT and not self._eof:
+            self._space.clear()
+            await self._space.wait()
+
+    # -- guest side ------------------------------------------------------------------------
+    def ready(self) -> bool:
+        return bool(self._chunks) or self._eof
+
+    def wait_ready(self, deadline: float) -> None:
+        with self._cond:
+            while not self._chunks and not self._eof:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise DeadlineExceeded("deadline exceeded while waiting for the request body")
+                self._cond.wait(remaining)
+
+    def read(self, max_bytes: int, deadline: float | None) -> bytes | None:
+        """Up to max_bytes; b"" if nothing is available yet (deadline None = don't wait);
+        None at end of body. Raises BodyError if the body failed."""
+        if deadline is not None:
+            self.wait_ready(deadline)
+        with self._cond:
+            if not self._chunks:
+                if self._eof:
+                    if self._error is not None:
+                        raise BodyError(str(self._error)) from self._error
+                    return None
+                return b""
+            chunk = self._chunks.popleft()
+            if len(chunk) > max_bytes:
+                self._chunks.appendleft(chunk[max_bytes:])
+                chunk = chunk[:max_bytes]
+            was_full = self._buffered > BUFFER_LIMIT
+            self._buffered -= len(chunk)
+        if was_full and self._buffered <= BUFFER_LIMIT and self._loop is not None and self._space is not None:
+            self._loop.call_soon_threadsafe(self._space.set)
+        return chunk
+
+    def read_all(self, deadline: float | None) -> bytes:
+        parts = []
+        while (chunk := self.read(1 << 30, deadline)) is not None:
+            if not chunk and deadline is None:
+                break
+            parts.append(chunk)
+        return b"".join(parts)
+
+
+class SinkClosed(Exception):
+    """The client went away: further writes fail."""
+
+
+class ResponseSink:
+    """Response: started and written by the guest, consumed by the loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, inline: bool = False) -> None:
+        self._loop = loop
+        self._inline = inline
+        self._cond = threading.Condition()
+        self._chunks: deque[bytes] = deque()
+        self._buffered = 0
+        self._done = False
+        self._closed = False  # consumer gone
+        self.error: BaseException | None = None
+        self.head_future: asyncio.Future[tuple[int, list[tuple[str, bytes]]]] = loop.create_future()
+        self._wakeup = asyncio.Event()
+        self.started = False
+        self.bytes_written = 0
+
+    def _notify_loop(self, fn: Any, *args: Any) -> None:
+        if self._inline:
+            fn(*args)
+        else:
+            self._loop.call_soon_threadsafe(fn, *args)
+
+    @staticmethod
+    def _set_head(fut: asyncio.Future[Any], head: Any) -> None:
+        if not fut.done():
+            fut.set_result(head)
+
+    @staticmethod
+    def _fail_head(fut: asyncio.Future[Any], exc: BaseException) -> None:
+        if not fut.done():
+            fut.set_exception(exc)
+
+    # -- guest side ------------------------------------------------------------------------
+    def start(self, status: int, headers: Sequence[tuple[str, bytes]]) -> None:
+        if self.started:
+            raise RuntimeError("response already started")
+        self.started = True
+        self._notify_loop(self._set_head, self.head_future, (status, list(headers)))
+
+    def write(self, data: bytes, deadline: float | None = None) -> None:
+        if not data:
+            return
+        with self._cond:
+            if self._closed:
+                raise SinkClosed("client disconnected")
+            if not self._inline:
+                while self._buffered > BUFFER_LIMIT and not self._closed:
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        raise DeadlineExceeded("deadline exceeded while the client was not reading")
+                    self._cond.wait(remaining)
+                if self._closed:
+                    raise SinkClosed("client disconnected")
+            self._chunks.append(data)
+            self._buffered += len(data)
+            self.bytes_written += len(data)
+        self._notify_loop(self._wakeup.set)
+
+    def finish(self, error: BaseException | None = None) -> None:
+        with self._cond:
+            if self._done:
+                return
+            self._done = True
+            self.error = error
+        if not self.started:
+            self._notify_loop(self._fail_head, self.head_future, error or RuntimeError("no response"))
+        self._notify_loop(self._wakeup.set)
+
+    def check_writable(self) -> int:
+        """Bytes the guest may write without blocking (0 means it would block)."""
+        if self._closed:
+            raise SinkClosed("client disconnected")
+        return max(0, BUFFER_LIMIT - self._buffered) if not self._inline else BUFFER_LIMIT
+
+    # -- loop side -------------------------------------------------------------------------
+    def close(self) -> None:
+        """The consumer is gone (client disconnected): unblock and fail the writer."""
+        with self._cond:
+            self._closed = True
+            self._chunks.clear()
+            self._cond.notify_all()
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        try:
+            while True:
+                with self._cond:
+                    if self._chunks:
+                        batch = b"".join(self._chunks) if len(self._chunks) > 1 else self._chunks[0]
+                        self._chunks.clear()
+                        self._buffered = 0
+                        self._cond.notify_all()
+                    else:
+                        batch = b""
+                        if self._done:
+                            break
+                        self._wakeup.clear()
+                if batch:
+                    yield batch
+                else:
+                    await self._wakeup.wait()
+        finally:
+            self.close()
+
+
+@dataclass
+class GuestRequest:
+    """The request as a guest sees it (after routing, prefix stripping and spin-* headers)."""
+
+    method: str
+    scheme: str
+    authority: str
+    path_with_query: str  # the app-relative path (mount prefix stripped) + "?query"
+    headers: list[tuple[str, bytes]]  # original headers + spin-* headers, lower-case names
+    client_addr: tuple[str, int]
+    body: BodySource
+    route: Any = None  # runtime.routes match object (component route, params, path info)
+    spin_headers: dict[str, str] = field(default_factory=dict)
+    full_path: str = ""  # raw path including the mount prefix
+    query: str = ""
+    http_version: str = "1.1"
