@@ -29,7 +29,7 @@ class RouterApp(Quart):
         super().__init__("lepton_router")
         self.manager = manager
         self.dispatcher = Dispatcher(manager, trusted)
-        self.watcher = ConfigWatcher(manager) if watch else None
+        self.watcher = ConfigWatcher(manager, watch_file=watch)
         self._initial: asyncio.Task[bool] | None = None
         self.add_url_rule(f"{RESERVED_PREFIX}/health", "health", self._health, methods=["GET", "HEAD"])
         self.add_url_rule(f"{RESERVED_PREFIX}/ready", "ready", self._ready, methods=["GET", "HEAD"])
@@ -45,12 +45,10 @@ class RouterApp(Quart):
     async def _start(self) -> None:
         # Load in the background: the port opens at once, /health answers, /ready says when.
         self._initial = asyncio.create_task(self.manager.reload())
-        if self.watcher is not None:
-            self.watcher.start()
+        self.watcher.start()
 
     async def _stop(self) -> None:
-        if self.watcher is not None:
-            await self.watcher.stop()
+        await self.watcher.stop()
         if self._initial is not None and not self._initial.done():
             self._initial.cancel()
         await self.manager.close()

@@ -31,6 +31,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="override [server].admin_listen (status page, JSON, metrics)")
     p.add_argument("--workers", type=int, default=None, metavar="N", help="worker processes on the same port")
     p.add_argument("--access-log", action="store_true", help="log every request")
+    p.add_argument("--no-watch", action="store_true", help="do not watch routes.toml (reload on SIGHUP only)")
     p.add_argument("--log-level", default="INFO")
 
     p = sub.add_parser("add", help="add an app to routes.toml")
@@ -99,6 +100,7 @@ def _serve(args: argparse.Namespace) -> int:
             admin_listen=tuple(args.admin_listen) if args.admin_listen is not None else None,
             workers=args.workers,
             access_log=args.access_log,
+            watch=not args.no_watch,
             log_level=args.log_level,
         )
     )

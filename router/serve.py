@@ -46,6 +46,7 @@ class ServeOptions:
     admin_listen: tuple[str, ...] | None = None  # overrides [server].admin_listen
     workers: int | None = None  # overrides [server].workers
     access_log: bool = False
+    watch: bool = True  # watch routes.toml; SIGHUP reloads either way
     log_level: str = "INFO"
 
 
@@ -103,7 +104,7 @@ async def _serve_worker(options: ServeOptions, main: HyperConfig, sockets: Socke
     cfg = config_mod.load(options.routes_path)
     loader = AppLoader(cfg.server.cache_dir, cfg.server.state_dir)
     manager = AppManager(options.routes_path, loader)
-    app = RouterApp(manager, TrustedProxies(cfg.server.trusted_proxies))
+    app = RouterApp(manager, TrustedProxies(cfg.server.trusted_proxies), watch=options.watch)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -24,15 +24,17 @@ DEBOUNCE_MS = 200
 
 
 class ConfigWatcher:
-    def __init__(self, manager: AppManager) -> None:
+    def __init__(self, manager: AppManager, *, watch_file: bool = True) -> None:
         self.manager = manager
+        self.watch_file = watch_file
         self.path = manager.routes_path.resolve()
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._reloads: set[asyncio.Task[bool]] = set()
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._watch())
+        if self.watch_file:
+            self._task = asyncio.create_task(self._watch())
         loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             # Not available on Windows or outside the main thread; the file watch still works.

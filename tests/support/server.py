@@ -74,19 +74,20 @@ def push_app_to(registry_host: str, repo_tag: str, wasm: bytes, workdir: Path, *
 
 class RouterServer:
     def __init__(self, routes: Path, *, workers: int | None = None, extra_args: list[str] | None = None,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, port: int | None = None, tls: bool = False) -> None:
         self.routes = routes
-        self.port = free_port()
+        self.port = port or free_port()
         self.admin_port = free_port()
         self.workers = workers
         self.extra_args = extra_args or []
         self.env = env or {}
         self.log_path = routes.parent / f"router-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.tls = tls  # the shared port speaks HTTPS (self-signed in tests: not verified here)
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     @property
     def admin_url(self) -> str:
@@ -106,7 +107,8 @@ class RouterServer:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"lepton-router exited with {self.proc.returncode}:\n{self.log()}")
             try:
-                if httpx.get(f"{self.base_url}/.well-known/lepton/health", timeout=1.0).status_code == 200:
+                if httpx.get(f"{self.base_url}/.well-known/lepton/health", timeout=1.0,
+                             verify=not self.tls).status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass
@@ -114,8 +116,9 @@ class RouterServer:
         raise RuntimeError(f"lepton-router did not start in {START_TIMEOUT_S}s:\n{self.log()}")
 
     def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> RouterServer:
-        self.wait_for(lambda: httpx.get(f"{self.base_url}/.well-known/lepton/ready", timeout=2.0).status_code == 200,
-                      timeout, "all apps ready")
+        url = f"{self.base_url}/.well-known/lepton/ready"
+        self.wait_for(lambda: httpx.get(url, timeout=2.0, verify=not self.tls).status_code == 200, timeout,
+                      "all apps ready")
         return self
 
     def wait_for(self, predicate: Callable[[], bool], timeout: float, what: str) -> None:
@@ -147,7 +150,8 @@ class RouterServer:
         headers = dict(kw.pop("headers", {}) or {})
         if host is not None:
             headers["host"] = host
-        return httpx.get(f"{self.base_url}{path}", headers=headers, timeout=kw.pop("timeout", 30.0), **kw)
+        return httpx.get(f"{self.base_url}{path}", headers=headers, timeout=kw.pop("timeout", 30.0),
+                         verify=not self.tls, **kw)
 
     def signal(self, signum: int) -> None:
         assert self.proc is not None
