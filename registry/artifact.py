@@ -23,16 +23,52 @@ def lock_blob_digest(manifest: ImageManifest) -> str:
     return manifest.config.digest
 
 
-def parse_lock(data: bytes, where: str) -> LockedApp:
+def read_lock(manifest: ImageManifest, data: bytes, app_name: str, where: str) -> LockedApp:
+    """The app's LockedApp from the bytes of `lock_blob_digest(manifest)`.
+
+    Like Spin's `OciLoader::load_from_cache`: JSON with `spin_lock_version` is a lock; anything
+    else is a bare wasm package (as `wkg` pushes) and must have exactly one layer, which Spin runs
+    as a single component behind `route = "/..."`.
+    """
     try:
         obj = json.loads(data)
     except (UnicodeDecodeError, ValueError) as exc:
-        raise LockError(f"{where}: the Spin lock is not valid JSON: {exc}") from exc
-    if not isinstance(obj, dict) or "spin_lock_version" not in obj:
+        raise LockError(f"{where}: the OCI config / Spin lock is not valid JSON: {exc}") from exc
+    if isinstance(obj, dict) and "spin_lock_version" in obj:
+        return parse_lock(obj, where)
+    if len(manifest.layers) != 1:
         raise LockError(
-            f"{where}: not a Spin application: no LockedApp in the config and no "
-            f"{SPIN_APPLICATION} layer"
+            f"{where}: not a Spin application (no LockedApp in the config, no {SPIN_APPLICATION} "
+            f"layer) and not a single-layer wasm package ({len(manifest.layers)} layers)"
         )
+    return wasm_package_lock(manifest.layers[0].digest, app_name)
+
+
+def wasm_package_lock(digest: str, app_name: str) -> LockedApp:
+    """The lock Spin's `from_wasm_file` builds: one inline component on one `/...` HTTP trigger.
+
+    Ids follow Spin's normalisation of an inline component on an id-less trigger. Spin names the
+    app after the wasm file's stem (a cache file name); we use the repository's last segment.
+    """
+    return LockedApp.from_json(
+        {
+            "spin_lock_version": 0,
+            "metadata": {"name": app_name, "trigger": {"type": "http"}, "triggers": {"http": {}}},
+            "triggers": [
+                {
+                    "id": "http-trigger1",
+                    "trigger_type": "http",
+                    "trigger_config": {"component": "http-trigger1-component", "route": "/..."},
+                }
+            ],
+            "components": [
+                {"id": "http-trigger1-component", "source": {"content_type": "application/wasm", "digest": digest}}
+            ],
+        }
+    )
+
+
+def parse_lock(obj: dict[str, object], where: str) -> LockedApp:
     try:
         locked = LockedApp.from_json(obj)
     except LockError as exc:

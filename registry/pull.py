@@ -6,7 +6,7 @@ import logging
 import time
 from pathlib import Path
 
-from registry.artifact import lock_blob_digest, parse_lock
+from registry.artifact import lock_blob_digest, read_lock
 from registry.cache import ContentCache, default_cache_dir
 from registry.errors import LockError, RegistryError, UnreachableError
 from registry.loaded import LoadedApp
@@ -95,7 +95,8 @@ def _pull(cache: ContentCache, store: Store, source: str) -> LoadedApp:
     if loaded is None:
         progress = Progress("pulled", label)
         fetch_blobs(store, cache, [parsed.config, *parsed.layers], progress, label)
-        locked = parse_lock(cache.read_blob(lock_blob_digest(parsed)), label)
+        app_name = label.rsplit("/", 1)[-1].split(":", 1)[0].split("@", 1)[0]
+        locked = read_lock(parsed, cache.read_blob(lock_blob_digest(parsed)), app_name, label)
         ensure_inline_content(cache, locked, label)
         for what, content in wasm_digests(locked, label):
             if not cache.has_blob(str(content.digest)):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -92,3 +93,27 @@ def test_docker_hub_keys_are_normalised(home: Path) -> None:
     docker_login(home, "https://index.docker.io/v1/", "hubuser", "hubpass")
     creds = find_credentials("index.docker.io")
     assert creds is not None and (creds.username, creds.password) == ("hubuser", "hubpass")
+
+
+def test_docker_credential_helper(
+    auth_registry: RegistryServer, home: Path, lockfile: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`credHelpers` runs `docker-credential-<name> get` with the server on stdin."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    helper = bindir / "docker-credential-lepton-test"
+    helper.write_text(
+        "#!/bin/sh\n"
+        'read server\n'
+        f'if [ "$server" = "{auth_registry.host}" ]; then\n'
+        f'  printf \'{{"ServerURL":"%s","Username":"{auth_registry.username}","Secret":"{auth_registry.password}"}}\' "$server"\n'
+        "else exit 1; fi\n"
+    )
+    helper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    config = home / "docker" / "config.json"
+    config.parent.mkdir(parents=True)
+    config.write_text(json.dumps({"credHelpers": {auth_registry.host: "lepton-test"}}))
+    ref = f"{auth_registry.host}/auth/helper:v1"
+    digest = push_app(lockfile, ref, insecure=True)
+    assert load_app(ref, cache_dir=tmp_path / "cache", insecure=True).manifest_digest == digest

@@ -206,3 +206,35 @@ def test_optional_host_requirements_are_ignored(registry: RegistryServer, tmp_pa
     push_v1(registry, "formats/optional", lock, [(WASM, wasm)])
     loaded = load_app(f"{registry.host}/formats/optional:v1", cache_dir=tmp_path / "cache", insecure=True)
     assert loaded.locked.host_requirements == {}
+
+
+def test_bare_wasm_package_runs_as_one_component(registry: RegistryServer, tmp_path: Path) -> None:
+    """A `wkg`-style package (wasm config, one application/wasm layer), as Spin >= 3.6 accepts."""
+    wasm = sized_module(500, "wkg")
+    repo = "formats/wkgpkg"
+    config = json.dumps({"architecture": "wasm", "os": "wasip2", "layerDigests": [sha(wasm)]}).encode()
+    manifest = json.dumps({
+        "schemaVersion": 2,
+        "config": {"mediaType": "application/vnd.wasm.config.v0+json", **registry.put_blob(repo, config)},
+        "layers": [{"mediaType": "application/wasm", **registry.put_blob(repo, wasm)}],
+    }).encode()
+    registry.put_manifest(repo, "v1", manifest, OCI_MANIFEST)
+    loaded = load_app(f"{registry.host}/{repo}:v1", cache_dir=tmp_path / "cache", insecure=True)
+    assert loaded.name == "wkgpkg"
+    (trigger,) = loaded.locked.triggers
+    assert trigger.trigger_config == {"component": "http-trigger1-component", "route": "/..."}
+    assert loaded.components["http-trigger1-component"].wasm_path.read_bytes() == wasm
+
+
+def test_artifact_that_is_not_an_app_is_refused(registry: RegistryServer, tmp_path: Path) -> None:
+    repo = "formats/notapp"
+    layers = [{"mediaType": DATA, **registry.put_blob(repo, b"one" * 100)},
+              {"mediaType": DATA, **registry.put_blob(repo, b"two" * 100)}]
+    manifest = json.dumps({
+        "schemaVersion": 2,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **registry.put_blob(repo, b"{}")},
+        "layers": layers,
+    }).encode()
+    registry.put_manifest(repo, "v1", manifest, OCI_MANIFEST)
+    with pytest.raises(LockError, match=r"notapp:v1: not a Spin application .*2 layers"):
+        load_app(f"{registry.host}/{repo}:v1", cache_dir=tmp_path / "cache", insecure=True)
