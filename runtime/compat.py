@@ -150,6 +150,21 @@ class Converter:
     name: str
 
 
+@dataclass(frozen=True)
+class Case:
+    """An explicit case for lowering an option/result/variant, whatever its stock tagging.
+
+    Stock wasmtime-py lowers an untagged variant-like by the payload's Python class, trying cases
+    in order; when a case accepts ``object`` (an untagged option payload) that can pick the wrong
+    case, e.g. an ``err`` value of ``result<option<list<u8>>, error-code>`` would lower as ``ok``.
+    ``Case("err", value)`` names the case instead. Understood only by the patched converters
+    (:func:`apply` active); lifting never returns it.
+    """
+
+    tag: str
+    payload: Any = None
+
+
 def _reset(c: CVal) -> None:
     # A consumed nested value becomes `bool false`, so its parent's drop frees nothing twice.
     c.kind = K_BOOL
@@ -471,30 +486,35 @@ class _Cases:
             out |= {object} if conv is None else conv.classes
         return frozenset(out)
 
-    def select(self, val: Any) -> int:
-        """Which case a Python value lowers to (stock `_lower` order and rules)."""
+    def select(self, val: Any) -> tuple[int, Any]:
+        """Which case a Python value lowers to, and its payload (stock `_lower` rules, plus `Case`)."""
+        if type(val) is Case:
+            i = self.index.get(val.tag)
+            if i is None:
+                raise ValueError(f"case {val.tag!r} not found in {list(self.names)}")
+            return i, val.payload
         if self.tagged:
             if not isinstance(val, Variant):
                 raise TypeError("expected Variant type")
             i = self.index.get(val.tag)
             if i is None:
                 raise ValueError("value not valid for this variant")
-            return i
+            return i, val.payload
         for i, classes in enumerate(self.match):
             if classes is None:
                 if val is None:
-                    return i
+                    return i, None
             elif isinstance(val, classes):
-                return i
+                return i, val
         raise ValueError("value not valid for this variant")
 
-    def lower_payload(self, store: Any, i: int, val: Any) -> Any:
+    def lower_payload(self, store: Any, i: int, payload: Any) -> Any:
         """A freshly boxed C value for case ``i``'s payload, or None (NULL) without one."""
         conv = self.convs[i]
         if conv is None:
             return None
         raw = ffi.wasmtime_component_val_t()
-        conv.lower(store, val.payload if self.tagged else val, raw)
+        conv.lower(store, payload, raw)
         return ffi.wasmtime_component_val_new(byref(raw))
 
     def lift_payload(self, i: int, ptr: Any) -> Any:
@@ -519,8 +539,8 @@ def _variant(cases: _Cases) -> Converter:
         return cases.lift_payload(i, var.val)
 
     def lower(store: Any, val: Any, dst: CVal) -> None:
-        i = cases.select(val)
-        boxed = cases.lower_payload(store, i, val)
+        i, payload = cases.select(val)
+        boxed = cases.lower_payload(store, i, payload)
         dst.kind = K_VARIANT
         dst.of.variant.discriminant = _vec_from_str(cases.names[i])
         dst.of.variant.val = boxed
@@ -536,8 +556,8 @@ def _option(cases: _Cases) -> Converter:
         return cases.lift_payload(1 if ptr else 0, ptr)
 
     def lower(store: Any, val: Any, dst: CVal) -> None:
-        i = cases.select(val)
-        boxed = cases.lower_payload(store, i, val)
+        i, payload = cases.select(val)
+        boxed = cases.lower_payload(store, i, payload)
         dst.kind = K_OPTION
         dst.of.option = boxed
 
@@ -552,8 +572,8 @@ def _result(cases: _Cases) -> Converter:
         return cases.lift_payload(0 if res.is_ok else 1, res.val)
 
     def lower(store: Any, val: Any, dst: CVal) -> None:
-        i = cases.select(val)
-        boxed = cases.lower_payload(store, i, val)
+        i, payload = cases.select(val)
+        boxed = cases.lower_payload(store, i, payload)
         dst.kind = K_RESULT
         dst.of.result.is_ok = i == 0
         dst.of.result.val = boxed

@@ -69,6 +69,8 @@ GENERATORS: dict[str, Callable[[random.Random], Any]] = {
     # result<_, string>: ok is None, err is a str.
     "unit-res": lambda r: None if r.random() < 0.5 else _text(r),
     "opt": lambda r: None if r.random() < 0.3 else _bytes(r),
+    # result<option<list<u8>>, u32>: untagged, and `ok` accepts any object (see compat.Case)
+    "optres": lambda r: None if r.random() < 0.3 else _bytes(r),
     "var": lambda r: r.choice([None, r.randrange(0, 2**32), _text(r)]),
     "tvar": lambda r: r.choice(
         [Variant("a", r.randrange(0, 2**32)), Variant("b", r.randrange(0, 9)), Variant("c")]
@@ -193,6 +195,33 @@ def test_untagged_and_tagged_shapes_match_stock_rules(
     assert guest.roundtrip("tvar", Variant("c"), Variant("b", 3)) == Variant("b", 3)
     with pytest.raises(TypeError):
         guest.funcs["tres"](guest.store, 5)  # type: ignore[misc]
+
+
+def test_explicit_case_selects_what_stock_rules_cannot(
+    engine: wasmtime.Engine, linker: Linker, component: Component
+) -> None:
+    guest = Guest(engine, linker, component)
+    func = guest.funcs["optres"]
+    assert func is not None
+    # By stock rules 7 would be tried as `ok` (whose option payload accepts object) and fail.
+    _tls.expect = exp = _Expect(reply=compat.Case("err", 9))
+    assert func(guest.store, compat.Case("err", 7)) == 9  # lifted bare, as stock does
+    assert exp.seen == [("optres", 7)]
+    _tls.expect = exp = _Expect(reply=compat.Case("ok", None))
+    assert func(guest.store, compat.Case("ok", b"x")) is None
+    assert exp.seen == [("optres", b"x")]
+    # Case also works for tagged types and options
+    tres = guest.funcs["tres"]
+    assert tres is not None
+    _tls.expect = exp = _Expect(reply=compat.Case("ok", 2))
+    assert tres(guest.store, compat.Case("err", 1)) == Variant("ok", 2)
+    assert exp.seen == [("tres", Variant("err", 1))]
+    _tls.expect = _Expect(reply=compat.Case("none"))
+    opt = guest.funcs["opt"]
+    assert opt is not None
+    assert opt(guest.store, compat.Case("some", b"abc")) is None
+    with pytest.raises(ValueError):
+        opt(guest.store, compat.Case("maybe", b"abc"))
 
 
 def test_bytes_like_values_lower_as_list_u8(
@@ -362,7 +391,7 @@ def test_classes_match_stock_add_classes(engine: wasmtime.Engine, component: Com
         stock: set[type] = set()
         ty.add_classes(stock)
         mine = compat.compile_valtype(ty).classes
-        if name in ("bytes", "opt"):
+        if name in ("bytes", "opt", "optres"):
             assert mine - {bytearray, memoryview} == stock  # list<u8> also lowers other bytes-likes
         else:
             assert mine == stock, name

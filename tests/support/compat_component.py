@@ -38,6 +38,7 @@ CASES = (
     Case("tres", "(result u32 (error u32))", ("i32", "i32")),
     Case("unit-res", "(result (error string))", ("i32", "i32", "i32")),
     Case("opt", "(option (list u8))", ("i32", "i32", "i32")),
+    Case("optres", "(result (option (list u8)) (error u32))", ("i32", "i32", "i32", "i32")),
     Case("var", "{var}", ("i32", "i32", "i32")),
     Case("tvar", "{tvar}", ("i32", "i32")),
     Case("rec", "{rec}", ("i64",) + ("i32",) * 10),
