@@ -414,7 +414,11 @@ def build_c_http_hello() -> Path:
     200 with headers ``x-lepton-method`` / ``x-lepton-path-with-query`` (what the guest saw). Body:
     the request body echoed byte for byte and streamed as it arrives, when there is one; for
     ``/env/NAME`` the value of environment variable NAME (404 when unset); otherwise
-    ``hello from C: METHOD PATH-WITH-QUERY\\n``.
+    ``hello from C: METHOD PATH-WITH-QUERY\\n``. For the host's failure and streaming handling:
+    ``/trap`` (abort), ``/loop`` (spins forever), ``/alloc/N`` (allocates and touches N MiB, then
+    ``allocated N MiB\\n``), ``/log`` (one line each to stdout and stderr: ``c-hello stdout
+    line`` / ``c-hello stderr line``), ``/stream/N`` (N chunks of 65536 bytes, chunk i filled with
+    byte i % 256, written one by one).
     """
     return build_c_component(FIXTURES_DIR / "c_http_hello")
 
