@@ -4,7 +4,7 @@ We reuse oras for the HTTP session, URL building (`Container`) and the bearer-to
 override `do_request` because oras' version (a) retries every failure five times with exponential
 sleeps (minutes before an unreachable registry is reported, which defeats the offline fallback),
 (b) only understands `Bearer` challenges, while plain registries such as docker-registry with
-htpasswd send `Basic`, and (c) reuses one token across scopes. Manifests are PUT as the exact bytes
+htpasswd send `Basic`, and (c) keeps reusing a token after a 401 for a new scope. Manifests are PUT as the exact bytes
 we serialised, because the manifest digest is the sha256 of those bytes.
 """
 
@@ -46,7 +46,6 @@ class RegistryClient(oras.provider.Registry):
         if self.credentials is not None:
             self.auth.set_basic_auth(self.credentials.username, self.credentials.password)
         self._authorization: str | None = None  # header value that last worked
-        self._tokens: dict[str, str] = {}  # bearer tokens by scope
         self.container = oras.container.Container(
             f"{ref.api_host}/{ref.repository}:{ref.tag or 'latest'}", registry=ref.api_host
         )
@@ -116,22 +115,20 @@ class RegistryClient(oras.provider.Registry):
             self._authorization = f"Basic {self.credentials.basic_token()}"
             return True
         if scheme == "bearer":
+            # Always a fresh token: the challenge names the scope this request needs (pull vs
+            # push, another repository), and a token we already hold may have expired.
             parsed = oras_auth_utils.parse_auth_header(challenge)
-            scope = parsed.scope or ""
-            token = self._tokens.get(scope)
-            if token is None:
-                try:
-                    if self.credentials is not None:
-                        token = self.auth.request_token(parsed)
-                    else:
-                        token = self.auth.request_anonymous_token(parsed)
-                except requests.RequestException as exc:
-                    raise UnreachableError(
-                        f"{self.ref}: cannot reach the token service {parsed.realm}: {exc}"
-                    ) from exc
+            if not parsed.realm:
+                return False
+            try:
+                if self.credentials is not None:
+                    token = self.auth.request_token(parsed)
+                else:
+                    token = self.auth.request_anonymous_token(parsed)
+            except requests.RequestException as exc:
+                raise UnreachableError(f"{self.ref}: cannot reach the token service {parsed.realm}: {exc}") from exc
             if not token:
                 return False
-            self._tokens[scope] = token
             self._authorization = f"Bearer {token}"
             return True
         return False
@@ -174,7 +171,7 @@ class RegistryClient(oras.provider.Registry):
         self._check(response, f"manifest {target}")
         body = response.content
         digest = sha256_digest(body)
-        if target.startswith("sha") and ":" in target and digest != target:
+        if ":" in target and digest != target:  # by digest (tags cannot contain ':')
             raise DigestMismatchError(f"{self.ref}: manifest {target} failed verification (got {digest})")
         media_type = response.headers.get("Content-Type", "").split(";", 1)[0].strip()
         return body, media_type, digest

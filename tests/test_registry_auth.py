@@ -117,3 +117,18 @@ def test_docker_credential_helper(
     ref = f"{auth_registry.host}/auth/helper:v1"
     digest = push_app(lockfile, ref, insecure=True)
     assert load_app(ref, cache_dir=tmp_path / "cache", insecure=True).manifest_digest == digest
+
+
+def test_bearer_token_flow(token_registry: RegistryServer, home: Path, lockfile: Path, tmp_path: Path) -> None:
+    """The flow ghcr.io / Docker Hub use: 401 Bearer challenge -> token service -> retry."""
+    assert token_registry.username and token_registry.password
+    spin_login(home, token_registry.host, token_registry.username, token_registry.password)
+    before = token_registry.token_service.issued
+    ref = f"{token_registry.host}/auth/bearer:v1"
+    digest = push_app(lockfile, ref, insecure=True)
+    assert load_app(ref, cache_dir=tmp_path / "cache", insecure=True).manifest_digest == digest
+    assert token_registry.token_service.issued > before
+
+    spin_login(home, token_registry.host, token_registry.username, "wrong")
+    with pytest.raises(AuthError, match="rejected the credentials"):
+        load_app(ref, cache_dir=tmp_path / "cache2", insecure=True)

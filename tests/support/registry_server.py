@@ -6,6 +6,9 @@ Fixtures (visible everywhere through tests/conftest.py):
   references and pass `insecure=True` to registry functions, e.g.
   `push_app(lock, f"{registry.host}/demo/hello:v1", insecure=True)`.
 * `auth_registry` (session): the same with htpasswd (bcrypt) auth; `.username` / `.password`.
+* `token_registry` (session): bearer-token auth as public registries do it (a local token service,
+  tests/support/registry_token.py, checks `.username` / `.password` and signs JWTs);
+  `.token_service.issued` counts tokens handed out.
 
 Tests that need to stop the registry (offline behaviour) should start their own instance with
 `RegistryServer(tmp_path).start()` rather than stop the shared one. `.blob_path(digest)` is the
@@ -23,12 +26,13 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.support.tools import require_tool
 
-__all__ = ["RegistryServer", "auth_registry", "registry", "running_registry"]
+__all__ = ["RegistryServer", "auth_registry", "registry", "running_registry", "token_registry"]
 
 DOCKER_REGISTRY = "/usr/bin/docker-registry"
 READY_TIMEOUT_S = 30.0
@@ -41,13 +45,24 @@ def _free_port() -> int:
 
 
 class RegistryServer:
-    def __init__(self, workdir: Path, *, username: str | None = None, password: str | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        token_realm: str | None = None,
+        token_cert: Path | None = None,
+    ) -> None:
         self.workdir = workdir
         self.storage_dir = workdir / "storage"
         self.config_path = workdir / "config.yml"
         self.log_path = workdir / "registry.log"
         self.username = username
         self.password = password
+        self.token_realm = token_realm
+        self.token_cert = token_cert
+        self.token_service: Any = None  # set by the token_registry fixture
         self.port = _free_port()
         self._proc: subprocess.Popen[bytes] | None = None
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -64,7 +79,14 @@ class RegistryServer:
 
     def _write_config(self) -> None:
         auth = ""
-        if self.username is not None:
+        if self.token_realm is not None:
+            from tests.support.registry_token import ISSUER, SERVICE
+
+            auth = (
+                f"auth:\n  token:\n    realm: {self.token_realm}\n    service: {SERVICE}\n"
+                f"    issuer: {ISSUER}\n    rootcertbundle: {self.token_cert}\n"
+            )
+        elif self.username is not None:
             htpasswd = require_tool("htpasswd", "apt install apache2-utils")
             line = subprocess.run(
                 [htpasswd, "-Bbn", self.username, self.password or ""],
@@ -161,7 +183,7 @@ class RegistryServer:
 
 
 @contextlib.contextmanager
-def running_registry(workdir: Path, **kwargs: str) -> Iterator[RegistryServer]:
+def running_registry(workdir: Path, **kwargs: Any) -> Iterator[RegistryServer]:
     server = RegistryServer(workdir, **kwargs).start()
     try:
         yield server
@@ -181,3 +203,20 @@ def auth_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry
         tmp_path_factory.mktemp("auth-registry"), username="lepton", password="s3cret-pass"
     ) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def token_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+    from tests.support.registry_token import TokenService
+
+    workdir = tmp_path_factory.mktemp("token-registry")
+    tokens = TokenService(workdir, "lepton", "t0ken-pass").start()
+    try:
+        with running_registry(
+            workdir, username="lepton", password="t0ken-pass", token_realm=tokens.realm,
+            token_cert=tokens.cert_path,
+        ) as server:
+            server.token_service = tokens
+            yield server
+    finally:
+        tokens.stop()
