@@ -1,0 +1,282 @@
+"""lepton-router throughput and latency with wrk on loopback, against baselines measured in the same run.
+
+    python benchmarks/router_bench.py [--duration 5] [--connections 16] [--apps 1000]
+
+Reports (wrk -t1, bounded duration, after a warm-up):
+  1. bare Quart hello on hypercorn vs lepton-router serving the WAT hello app: req/s, p99, ratio
+     (lepton-router instantiates a fresh component instance per request, as Spin does);
+  2. 1 vs N configured apps (the same request hits one app; the others only make the table big);
+  3. p99 while routes.toml flips the app between two versions every second vs steady state;
+  4. --workers 2 vs 1 worker (wrk shares the machine's cores with the server).
+Targets (issue 4): >= 50% of bare Quart; N apps cost <= 5%; p99 during swaps <= 2x steady;
+workers 2 >= 1.3x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import wasmtime
+
+REPO = Path(__file__).resolve().parents[1]
+HELLO_WAT = REPO / "tests" / "fixtures" / "wat" / "hello.wat"
+HELLO_TEXT = '"Hello, Fermyon!\\0a"'
+
+
+@dataclass
+class Result:
+    name: str
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+    def line(self) -> str:
+        return (f"{self.name:<38} {self.rps:>9.0f} req/s   p50 {self.p50_ms:>7.2f} ms   p99 {self.p99_ms:>7.2f} ms"
+                f"   errors {self.errors}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _ms(value: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s)", value)
+    if not match:
+        raise ValueError(value)
+    number, unit = float(match.group(1)), match.group(2)
+    return number / 1000 if unit == "us" else number * 1000 if unit == "s" else number
+
+
+def wrk(name: str, url: str, host: str, duration: float, connections: int) -> Result:
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-H", f"Host: {host}", url]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
+    errors = 0
+    for pattern in (r"Non-2xx or 3xx responses: (\d+)", r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)"):
+        match = re.search(pattern, out)
+        if match:
+            errors += sum(int(g) for g in match.groups())
+    return Result(name, rps, p50, p99, errors)
+
+
+def wait_http(url: str, host: str, timeout: float = 300, status: int = 200) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, headers={"host": host}, timeout=5).status_code == status:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer {status} within {timeout}s")
+
+
+class Proc:
+    def __init__(self, cmd: list[str], log: Path, env: dict[str, str] | None = None) -> None:
+        self.log = log
+        with log.open("ab") as out:
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
+                                         env={**os.environ, **(env or {})})
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+QUART_APP = textwrap.dedent(
+    """
+    import asyncio, sys
+    from hypercorn.asyncio import serve
+    from hypercorn.config import Config
+    from quart import Quart
+
+    app = Quart(__name__)
+
+    @app.route("/", defaults={"path": ""})
+    @app.route("/<path:path>")
+    async def hello(path):
+        return "Hello, Fermyon!\\n", 200, {"content-type": "text/plain"}
+
+    config = Config()
+    config.bind = [sys.argv[1]]
+    config.accesslog = None
+    asyncio.run(serve(app, config))
+    """
+)
+
+
+def build_layouts(work: Path) -> dict[str, str]:
+    """Two versions of the WAT hello app as oci-layout sources (no registry needed)."""
+    import registry
+
+    text = HELLO_WAT.read_text()
+    sources = {}
+    for tag, message in (("v1", "Hello, Fermyon!"), ("v2", "Hello, version2")):
+        app_dir = work / f"app-{tag}"
+        app_dir.mkdir()
+        wasm = app_dir / "hello.wasm"
+        wasm.write_bytes(wasmtime.wat2wasm(text.replace(HELLO_TEXT, f'"{message}\\0a"')))
+        lock = {
+            "spin_lock_version": 0,
+            "metadata": {"name": "hello", "version": tag, "trigger": {"type": "http"}, "triggers": {"http": {}}},
+            "triggers": [{"id": "t", "trigger_type": "http", "trigger_config": {"component": "hello", "route": "/..."}}],
+            "components": [{"id": "hello", "source": {"content_type": "application/wasm", "source": wasm.as_uri()}}],
+        }
+        (app_dir / "spin.lock").write_text(json.dumps(lock))
+        registry.push_app(app_dir / "spin.lock", f"oci-layout:{work / 'layout'}:{tag}")
+        sources[tag] = f"oci-layout:{work / 'layout'}:{tag}"
+    return sources
+
+
+def routes_text(work: Path, source: str, extra_apps: int) -> str:
+    lines = [f'[server]\ncache_dir = "{work / "cache"}"\nstate_dir = "{work / "state"}"\n',
+             f'[apps.main]\nsource = "{source}"\nhosts = ["main.test"]\n']
+    for i in range(extra_apps):
+        lines.append(f'[apps.filler{i}]\nsource = "{source}"\nhosts = ["filler{i}.test"]\nprefix = "/f{i}"\n')
+    return "\n".join(lines)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def lepton(work: Path, routes: Path, port: int, workers: int = 1) -> Proc:
+    cmd = [sys.executable, "-m", "router.cli", "serve", str(routes), "--listen", f"127.0.0.1:{port}",
+           "--log-level", "WARNING"]
+    if workers > 1:
+        cmd += ["--workers", str(workers)]
+    return Proc(cmd, work / f"lepton-{port}.log")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--apps", type=int, default=1000)
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        print("wrk not found (apt-get install wrk)", file=sys.stderr)
+        return 1
+    d, c = args.duration, args.connections
+    results: dict[str, Result] = {}
+
+    with tempfile.TemporaryDirectory(prefix="router-bench-") as tmp:
+        work = Path(tmp)
+        sources = build_layouts(work)
+
+        def run(name: str, port: int, host: str = "main.test") -> Result:
+            url = f"http://127.0.0.1:{port}/"
+            wrk(name, url, host, 1, c)  # warm-up
+            result = wrk(name, url, host, d, c)
+            print(result.line(), flush=True)
+            results[name] = result
+            return result
+
+        # 1. Bare Quart hello.
+        (work / "quart_hello.py").write_text(QUART_APP)
+        port = free_port()
+        quart = Proc([sys.executable, str(work / "quart_hello.py"), f"127.0.0.1:{port}"], work / "quart.log")
+        try:
+            wait_http(f"http://127.0.0.1:{port}/", "main.test", 60)
+            run("bare Quart hello (hypercorn, 1 worker)", port)
+        finally:
+            quart.stop()
+
+        # 2. lepton-router, one app; the same server then serves the swap test.
+        routes = work / "routes.toml"
+        routes.write_text(routes_text(work, sources["v1"], 0))
+        port = free_port()
+        server = lepton(work, routes, port)
+        try:
+            wait_http(f"http://127.0.0.1:{port}/.well-known/lepton/ready", "x", 300)
+            run("lepton-router, 1 app", port)
+            steady = run("lepton-router, steady (before swaps)", port)
+
+            # 3. Swaps: flip v1 <-> v2 every second while wrk runs.
+            stop = threading.Event()
+            flips = 0
+
+            def flipper() -> None:
+                nonlocal flips
+                tag = "v2"
+                while not stop.wait(1.0):
+                    write_atomic(routes, routes_text(work, sources[tag], 0))
+                    flips += 1
+                    tag = "v1" if tag == "v2" else "v2"
+
+            thread = threading.Thread(target=flipper, daemon=True)
+            thread.start()
+            swapping = wrk("lepton-router, swapping every 1s", f"http://127.0.0.1:{port}/", "main.test", d, c)
+            stop.set()
+            thread.join()
+            results[swapping.name] = swapping
+            print(swapping.line(), f"({flips} routes.toml edits)", flush=True)
+        finally:
+            server.stop()
+
+        # 4. 1 vs N apps.
+        routes.write_text(routes_text(work, sources["v1"], args.apps - 1))
+        port = free_port()
+        started = time.monotonic()
+        server = lepton(work, routes, port)
+        try:
+            wait_http(f"http://127.0.0.1:{port}/.well-known/lepton/ready", "x", 900)
+            print(f"({args.apps} apps loaded in {time.monotonic() - started:.1f}s)", flush=True)
+            many = run(f"lepton-router, {args.apps} apps", port)
+        finally:
+            server.stop()
+
+        # 5. Workers.
+        routes.write_text(routes_text(work, sources["v1"], 0))
+        port = free_port()
+        server = lepton(work, routes, port, workers=2)
+        try:
+            for _ in range(20):  # both workers must be ready: poll on fresh connections
+                wait_http(f"http://127.0.0.1:{port}/.well-known/lepton/ready", "x", 300)
+            two = run("lepton-router, --workers 2", port)
+        finally:
+            server.stop()
+
+    bare = results["bare Quart hello (hypercorn, 1 worker)"]
+    one = results["lepton-router, 1 app"]
+    swapping = results["lepton-router, swapping every 1s"]
+    print()
+    print(f"lepton-router / bare Quart req/s:      {one.rps / bare.rps:6.2f}  (target >= 0.50)")
+    print(f"p99 lepton-router / bare Quart:         {one.p99_ms / bare.p99_ms:6.2f}")
+    print(f"{args.apps} apps / 1 app req/s:            {many.rps / one.rps:6.2f}  (target >= 0.95)")
+    print(f"p99 during swaps / steady p99:          {swapping.p99_ms / steady.p99_ms:6.2f}  (target <= 2.0)")
+    print(f"--workers 2 / 1 worker req/s:           {two.rps / one.rps:6.2f}  (target >= 1.3)")
+    errors = sum(r.errors for r in results.values())
+    print(f"non-2xx or socket errors across runs:   {errors}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
