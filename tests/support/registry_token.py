@@ -38,7 +38,7 @@ class TokenService:
         self.cert_path = workdir / "token-root.pem"
         self.issued = 0  # tokens handed out, so tests can see the bearer flow really ran
         self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, ISSUER)])
         self._cert = (
             x509.CertificateBuilder()
