@@ -66,6 +66,10 @@ class BodySource:
     def complete(self) -> bool:
         return self._eof
 
+    @property
+    def error(self) -> BaseException | None:
+        return self._error
+
     async def wait_for_space(self) -> None:
         """Back-pressure for the pump: wait while the guest has not consumed enough."""
         assert self._space is not None

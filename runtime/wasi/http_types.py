@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from runtime import context
-from runtime.capabilities import BaseCapability, InterfaceImpl, resource_type_id
+from runtime.capabilities import BaseCapability, Drop, InterfaceImpl, resource_type_id
 from runtime.errors import GuestTrap
 from runtime.guest_io import BodyError, BodySource, GuestRequest, ResponseSink, SinkClosed
 from runtime.values import own, rep, tag
@@ -317,11 +317,21 @@ class BufferOutputStream(OutputStream):
     def __init__(self) -> None:
         self.chunks: list[bytes] = []
         self.closed = False
+        # Notified on every write and at close, so the outgoing-handler can stream the body
+        # to the network while the guest is still writing it.
+        self.changed = threading.Condition()
 
     def write(self, data: bytes, blocking: bool, deadline: float) -> None:
         if self.closed:
             raise StreamClosed("body finished")
-        self.chunks.append(bytes(data))
+        with self.changed:
+            self.chunks.append(bytes(data))
+            self.changed.notify_all()
+
+    def close_body(self) -> None:
+        with self.changed:
+            self.closed = True
+            self.changed.notify_all()
 
 
 class OutgoingBody:
@@ -368,7 +378,8 @@ def _sink() -> ResponseSink:
     sink = context.current().state.get(SINK_KEY)
     if sink is None:
         raise GuestTrap("no response sink for this request")
-    return sink  # type: ignore[no-any-return]
+    assert isinstance(sink, ResponseSink)
+    return sink
 
 
 def _resp_body(store: Any, self: Any) -> Any:
@@ -470,7 +481,10 @@ class FutureIncomingResponse:
         self._event.set()
 
     def pollable(self) -> Pollable:
-        return FnPollable(self._event.is_set, lambda deadline: self._event.wait(max(0.0, deadline - _now())))
+        return FnPollable(self._event.is_set, self._wait)
+
+    def _wait(self, deadline: float) -> None:
+        self._event.wait(max(0.0, deadline - _now()))
 
     @property
     def value(self) -> Any:
@@ -504,7 +518,7 @@ def _oreq_body(store: Any, self: Any) -> Any:
     req = _oreq(store, self)
     if req.body is not None:
         return None
-    req.body = OutgoingBody(req.body_stream, on_finish=lambda error: setattr(req.body_stream, "closed", True))
+    req.body = OutgoingBody(req.body_stream, on_finish=lambda error: req.body_stream.close_body())
     return own(context.current().table.push(req.body), OUTGOING_BODY)
 
 
@@ -608,7 +622,7 @@ class HttpTypesCapability(BaseCapability):
     interfaces = frozenset({IFACE})
 
     def implement(self, interface: str, version: str | None) -> InterfaceImpl:
-        resources = {
+        resources: dict[str, tuple[int, Drop]] = {
             "fields": (FIELDS, _drop),
             "incoming-request": (INCOMING_REQUEST, _drop),
             "outgoing-request": (OUTGOING_REQUEST, _drop),

@@ -1,0 +1,336 @@
+"""RunningApp: one loaded app answering requests (routing, spin-* headers, limits, error mapping).
+
+Execution path, per request: a guest runs INLINE on the event loop only when nothing can make it
+wait or run long: its request body is already complete (small bodies are read ahead), its
+executor and every capability it imports are non-blocking Python/wasmtime WASI, and its last
+runs each took under INLINE_MAX_S. Inline runs get a short epoch budget (INLINE_BUDGET_S); a run
+that exceeds it is discarded (nothing has reached the client: inline responses are collected
+first) and re-run on a worker thread with the app's full timeout, and the component goes back to
+the worker pool until it proves fast again. Everything else runs on the worker pool, with the
+request body streamed in and the response streamed out as the guest writes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from concurrent.futures import Executor as PoolExecutor
+from dataclasses import dataclass, field
+
+import wasmtime
+
+from registry.loaded import LoadedApp
+from runtime.capabilities import Executor
+from runtime.context import RequestContext, bind
+from runtime.errors import DeadlineExceeded
+from runtime.guest import PreparedGuest
+from runtime.guest_io import BodySource, BodyTooLarge, GuestRequest, ResponseSink
+from runtime.routes import Router
+from runtime.spin_headers import guest_request_headers, spin_headers, strip_mount_prefix, well_known_response
+from runtime.types import AppSettings, IncomingRequest, OutgoingResponse
+
+log = logging.getLogger("lepton.runtime")
+
+INLINE_MAX_S = 0.003  # a component whose recent runs were all faster may run inline
+INLINE_PROOF_RUNS = 4  # how many recent runs must have been that fast
+INLINE_BUDGET_S = 0.25  # epoch budget of an inline run before it is retried on a worker thread
+READ_AHEAD_BYTES = 64 * 1024  # request bodies up to this size are read before the guest starts
+HEAD_GRACE_S = 1.0  # extra wait for a response head beyond the app timeout (host-side waits)
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    if isinstance(exc, DeadlineExceeded):
+        return True
+    return isinstance(exc, wasmtime.WasmtimeError) and "interrupt" in str(exc)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    causes = [line for line in lines if line.startswith("wasm trap") or "trap" in line.lower()]
+    detail = causes[-1] if causes else (lines[-1] if lines else "")
+    return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+
+
+async def _body(data: bytes) -> AsyncIterator[bytes]:
+    if data:
+        yield data
+
+
+def _simple(status: int, body: bytes = b"", headers: list[tuple[str, str]] | None = None) -> OutgoingResponse:
+    return OutgoingResponse(status=status, headers=headers or [], body=_body(body))
+
+
+def _encode_header(value: str) -> bytes:
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value.encode("utf-8")
+
+
+def _decode_header(value: bytes) -> str:
+    return value.decode("latin-1")
+
+
+@dataclass(eq=False)
+class ComponentSlot:
+    """A component of the app as one executor serves it, with its execution-path statistics."""
+
+    guest: PreparedGuest
+    executor: Executor
+    may_inline: bool  # static facts allow inline runs (see module docstring)
+    recent: deque[float] = field(default_factory=lambda: deque(maxlen=INLINE_PROOF_RUNS))
+    log: logging.Logger = log
+
+    def inline_now(self) -> bool:
+        return (
+            self.may_inline
+            and len(self.recent) == INLINE_PROOF_RUNS
+            and max(self.recent) < INLINE_MAX_S
+        )
+
+    def record(self, seconds: float) -> None:
+        self.recent.append(seconds)
+
+    def demote(self) -> None:
+        self.recent.clear()
+
+
+class RunningApp:
+    def __init__(
+        self,
+        app: LoadedApp,
+        settings: AppSettings,
+        router: Router,
+        slots: dict[str, ComponentSlot],
+        pool: PoolExecutor,
+    ) -> None:
+        self.app = app
+        self.settings = settings
+        self.router = router
+        self.slots = slots  # by component id
+        self._pool = pool
+        self.closed = False
+        self._warned_no_route = False
+        self.log = logging.getLogger(f"lepton.app.{app.name}")
+
+    def close(self) -> None:
+        """Release the app (called once its last in-flight request has ended)."""
+        self.closed = True
+        self.slots = {}
+
+    # -- request handling ---------------------------------------------------------------------
+    async def handle(self, request: IncomingRequest) -> OutgoingResponse:
+        app_path = strip_mount_prefix(request.path, request.query, request.mount_prefix)
+        if app_path is None:
+            return _simple(404)
+        reserved = well_known_response(
+            app_path.path, name=self.app.name, version=self.app.version, oci_image_digest=self.app.manifest_digest
+        )
+        if reserved is not None:
+            return _simple(reserved.status, reserved.body, list(reserved.headers))
+        match = self.router.match(app_path.path)
+        if match is None:
+            if not self._warned_no_route:
+                self._warned_no_route = True
+                self.log.warning("no route for %s (further misses are not logged)", app_path.path)
+            return _simple(404)
+        route = match.route
+        if route.static_response is not None:
+            sr = route.static_response
+            return _simple(sr.status, sr.body or b"", list(sr.headers))
+        assert route.component_id is not None
+        slot = self.slots.get(route.component_id)
+        if slot is None:
+            self.log.error("app is closed or component %s is not loaded", route.component_id)
+            return _simple(503)
+        max_body = self.settings.max_body_bytes
+        if request.content_length is not None and request.content_length > max_body:
+            return _simple(413)
+        spin = spin_headers(
+            scheme=request.scheme,
+            host=request.host,
+            path=request.path,
+            query=request.query,
+            mount_prefix=request.mount_prefix,
+            match=match,
+            client_addr=request.client_addr,
+        )
+        headers = guest_request_headers(list(request.headers), spin, request.mount_prefix)
+        loop = asyncio.get_running_loop()
+        source = BodySource(loop)
+        guest_request = GuestRequest(
+            method=request.method,
+            scheme=request.scheme,
+            authority=request.host,
+            path_with_query=app_path.path_with_query,
+            headers=[(n, _encode_header(v)) for n, v in headers],
+            client_addr=request.client_addr,
+            body=source,
+            route=match,
+            spin_headers=dict(spin),
+            full_path=request.path,
+            query=request.query,
+            http_version=request.http_version,
+        )
+        body_iter = request.body.__aiter__()
+        read_ahead: list[bytes] = []
+        if self._body_is_short(request):
+            try:
+                complete = await self._read_ahead(body_iter, source, read_ahead, max_body)
+            except BodyTooLarge:
+                return _simple(413)
+        else:
+            complete = False
+        if complete and slot.inline_now():
+            response = self._run_inline(slot, guest_request)
+            if response is not None:
+                return response
+            # Over the inline budget: run again on a worker thread with a fresh, full body.
+            slot.demote()
+            source = BodySource(loop)
+            for chunk in read_ahead:
+                source.feed(chunk)
+            source.end()
+            guest_request.body = source
+        return await self._run_threaded(slot, guest_request, body_iter, complete, max_body)
+
+    @staticmethod
+    def _body_is_short(request: IncomingRequest) -> bool:
+        if request.content_length is not None:
+            return request.content_length <= READ_AHEAD_BYTES
+        # HTTP/1.x without Content-Length or Transfer-Encoding has no body at all.
+        return request.http_version.startswith("1") and not any(
+            n == "transfer-encoding" for n, _ in request.headers
+        )
+
+    @staticmethod
+    async def _read_ahead(
+        body_iter: AsyncIterator[bytes], source: BodySource, kept: list[bytes], max_body: int
+    ) -> bool:
+        async for chunk in body_iter:
+            source.feed(chunk)
+            kept.append(chunk)
+            if source.total > max_body:
+                raise BodyTooLarge()
+            if source.total > READ_AHEAD_BYTES:
+                return False
+        source.end()
+        return True
+
+    async def _pump(self, body_iter: AsyncIterator[bytes], source: BodySource, max_body: int) -> None:
+        """Feed the rest of the request body to the guest as it arrives (bounded buffer)."""
+        try:
+            async for chunk in body_iter:
+                source.feed(chunk)
+                if source.total > max_body:
+                    source.end(BodyTooLarge(f"request body larger than {max_body} bytes"))
+                    return
+                await source.wait_for_space()
+            source.end()
+        except asyncio.CancelledError:
+            source.end(ConnectionError("request cancelled"))
+            raise
+        except Exception as exc:  # client went away mid-body
+            source.end(exc)
+
+    def _execute(self, slot: ComponentSlot, request: GuestRequest, sink: ResponseSink, timeout_s: float) -> float:
+        """Run the guest to completion on this thread; never raises (errors go to the sink)."""
+        ctx = RequestContext(
+            app=self.app,
+            component=slot.guest.component,
+            settings=self.settings,
+            deadline=time.monotonic() + timeout_s,
+            log=slot.log,
+        )
+        started = time.perf_counter()
+        try:
+            with bind(ctx):
+                slot.executor.run(slot.guest, request, sink)
+        except BaseException as exc:
+            sink.finish(exc)
+        else:
+            sink.finish()
+        finally:
+            ctx.close()
+        return time.perf_counter() - started
+
+    def _run_inline(self, slot: ComponentSlot, request: GuestRequest) -> OutgoingResponse | None:
+        loop = asyncio.get_running_loop()
+        sink = ResponseSink(loop, inline=True)
+        budget = min(self.settings.timeout_s, INLINE_BUDGET_S)
+        elapsed = self._execute(slot, request, sink, budget)
+        if sink.error is not None and _is_timeout(sink.error) and budget < self.settings.timeout_s:
+            slot.log.info("inline run exceeded %.0f ms; retrying on a worker thread", budget * 1000)
+            return None
+        if sink.error is None:
+            slot.record(elapsed)
+        if elapsed > INLINE_MAX_S * 4:
+            slot.demote()
+        return self._response(slot, sink, sink.error if not sink.started else None)
+
+    async def _run_threaded(
+        self,
+        slot: ComponentSlot,
+        request: GuestRequest,
+        body_iter: AsyncIterator[bytes],
+        complete: bool,
+        max_body: int,
+    ) -> OutgoingResponse:
+        loop = asyncio.get_running_loop()
+        sink = ResponseSink(loop)
+        source = request.body
+        pump = None if complete else asyncio.create_task(self._pump(body_iter, source, max_body))
+        timeout = self.settings.timeout_s
+        run = loop.run_in_executor(self._pool, self._execute, slot, request, sink, timeout)
+
+        def finished(fut: asyncio.Future[float]) -> None:
+            if pump is not None and not pump.done():
+                pump.cancel()
+            if not fut.cancelled() and fut.exception() is None and sink.error is None:
+                slot.record(fut.result())
+
+        run.add_done_callback(finished)
+        try:
+            await asyncio.wait_for(asyncio.shield(sink.head_future), timeout + HEAD_GRACE_S)
+        except TimeoutError:
+            slot.log.error("no response within %.1fs: 504", timeout)
+            sink.close()
+            return _simple(504)
+        except BaseException as exc:
+            return self._response(slot, sink, exc, source)
+        return self._response(slot, sink, None, source)
+
+    def _response(
+        self, slot: ComponentSlot, sink: ResponseSink, error: BaseException | None, source: BodySource | None = None
+    ) -> OutgoingResponse:
+        if error is not None:
+            if source is not None and isinstance(source.error, BodyTooLarge):
+                slot.log.warning("request body over %d bytes: 413", self.settings.max_body_bytes)
+                return _simple(413)
+            if _is_timeout(error):
+                slot.log.error("timed out after %.1fs: 504 (%s)", self.settings.timeout_s, _first_line(error))
+                return _simple(504)
+            slot.log.error("guest failed: 500 (%s)", _first_line(error))
+            slot.log.debug("guest failure detail", exc_info=error)
+            return _simple(500)
+        status, headers = sink.head_future.result()
+        return OutgoingResponse(
+            status=status,
+            headers=[(n, _decode_header(v)) for n, v in headers],
+            body=self._stream(slot, sink),
+        )
+
+    async def _stream(self, slot: ComponentSlot, sink: ResponseSink) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in sink.chunks():
+                yield chunk
+        finally:
+            with contextlib.suppress(Exception):
+                sink.close()
+        if sink.error is not None:
+            slot.log.error("response body truncated: %s", _first_line(sink.error))
