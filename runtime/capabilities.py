@@ -101,8 +101,9 @@ Drop = Callable[[int], None]
 class InterfaceImpl:
     """What one capability defines for one imported interface instance."""
 
-    resources: dict[str, tuple[int, Drop]] = field(default_factory=dict)
-    funcs: dict[str, HostFunc] = field(default_factory=dict)
+    # Mappings (not dicts) so a literal of more specific callables type-checks.
+    resources: Mapping[str, tuple[int, Drop]] = field(default_factory=dict)
+    funcs: Mapping[str, HostFunc] = field(default_factory=dict)
 
 
 @runtime_checkable
