@@ -9,7 +9,7 @@ Layout under the cache root (see README "App sources, cache, auth and mirror"):
                                   the final rename is atomic)
 
 Nothing enters `blobs/` or `apps/` unverified or half-written: writers fill a temp file, verify it,
-then rename it into place. A crash leaves at most debris in tmp/, which is always safe to delete.
+then rename it into place. A crash leaves at most debris in tmp/, swept after a day.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from registry.digest import DigestVerifier, split_digest
 from registry.reference import Reference
 
 _CHUNK = 1 << 20
+STALE_TMP_S = 24 * 3600
 
 
 def default_cache_dir() -> Path:
@@ -54,6 +55,20 @@ class ContentCache:
         self.tmp = root / "tmp"
         for d in (self.blobs, self.refs, self.apps, self.tmp):
             d.mkdir(parents=True, exist_ok=True)
+        self._sweep_tmp()
+
+    def _sweep_tmp(self) -> None:
+        """Remove debris of crashed transfers; only old entries, since other processes may be
+        pulling into the same cache right now."""
+        cutoff = time.time() - STALE_TMP_S
+        for entry in self.tmp.iterdir():
+            with contextlib.suppress(OSError):
+                if entry.lstat().st_mtime >= cutoff:
+                    continue
+                if entry.is_dir() and not entry.is_symlink():
+                    _rmtree(entry)
+                else:
+                    entry.unlink()
 
     # --- blobs -------------------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""Transfer progress: a live line per app on a TTY, one summary log line per app otherwise."""
+"""Transfer progress: a live line per app on a TTY (app totals plus the layers in flight, bytes
+each), one summary log line per app otherwise."""
 
 from __future__ import annotations
 
@@ -33,20 +34,30 @@ class Progress:
         self.total_layers = 0
         self.done_layers = 0
         self.cached_layers = 0
+        self._active: dict[str, tuple[int, int]] = {}  # layer digest -> (bytes done, size)
 
     def plan(self, layers: int, total_bytes: int, cached_layers: int) -> None:
         with self._lock:
             self.total_layers, self.total_bytes, self.cached_layers = layers, total_bytes, cached_layers
         self._draw(force=True)
 
-    def advance(self, nbytes: int) -> None:
+    def layer_started(self, digest: str, size: int) -> None:
+        with self._lock:
+            self._active[digest] = (0, size)
+
+    def advance(self, nbytes: int, digest: str | None = None) -> None:
         with self._lock:
             self.done_bytes += nbytes
+            if digest is not None and digest in self._active:
+                done, size = self._active[digest]
+                self._active[digest] = (done + nbytes, size)
         self._draw()
 
-    def layer_done(self) -> None:
+    def layer_done(self, digest: str | None = None) -> None:
         with self._lock:
             self.done_layers += 1
+            if digest is not None:
+                self._active.pop(digest, None)
         self._draw(force=True)
 
     def _draw(self, force: bool = False) -> None:
@@ -57,9 +68,13 @@ class Progress:
             if not force and now - self._last_draw < _REDRAW_INTERVAL_S:
                 return
             self._last_draw = now
+            layers = "  ".join(
+                f"{digest.split(':')[-1][:12]} {_mb(done)}/{_mb(size)}"
+                for digest, (done, size) in list(self._active.items())[:3]
+            )
             line = (
                 f"\r{self.label}: {self.done_layers}/{self.total_layers} layers, "
-                f"{_mb(self.done_bytes)} / {_mb(self.total_bytes)}"
+                f"{_mb(self.done_bytes)} / {_mb(self.total_bytes)}" + (f"  [{layers}]" if layers else "")
             )
         self._stream.write(line + "\x1b[K")
         self._stream.flush()

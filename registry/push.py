@@ -276,8 +276,9 @@ def _upload(store: Store, blobs: list[Layer], manifest: bytes) -> str:
     progress.plan(len(unique), sum(b.size for b in unique.values()), 0)
     def job(blob: Layer) -> Any:
         def run() -> None:
-            store.put_blob(blob.digest, blob.path, progress.advance)
-            progress.layer_done()
+            progress.layer_started(blob.digest, blob.size)
+            store.put_blob(blob.digest, blob.path, lambda n: progress.advance(n, blob.digest))
+            progress.layer_done(blob.digest)
 
         return run
 

@@ -47,9 +47,10 @@ def fetch_blobs(
 
     def fetch(desc: Descriptor) -> Callable[[], None]:
         def run() -> None:
+            progress.layer_started(desc.digest, desc.size)
             with store.open_blob(desc.digest) as chunks:
-                cache.put_stream(desc.digest, desc.size, chunks, where, progress.advance)
-            progress.layer_done()
+                cache.put_stream(desc.digest, desc.size, chunks, where, lambda n: progress.advance(n, desc.digest))
+            progress.layer_done(desc.digest)
 
         return run
 
@@ -100,8 +101,9 @@ def upload_blobs(
 
     def upload(desc: Descriptor) -> Callable[[], None]:
         def run() -> None:
-            store.put_blob(desc.digest, cache.blob_path(desc.digest), progress.advance)
-            progress.layer_done()
+            progress.layer_started(desc.digest, desc.size)
+            store.put_blob(desc.digest, cache.blob_path(desc.digest), lambda n: progress.advance(n, desc.digest))
+            progress.layer_done(desc.digest)
 
         return run
 
