@@ -156,3 +156,23 @@ def test_concurrent_loads_of_one_app_agree(registry: RegistryServer, big_file_ap
     assert files_dir is not None and (files_dir / "data.bin").read_bytes() == data
     assert list((cache / "tmp").iterdir()) == []
     assert len(list((cache / "apps").iterdir())) == 1
+
+
+def test_stale_tmp_debris_is_swept(tmp_path: Path) -> None:
+    import os
+    import time
+
+    from registry.cache import STALE_TMP_S, ContentCache
+
+    tmp = tmp_path / "cache" / "tmp"
+    tmp.mkdir(parents=True)
+    old_file, old_dir, fresh = tmp / "blob-old", tmp / "app-old", tmp / "blob-fresh"
+    old_file.write_bytes(b"partial")
+    old_dir.mkdir()
+    (old_dir / "x").write_bytes(b"x")
+    fresh.write_bytes(b"in flight")
+    long_ago = time.time() - STALE_TMP_S - 60
+    for path in (old_file, old_dir):
+        os.utime(path, (long_ago, long_ago))
+    ContentCache(tmp_path / "cache")
+    assert sorted(p.name for p in tmp.iterdir()) == ["blob-fresh"]
