@@ -7,7 +7,7 @@ import os
 import tarfile
 import tempfile
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from registry.cache import ContentCache
@@ -21,7 +21,9 @@ MAX_PARALLEL = 8
 
 
 def parallel(jobs: list[Callable[[], None]]) -> None:
-    """Run jobs on a small pool; the first failure is raised (after the others settle)."""
+    """Run jobs on a small pool. On the first failure, jobs not yet started are cancelled; the
+    failure is raised once the running ones have settled (none is left writing in the background).
+    """
     if not jobs:
         return
     if len(jobs) == 1:
@@ -29,9 +31,13 @@ def parallel(jobs: list[Callable[[], None]]) -> None:
         return
     with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(jobs)), thread_name_prefix="lepton-blob") as pool:
         futures = [pool.submit(job) for job in jobs]
-        errors = [f.exception() for f in futures]
-    for error in errors:
-        if error is not None:
+        for future in as_completed(futures):
+            if future.exception() is not None:
+                for other in futures:
+                    other.cancel()
+                break
+    for future in futures:
+        if not future.cancelled() and (error := future.exception()) is not None:
             raise error
 
 
