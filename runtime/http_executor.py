@@ -12,6 +12,7 @@ from runtime.guest_io import GuestRequest, ResponseSink
 from runtime.wasi.http_types import SINK_KEY, new_incoming_request, new_response_outparam
 
 INCOMING_HANDLER = "wasi:http/incoming-handler"
+REQUEST_KEY = "request"  # RequestContext.state key of the GuestRequest being served
 
 
 class NoResponse(Exception):
@@ -28,6 +29,7 @@ class IncomingHandlerExecutor:
     def run(self, guest: PreparedGuest, request: GuestRequest, response: ResponseSink) -> None:
         ctx = context.current()
         ctx.state[SINK_KEY] = response
+        ctx.state[REQUEST_KEY] = request  # for host APIs that need it (Spin self requests' origin)
         store = guest.new_store(ctx, ctx.remaining())
         instance = guest.instantiate(store)
         func, sig = guest.export(store, instance, self.export_name, "handle")

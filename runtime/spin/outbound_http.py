@@ -138,7 +138,7 @@ class OutboundHttpClient:
         self,
         method: str,
         url: str,
-        headers: Iterable[tuple[str, str]],
+        headers: Iterable[tuple[str, str | bytes]],
         body: bytes | Iterable[bytes] | None,
         allowed: AllowedHosts,
         self_origin: SelfOrigin | None = None,
@@ -153,7 +153,9 @@ class OutboundHttpClient:
             write=t.between_bytes_s,
             pool=t.connect_s,
         )
-        header_list = [(k, v) for k, v in headers if k.lower() not in _HOP_BY_HOP]
+        header_list = [
+            (k, v if isinstance(v, str) else v.decode("latin-1")) for k, v in headers if k.lower() not in _HOP_BY_HOP
+        ]
         try:
             request = httpx.Request(method, target, headers=header_list, content=body)
         except (httpx.InvalidURL, ValueError, TypeError) as exc:

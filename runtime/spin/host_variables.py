@@ -1,0 +1,94 @@
+"""Guest bindings for variables: `fermyon:spin/variables@2.0.0`, `wasi:config/store@0.2.0-draft-2024-09-27`
+and the unversioned (Spin 1.x, componentized) `fermyon:spin/config`.
+
+Errors map as Spin v3's `factor-variables/src/host.rs`:
+- variables.get: invalid-name / undefined with Spin's messages;
+- config.get-config: invalid-name -> invalid-key, undefined -> provider;
+- wasi:config store.get: undefined or invalid name -> none (not an error); get-all -> all of the
+  component's config keys.
+
+`spin:variables/variables@3.0.0` is an async (component-model async) interface that wasmtime-py
+cannot define; components using it are wasi:http@0.3 components that this runtime cannot run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from registry.loaded import LoadedApp, LoadedComponent
+from runtime import context
+from runtime.capabilities import BaseCapability, InterfaceImpl
+from runtime.errors import AppLoadError
+from runtime.spin import shared
+from runtime.spin.errors import SpinConfigError
+from runtime.spin.variables import AppVariables, ComponentVariables, VariableError, VariableErrorKind
+from runtime.spin.wit import case, err
+from runtime.types import AppSettings
+
+NAME = "spin-variables"
+PREPARED = NAME + ".prepared"
+
+
+def app_variables(app: LoadedApp, settings: AppSettings) -> AppVariables:
+    """The app's resolved variables (once per app); AppLoadError if one cannot be resolved."""
+
+    def resolve() -> AppVariables:
+        try:
+            return AppVariables.resolve(app.locked, settings.variables)
+        except SpinConfigError as exc:
+            raise AppLoadError(app.name or app.reference, str(exc), field="variables") from None
+
+    return shared.per_app(app, NAME, resolve)
+
+
+def _component_vars() -> ComponentVariables:
+    ctx = context.current()
+    prepared = ctx.state.get(PREPARED)
+    if isinstance(prepared, ComponentVariables):
+        return prepared
+    return app_variables(ctx.app, ctx.settings).component(ctx.component.id)
+
+
+def _spin_get(store: Any, name: str) -> Any:
+    try:
+        return _component_vars().get(name)
+    except VariableError as exc:
+        return err(case(exc.kind.value, exc.message))
+
+
+def _config_get(store: Any, key: str) -> Any:
+    try:
+        return _component_vars().get(key)
+    except VariableError as exc:
+        if exc.kind is VariableErrorKind.INVALID_NAME:
+            return err(case("invalid-key", exc.message))
+        if exc.kind is VariableErrorKind.UNDEFINED:
+            return err(case("provider", exc.message))
+        return err(case("other", f"{exc.kind.value}: {exc.message}"))
+
+
+def _wasi_get(store: Any, key: str) -> Any:
+    try:
+        return _component_vars().get(key)
+    except VariableError:
+        return None  # wasi-runtime-config guidance: unknown or invalid names are `none`
+
+
+def _wasi_get_all(store: Any) -> Any:
+    return _component_vars().get_all()
+
+
+class VariablesCapability(BaseCapability):
+    name = NAME
+    blocking = False
+    interfaces = frozenset({"fermyon:spin/variables", "fermyon:spin/config", "wasi:config/store"})
+
+    def implement(self, interface: str, version: str | None) -> InterfaceImpl:
+        if interface == "fermyon:spin/variables":
+            return InterfaceImpl(funcs={"get": _spin_get})
+        if interface == "fermyon:spin/config":
+            return InterfaceImpl(funcs={"get-config": _config_get})
+        return InterfaceImpl(funcs={"get": _wasi_get, "get-all": _wasi_get_all})
+
+    def prepare(self, app: LoadedApp, component: LoadedComponent, settings: AppSettings) -> Any:
+        return app_variables(app, settings).component(component.id)

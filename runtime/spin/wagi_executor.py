@@ -1,0 +1,118 @@
+"""The WAGI executor (`executor = { type = "wagi" }`): a WASI preview1 command module per request.
+
+The module runs with wasmtime's own WASI preview1: argv from the trigger's template, the CGI
+environment (runtime/spin/wagi.py), stdin = the whole request body, stdout captured in memory,
+the component's files mounted read-only at `/`. `_start` returning or `proc_exit(0)` is success;
+another exit code or a trap is a 500, and so is an empty stdout (as Spin v3). The response is
+parsed from stdout with Spin's rules.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from wasmtime import ExitTrap, Linker, WasiConfig
+
+from runtime import context
+from runtime.capabilities import ComponentInfo
+from runtime.guest import PreparedGuest
+from runtime.guest_io import GuestRequest, ResponseSink
+from runtime.spin.wagi import WagiConfig, WagiRequest, build_argv, build_env, compose_response
+
+ENTRYPOINT = "_start"
+
+
+class WagiError(Exception):
+    """The program failed (non-zero exit, trap, or no output) -> 500."""
+
+
+class WagiExecutor:
+    name = "spin-wagi"
+    blocking = False
+
+    def __init__(self, config: WagiConfig) -> None:
+        self.config = config
+        self._linker: Linker | None = None
+        self._lock = threading.Lock()
+
+    def _core_linker(self, guest: PreparedGuest) -> Linker:
+        with self._lock:
+            if self._linker is None:
+                linker = Linker(guest.engine)
+                linker.define_wasi()
+                self._linker = linker
+            return self._linker
+
+    def run(self, guest: PreparedGuest, request: GuestRequest, response: ResponseSink) -> None:
+        ctx = context.current()
+        module = guest.module
+        if module is None:
+            raise WagiError("the WAGI executor runs WASI preview1 command modules")
+        body = request.body.read_all(ctx.deadline)
+        path = request.path_with_query.partition("?")[0]
+        env = build_env(
+            WagiRequest(
+                method=request.method,
+                path=path,
+                query=request.query,
+                headers=_original_headers(request),
+                body_length=len(body),
+                client_ip=request.client_addr[0],
+                http_version=request.http_version,
+                spin_headers=list(request.spin_headers.items()),
+            ),
+            guest.component.locked.env,
+        )
+        stdout = bytearray()
+        with tempfile.NamedTemporaryFile(prefix="wagi-stdin-") as stdin:
+            stdin.write(body)
+            stdin.flush()
+            store = guest.new_store(ctx, ctx.remaining())
+            wasi = WasiConfig()
+            wasi.argv = build_argv(self.config.argv, path, request.query)
+            wasi.env = sorted(env.items())
+            wasi.stdin_file = stdin.name
+            wasi.stdout_custom = stdout.extend
+            if guest.component.files_dir is not None:
+                wasi.preopen_dir(os.fspath(guest.component.files_dir), "/", fs_mutable=False)
+            store.set_wasi(wasi)
+            instance = self._core_linker(guest).instantiate(store, module)
+            start = instance.exports(store)[ENTRYPOINT]
+            try:
+                start(store)  # type: ignore[operator]
+            except ExitTrap as exc:
+                if exc.code != 0:
+                    raise WagiError(f"WAGI program exited with code {exc.code}") from None
+        if not stdout:
+            raise WagiError(
+                f"the {guest.component.id!r} component is configured to use the WAGI executor but did "
+                "not write to stdout"
+            )
+        parsed = compose_response(bytes(stdout))
+        response.start(parsed.status, [(k, v.encode("utf-8")) for k, v in parsed.headers])
+        if parsed.body:
+            response.write(parsed.body, ctx.deadline)
+        response.finish()
+
+
+def _original_headers(request: GuestRequest) -> list[tuple[str, str]]:
+    """The client's headers: the runtime appended the computed spin-* ones, which WAGI passes
+    as X_* variables instead (a client-sent spin-* header still becomes HTTP_SPIN_*)."""
+    headers = [(k, v.decode("utf-8", "replace")) for k, v in request.headers]
+    appended = request.spin_headers
+    while headers and appended.get(headers[-1][0]) == headers[-1][1]:
+        headers.pop()
+    return headers
+
+
+class WagiProvider:
+    def select(self, info: ComponentInfo, executor_config: Mapping[str, Any] | None) -> WagiExecutor | None:
+        if (executor_config or {}).get("type") != "wagi":
+            return None
+        if info.kind != "module" or ENTRYPOINT not in info.exports:
+            return None
+        return WagiExecutor(WagiConfig.from_executor(executor_config or {}))
