@@ -196,7 +196,12 @@ def _plugin(attr: str) -> list[Any]:
         if exc.name not in ("runtime.spin",):
             raise
         return []
-    return list(getattr(module, attr, ()))
+    try:
+        return list(getattr(module, attr, ()))
+    except ImportError:
+        # A broken plugin must be loud, but must not take the whole host down with it.
+        log.exception("runtime.spin.%s failed to import; continuing without it", attr)
+        return []
 
 
 def default_capabilities() -> list[Capability]:

@@ -1,0 +1,295 @@
+"""runtime/ end to end on the hand-written WAT components: Runtime.load_app + RunningApp.handle."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from runtime import AppLoadError, Runtime
+from runtime.guest_io import BUFFER_LIMIT
+from runtime.testing import component, loaded_app
+from runtime.types import MiB, AppSettings
+from tests.support.runtime_helpers import GUEST_WAT, HELLO_WAT, header, read, request
+
+SETTINGS = AppSettings(timeout_s=2.0, memory_bytes=32 * MiB, max_body_bytes=4 * MiB)
+
+
+@pytest.fixture(scope="module")
+def rt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
+    runtime = Runtime(tmp_path_factory.mktemp("rtcache"))
+    yield runtime
+    runtime.close()
+
+
+def app(*specs, **kwargs):  # type: ignore[no-untyped-def]
+    return loaded_app(list(specs), name=kwargs.pop("name", "wat-app"), **kwargs)
+
+
+async def test_hello(rt: Runtime) -> None:
+    running = await rt.load_app(app(component("hello", HELLO_WAT)), SETTINGS)
+    resp = await running.handle(request("/anything"))
+    assert resp.status == 200
+    assert header(resp, "content-type") == "text/plain"
+    assert await read(resp) == b"Hello, Fermyon!\n"
+
+
+async def test_echo_sees_method_path_authority_headers_and_body(rt: Runtime) -> None:
+    running = await rt.load_app(app(component("guest", GUEST_WAT)), SETTINGS)
+    resp = await running.handle(
+        request("/echo/x", query="a=1&b", body=b"payload", method="PUT", headers=[("x-custom", "v1")])
+    )
+    assert resp.status == 200
+    assert header(resp, "x-echo-method") == "PUT"
+    assert header(resp, "x-echo-path") == "/echo/x?a=1&b"
+    assert header(resp, "x-echo-authority") == "example.com"
+    assert header(resp, "x-req-x-custom") == "v1"
+    assert await read(resp) == b"payload"
+
+
+async def test_other_method_is_passed_through(rt: Runtime) -> None:
+    running = await rt.load_app(app(component("guest", GUEST_WAT)), SETTINGS)
+    resp = await running.handle(request("/echo", method="PROPFIND"))
+    assert header(resp, "x-echo-method") == "PROPFIND"
+
+
+async def test_conformance_request_shape(rt: Runtime) -> None:
+    """The issue's conformance case: exactly these spin-* headers, with Spin's values."""
+    running = await rt.load_app(
+        app(component("guest", GUEST_WAT, route="/base/:path_segment/:path_end/...")), SETTINGS
+    )
+    resp = await running.handle(
+        request("/base/path/end/rest", query="key=value", host="example.com", client_addr=("127.0.0.1", 5555))
+    )
+    assert resp.status == 200
+    assert header(resp, "x-echo-authority") == "example.com"
+    assert header(resp, "x-echo-path") == "/base/path/end/rest?key=value"
+    spin = {n.removeprefix("x-req-"): v for n, v in resp.headers if n.startswith("x-req-spin-")}
+    assert spin == {
+        "spin-path-info": "/rest",
+        "spin-full-url": "http://example.com/base/path/end/rest?key=value",
+        "spin-matched-route": "/base/:path_segment/:path_end/...",
+        "spin-base-path": "/",
+        "spin-raw-component-route": "/base/:path_segment/:path_end/...",
+        "spin-component-route": "/base/:path_segment/:path_end",
+        "spin-client-addr": "127.0.0.1:5555",
+        "spin-path-match-path-segment": "path",
+        "spin-path-match-path-end": "end",
+    }
+
+
+async def test_mount_prefix_is_stripped(rt: Runtime) -> None:
+    running = await rt.load_app(app(component("guest", GUEST_WAT, route="/a/...")), SETTINGS)
+    resp = await running.handle(request("/hello/a/b", query="x", mount_prefix="/hello"))
+    assert resp.status == 200
+    assert header(resp, "x-echo-path") == "/a/b?x"
+    assert header(resp, "x-req-spin-base-path") == "/hello"
+    assert header(resp, "x-req-x-forwarded-prefix") == "/hello"
+    assert header(resp, "x-req-spin-full-url") == "http://example.com/hello/a/b?x"
+    assert header(resp, "x-req-spin-path-info") == "/b"
+    # Outside the app's routes (after stripping) -> 404.
+    assert (await running.handle(request("/hello/zzz", mount_prefix="/hello"))).status == 404
+
+
+async def test_routing_well_known_static_and_404(rt: Runtime) -> None:
+    running = await rt.load_app(
+        app(
+            component("hello", HELLO_WAT, route="/hello"),
+            static_routes=[("/static", {"status_code": 201, "headers": {"x-s": "1"}, "body": "static!"})],
+            name="routed",
+        ),
+        SETTINGS,
+    )
+    assert (await running.handle(request("/hello/"))).status == 200  # trailing slash ignored
+    assert (await running.handle(request("/nope"))).status == 404
+    static = await running.handle(request("/static"))
+    assert (static.status, header(static, "x-s"), await read(static)) == (201, "1", b"static!")
+    health = await running.handle(request("/.well-known/spin/health"))
+    assert (health.status, await read(health)) == (200, b"OK")
+    info = await running.handle(request("/.well-known/spin/info"))
+    assert info.status == 200
+    assert b'"name": "routed"' in await read(info)
+    assert (await running.handle(request("/.well-known/spin/other"))).status == 404
+
+
+async def test_trap_is_500_and_next_request_succeeds(rt: Runtime) -> None:
+    running = await rt.load_app(app(component("guest", GUEST_WAT)), SETTINGS)
+    for _ in range(3):
+        resp = await running.handle(request("/trap"))
+        assert resp.status == 500
+        assert await read(resp) == b""
+        ok = await running.handle(request("/echo", body=b"still fine"))
+        assert ok.status == 200
+        assert await read(ok) == b"still fine"
+
+
+async def test_infinite_loop_is_stopped_by_the_timeout(rt: Runtime) -> None:
+    settings = AppSettings(timeout_s=0.5, memory_bytes=32 * MiB)
+    running = await rt.load_app(app(component("guest", GUEST_WAT)), settings)
+    resp = await running.handle(request("/loop"))
+    assert resp.status == 504
+    assert (await running.handle(request("/echo"))).status == 200
+
+
+async def test_memory_bomb_is_500(rt: Runtime) -> None:
+    settings = AppSettings(timeout_s=5.0, memory_bytes=16 * MiB)
+    running = await rt.load_app(app(component("guest", GUEST_WAT)), settings)
+    assert (await running.handle(request("/oom"))).status == 500
+    assert (await running.handle(request("/echo"))).status == 200
+
+
+async def test_one_mib_post_is_echoed_intact(rt: Runtime) -> None:
+    running = await rt.load_app(app(component("guest", GUEST_WAT)), SETTINGS)
+    data = bytes(range(256)) * 4096
+    resp = await running.handle(request("/echo", body=data))
+    assert resp.status == 200
+    assert await read(resp) == data
+
+
+async def test_body_over_limit_is_413(rt: Runtime) -> None:
+    settings = AppSettings(timeout_s=5.0, memory_bytes=32 * MiB, max_body_bytes=100_000)
+    running = await rt.load_app(app(component("guest", GUEST_WAT)), settings)
+    assert (await running.handle(request("/echo", body=b"x" * 100_001))).status == 413
+
+    async def unannounced() -> AsyncIterator[bytes]:  # no Content-Length: found out while streaming
+        for _ in range(10):
+            yield b"y" * 65536
+
+    resp = await running.handle(request("/echo", chunks=unannounced()))
+    # The guest started answering before the body ran over; the body is then cut short.
+    assert resp.status in (200, 413)
+    if resp.status == 200:
+        assert len(await read(resp)) < 10 * 65536
+
+
+async def test_request_and_response_stream_both_ways(rt: Runtime) -> None:
+    """Ping-pong: each request chunk is sent only after the previous one came back."""
+    running = await rt.load_app(app(component("guest", GUEST_WAT)), SETTINGS)
+    echoed = asyncio.Queue[bytes]()
+
+    async def client_body() -> AsyncIterator[bytes]:
+        for i in range(5):
+            chunk = f"chunk-{i};".encode()
+            yield chunk
+            got = await asyncio.wait_for(echoed.get(), 5)
+            assert got == chunk
+
+    resp = await running.handle(request("/echo", chunks=client_body()))
+    assert resp.status == 200
+    received = []
+    async for chunk in resp.body:
+        received.append(chunk)
+        await echoed.put(chunk)
+    assert b"".join(received) == b"".join(f"chunk-{i};".encode() for i in range(5))
+
+
+async def test_large_download_is_not_buffered_whole(rt: Runtime) -> None:
+    running = await rt.load_app(app(component("guest", GUEST_WAT)), SETTINGS)
+    kib = 32 * 1024  # 32 MiB
+    resp = await running.handle(request(f"/big/{kib}"))
+    assert resp.status == 200
+    total = 0
+    largest = 0
+    async for chunk in resp.body:
+        total += len(chunk)
+        largest = max(largest, len(chunk))
+    assert total == kib * 1024
+    # The guest is held back by the bounded buffer: no batch is anywhere near the whole body.
+    assert largest <= BUFFER_LIMIT + 64 * 1024
+
+
+async def test_client_going_away_stops_the_guest(rt: Runtime) -> None:
+    running = await rt.load_app(app(component("guest", GUEST_WAT)), SETTINGS)
+    resp = await running.handle(request("/big/1048576"))  # 1 GiB if nobody stopped it
+    body = resp.body
+    assert isinstance(body, AsyncIterator)
+    first = await body.__anext__()
+    assert first
+    await body.aclose()  # type: ignore[attr-defined]
+    # The guest's next write fails; the worker is free again and the app still serves.
+    ok = await running.handle(request("/echo", body=b"after"))
+    assert await read(ok) == b"after"
+
+
+def test_8_threads_x_200_requests_each_answer_matches(rt: Runtime) -> None:
+    """Concurrent guests (inline on 8 loops, and on the worker pool) never mix up requests."""
+    running = asyncio.run(rt.load_app(app(component("guest", GUEST_WAT)), SETTINGS))
+    failures: list[str] = []
+
+    def worker(n: int) -> None:
+        async def go() -> None:
+            for i in range(200):
+                payload = f"thread {n} request {i} ".encode() * (1 + (i % 7) * 300)
+                resp = await running.handle(request(f"/echo/{n}/{i}", body=payload, headers=[("x-n", f"{n}-{i}")]))
+                got = await read(resp)
+                if (
+                    resp.status != 200
+                    or got != payload
+                    or header(resp, "x-echo-path") != f"/echo/{n}/{i}"
+                    or header(resp, "x-req-x-n") != f"{n}-{i}"
+                ):
+                    failures.append(f"{n}/{i}: {resp.status} {len(got)}")
+
+        asyncio.run(go())
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+
+
+async def test_precompiled_cache_hit_and_corrupt_entry_recovery(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    first = Runtime(cache)
+    try:
+        running = await first.load_app(app(component("hello", HELLO_WAT)), SETTINGS)
+        assert (await running.handle(request("/"))).status == 200
+        assert first.cache.stats["misses"] == 1
+    finally:
+        first.close()
+    entries = list((cache / "compiled").glob("*.cwasm"))
+    assert len(entries) == 1
+    second = Runtime(cache)
+    try:
+        await second.load_app(app(component("hello", HELLO_WAT)), SETTINGS)
+        assert second.cache.stats == {"hits": 1, "misses": 0, "rejected": 0}
+    finally:
+        second.close()
+    # Corrupt the entry: detected, recompiled, served.
+    data = bytearray(entries[0].read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    entries[0].write_bytes(bytes(data))
+    third = Runtime(cache)
+    try:
+        running = await third.load_app(app(component("hello", HELLO_WAT)), SETTINGS)
+        assert third.cache.stats["rejected"] == 1 and third.cache.stats["misses"] == 1
+        assert (await running.handle(request("/"))).status == 200
+    finally:
+        third.close()
+
+
+async def test_load_errors_name_app_and_component(rt: Runtime, tmp_path: Path) -> None:
+    no_exports = tmp_path / "empty.wat"
+    no_exports.write_text("(component)")
+    with pytest.raises(AppLoadError, match=r"app 'bad'.*component 'empty'.*executor"):
+        await rt.load_app(loaded_app([component("empty", no_exports)], name="bad"), SETTINGS)
+    not_wasm = tmp_path / "junk.wasm"
+    not_wasm.write_bytes(b"\0asm\x01\0\0\0garbage")
+    with pytest.raises(AppLoadError, match=r"component 'junk'"):
+        await rt.load_app(loaded_app([component("junk", not_wasm)], name="bad"), SETTINGS)
+
+
+async def test_unknown_imports_still_link(rt: Runtime, tmp_path: Path) -> None:
+    # A component importing an interface no host provides still loads (its functions are traps).
+    wat = tmp_path / "unknown.wat"
+    text = GUEST_WAT.read_text().rstrip()
+    assert text.endswith(")")
+    # Appended last so no existing index shifts.
+    wat.write_text(text[:-1] + '(import "acme:missing/api@1.0.0" (instance (export "ping" (func)))))')
+    running = await rt.load_app(loaded_app([component("u", wat)], name="unknown"), SETTINGS)
+    assert (await running.handle(request("/echo"))).status == 200
