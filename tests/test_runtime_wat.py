@@ -12,7 +12,7 @@ import pytest
 from runtime import AppLoadError, Runtime
 from runtime.guest_io import BUFFER_LIMIT
 from runtime.testing import component, loaded_app
-from runtime.types import MiB, AppSettings
+from runtime.types import AppSettings, MiB
 from tests.support.runtime_helpers import GUEST_WAT, HELLO_WAT, header, read, request
 
 SETTINGS = AppSettings(timeout_s=2.0, memory_bytes=32 * MiB, max_body_bytes=4 * MiB)
