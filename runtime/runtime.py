@@ -68,6 +68,12 @@ class Runtime:
                 raise AppLoadError(
                     app.name, f"trigger type {trigger.trigger_type!r} is not supported", field=f"trigger {trigger.id!r}"
                 )
+        for cap in self.capabilities:
+            # Optional app-wide load checks (e.g. Spin's required variables, allow-lists), run
+            # whether or not a component imports the capability, as Spin validates the whole app.
+            prepare_app = getattr(cap, "prepare_app", None)
+            if prepare_app is not None:
+                await asyncio.to_thread(prepare_app, app, settings)
         slots: dict[str, ComponentSlot] = {}
         for route in router.routes:
             cid = route.component_id

@@ -321,3 +321,12 @@ class OutboundHttpCapability(BaseCapability):
 
     def prepare(self, app: LoadedApp, component: LoadedComponent, settings: AppSettings) -> Any:
         return PreparedOutbound(allowed_hosts_for(app, component, settings))
+
+    def prepare_app(self, app: LoadedApp, settings: AppSettings) -> None:
+        """Spin validates every component's allow-list at load, whatever it imports."""
+        for component in app.components.values():
+            shared.per_app(
+                app,
+                f"{NAME}:{component.id}",
+                lambda c=component: PreparedOutbound(allowed_hosts_for(app, c, settings)),  # type: ignore[misc]
+            )

@@ -92,3 +92,7 @@ class VariablesCapability(BaseCapability):
 
     def prepare(self, app: LoadedApp, component: LoadedComponent, settings: AppSettings) -> Any:
         return app_variables(app, settings).component(component.id)
+
+    def prepare_app(self, app: LoadedApp, settings: AppSettings) -> None:
+        """Every app: names, templates and required values are checked at load, as Spin does."""
+        app_variables(app, settings)

@@ -1,0 +1,142 @@
+"""A real Python spin-sdk 3.4.1 app using variables, key-value, sqlite and outbound HTTP, end to end
+through Runtime.load_app + RunningApp.handle (tests/fixtures/spin_py_kv)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from registry.locked import Variable
+from runtime import AppLoadError, Runtime
+from runtime.testing import component, loaded_app
+from runtime.types import AppSettings, MiB
+from tests.support.fixtures import FIXTURES_DIR, build_python_app, cache_root
+from tests.support.runtime_helpers import read, request
+from tests.test_spin_outbound_http import Upstream
+
+pytestmark = pytest.mark.slow
+
+APP_SRC = FIXTURES_DIR / "spin_py_kv"
+
+
+@pytest.fixture(scope="module")
+def wasm() -> Path:
+    return build_python_app(APP_SRC)
+
+
+@pytest.fixture(scope="module")
+def rt() -> Iterator[Runtime]:
+    # The precompiled cache outlives the test session: compiling this component takes seconds.
+    runtime = Runtime(cache_root() / "runtime-spin")
+    yield runtime
+    runtime.close()
+
+
+@pytest.fixture
+def upstream() -> Iterator[Upstream]:
+    server = Upstream()
+    yield server
+    server.close()
+
+
+def kv_app(wasm: Path, upstream_port: int, **metadata: object) -> object:
+    meta = {
+        "key_value_stores": ["default"],
+        "databases": ["default"],
+        "allowed_outbound_hosts": [f"http://127.0.0.1:{upstream_port}"],
+        **metadata,
+    }
+    return loaded_app(
+        component(
+            "web",
+            wasm,
+            metadata=meta,
+            config={"greeting": "{{ greeting }}", "api_key": "{{ api_key }}", "both": "{{greeting}}-{{ api_key }}"},
+        ),
+        name="py-kv",
+        variables={"greeting": Variable(default="hello"), "api_key": Variable(secret=True)},
+    )
+
+
+def settings(state_dir: Path, **variables: str) -> AppSettings:
+    return AppSettings(timeout_s=20.0, memory_bytes=256 * MiB, variables=variables, state_dir=state_dir)
+
+
+async def get(running: object, path: str, **kwargs: object) -> tuple[int, bytes]:
+    resp = await running.handle(request(path, **kwargs))  # type: ignore[attr-defined]
+    return resp.status, await read(resp)
+
+
+async def test_variables_key_value_sqlite_and_outbound(
+    rt: Runtime, wasm: Path, upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SPIN_VARIABLE_API_KEY", "from-env")
+    running = await rt.load_app(kv_app(wasm, upstream.port), settings(tmp_path, greeting="from-routes"))  # type: ignore[arg-type]
+
+    # variables: routes.toml value, then environment
+    assert await get(running, "/var/greeting") == (200, b"from-routes")
+    assert await get(running, "/var/api_key") == (200, b"from-env")
+    assert await get(running, "/var/both") == (200, b"from-routes-from-env")
+    assert await get(running, "/var/nope") == (500, b"Error_Undefined")
+
+    # key-value
+    assert await get(running, "/kv/default/k1", method="PUT", body=b"v\x00\xff1") == (200, b"stored")
+    assert await get(running, "/kv/default/k1") == (200, b"v\x00\xff1")
+    assert await get(running, "/kv/default/missing") == (404, b"missing")
+    assert await get(running, "/kv/default") == (200, b'["k1"]')
+    # a label the component did not declare
+    assert await get(running, "/kv/other/k1") == (403, b"Error_AccessDenied")
+
+    # spin:sqlite@3.0.0
+    assert await get(running, "/sql") == (200, b"1")
+    assert await get(running, "/sql") == (200, b"2")
+
+    # outbound HTTP to the allowed loopback upstream
+    status, body = await get(running, "/out", query=f"url=http://127.0.0.1:{upstream.port}/up")
+    assert (status, body) == (200, b"201 echo:")
+    assert [r[1] for r in upstream.requests] == ["/up"]
+    assert upstream.requests[0][2].get("x-from-guest") == "1"
+
+
+async def test_denied_outbound_never_reaches_the_upstream(
+    rt: Runtime, wasm: Path, upstream: Upstream, tmp_path: Path
+) -> None:
+    running = await rt.load_app(
+        kv_app(wasm, upstream.port, allowed_outbound_hosts=["https://example.com"]),  # type: ignore[arg-type]
+        settings(tmp_path, api_key="k"),
+    )
+    status, body = await get(running, "/out", query=f"url=http://127.0.0.1:{upstream.port}/secret")
+    assert (status, body) == (502, b"ErrorCode_HttpRequestDenied")
+    assert upstream.requests == [] and upstream.connections == 0
+
+
+async def test_data_survives_restart_and_swap(rt: Runtime, wasm: Path, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    first = await rt.load_app(kv_app(wasm, 1), settings(state, api_key="k"))  # type: ignore[arg-type]
+    assert (await get(first, "/kv/default/durable", method="PUT", body=b"kept"))[0] == 200
+    assert await get(first, "/sql") == (200, b"1")
+
+    # Swap: a second version of the app loads while the first still serves; both see the data.
+    second = await rt.load_app(kv_app(wasm, 1), settings(state, api_key="k"))  # type: ignore[arg-type]
+    assert await get(second, "/kv/default/durable") == (200, b"kept")
+    first.close()
+    assert await get(second, "/sql") == (200, b"2")
+
+    # Restart: a brand-new Runtime (another process would see the same files).
+    other = Runtime(cache_root() / "runtime-spin")
+    try:
+        third = await other.load_app(kv_app(wasm, 1), settings(state, api_key="k"))  # type: ignore[arg-type]
+        assert await get(third, "/kv/default/durable") == (200, b"kept")
+        assert json.loads((await get(third, "/kv/default"))[1]) == ["durable"]
+    finally:
+        other.close()
+    assert (state / "sqlite_key_value.db").is_file() and (state / "sqlite_db.db").is_file()
+
+
+async def test_required_variable_missing_fails_the_load(rt: Runtime, wasm: Path, tmp_path: Path) -> None:
+    with pytest.raises(AppLoadError) as err:
+        await rt.load_app(kv_app(wasm, 1), settings(tmp_path))  # type: ignore[arg-type]
+    assert "py-kv" in str(err.value) and "'api_key'" in str(err.value)
