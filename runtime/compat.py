@@ -871,6 +871,36 @@ def _func_call(self: Func, store: Any, *params: Any) -> Any:
 
 
 # --------------------------------------------------------------------------------------------------
+# Allocator tuning (opt-in)
+
+MiB = 1024 * 1024
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+
+
+def tune_allocator(mmap_threshold: int = 64 * MiB, trim_threshold: int = 128 * MiB) -> bool:
+    """Opt-in glibc tuning for multi-MiB ``list<u8>`` values. Returns whether it took effect.
+
+    A 1 MiB ``list<u8>`` crosses the C API as 1 Mi 32-byte values, so every conversion allocates
+    tens of MiB (wasmtime's ``Vec<Val>``, the C value array). Above glibc's mmap threshold (at most
+    32 MiB by default) each of those is a fresh mmap whose pages fault in one by one: ~12 ms per
+    32 MiB here, a large share of a conversion. Raising the mmap threshold keeps such blocks on the
+    heap, and the trim threshold lets freed blocks be reused instead of returned to the kernel.
+    The cost is memory: up to ``trim_threshold`` of freed heap stays resident. Process-wide; call
+    once at startup if bodies of several MiB matter more than that memory. No-op without glibc.
+    """
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    return bool(mallopt(_M_MMAP_THRESHOLD, mmap_threshold)) and bool(
+        mallopt(_M_TRIM_THRESHOLD, trim_threshold)
+    )
+
+
+# --------------------------------------------------------------------------------------------------
 # apply()
 
 

@@ -1,0 +1,236 @@
+"""runtime.compat: stock wasmtime-py 50 conversions vs patched, measured in one run.
+
+    python benchmarks/compat_bench.py [--quick]
+
+Uses the pass-through component of tests/support/compat_component.py: each ``f-NAME(x)`` call
+lowers x into the guest, the guest calls the host import ``h-NAME`` (lift x, lower the reply) and
+returns the reply (lift). The stock numbers are taken first, before runtime.compat is imported
+(importing the runtime package applies the patch process-wide), then the same calls are repeated
+with the patch on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import wasmtime
+from wasmtime.component import Component, Linker, Record
+
+from tests.support.compat_component import CASES, passthrough_wat
+
+MiB = 1024 * 1024
+
+
+class Bench:
+    def __init__(self, engine: wasmtime.Engine, component: Component) -> None:
+        self.engine = engine
+        self.component = component
+        self.reply: dict[str, Any] = {}
+        self.linker = Linker(engine)
+        with self.linker.root() as root:
+            for case in CASES:
+                root.add_func(f"h-{case.name}", self._host(case.name))
+
+    def _host(self, name: str) -> Callable[..., Any]:
+        def impl(store: Any, x: Any) -> Any:
+            return self.reply.get(name, x)
+
+        return impl
+
+    def guest(self) -> tuple[wasmtime.Store, Any]:
+        store = wasmtime.Store(self.engine)
+        return store, self.linker.instantiate(store, self.component)
+
+
+def timed(fn: Callable[[], Any], repeat: int) -> list[float]:
+    out = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - start)
+    return out
+
+
+def bytes_roundtrip(bench: Bench, size: int, repeat: int) -> float:
+    """Median seconds for one f-bytes call moving `size` bytes each way (4 conversions)."""
+    store, inst = bench.guest()
+    func = inst.get_func(store, "f-bytes")
+    up, down = random.randbytes(size), random.randbytes(size)
+    bench.reply["bytes"] = down
+
+    def call() -> None:
+        assert func(store, up) == down
+
+    return statistics.median(timed(call, repeat))
+
+
+def calls_per_second(bench: Bench, name: str, value: Any, n: int, sig: Any = None) -> float:
+    """Guest export calls per second (each makes one host call); `sig`: a compat.Signature."""
+    store, inst = bench.guest()
+    func = inst.get_func(store, f"f-{name}")
+    bench.reply.pop(name, None)
+
+    def invoke(s: Any, v: Any) -> Any:
+        return func(s, v) if sig is None else sig.call(func, s, v)
+
+    invoke(store, value)
+    start = time.perf_counter()
+    for _ in range(n):
+        invoke(store, value)
+    return n / (time.perf_counter() - start)
+
+
+def thread_errors(bench: Bench, threads: int, calls: int) -> int:
+    """Wrong or failed answers with `threads` threads doing untagged variant/option round trips."""
+    errors = 0
+    lock = threading.Lock()
+
+    def worker(seed: int) -> None:
+        nonlocal errors
+        rng = random.Random(seed)
+        store, inst = bench.guest()
+        funcs = {n: inst.get_func(store, f"f-{n}") for n in ("res", "var", "opt", "unit-res")}
+        bad = 0
+        for i in range(calls):
+            name = ("res", "var", "opt", "unit-res")[i % 4]
+            value = {
+                "res": lambda: rng.choice(["text", 7]),
+                "var": lambda: rng.choice([None, 5, "s"]),
+                "opt": lambda: rng.choice([None, b"xy"]),
+                "unit-res": lambda: rng.choice([None, "e"]),
+            }[name]()
+            try:
+                ok = funcs[name](store, value) == value
+            except Exception:
+                ok = False
+                store, inst = bench.guest()
+                funcs = {n: inst.get_func(store, f"f-{n}") for n in funcs}
+            bad += not ok
+        with lock:
+            errors += bad
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(worker, range(threads)))
+    return errors
+
+
+def record_value() -> Record:
+    rec = Record()
+    rec.id, rec.name, rec.tags, rec.data, rec.flag, rec.note = 7, "name", ["a", "b"], b"data", True, None
+    return rec
+
+
+def measure(
+    label: str, bench: Bench, args: argparse.Namespace, sigs: dict[str, Any] | None = None
+) -> dict[str, float]:
+    out: dict[str, float] = {}
+    sizes = [64 * 1024, MiB]
+    for size in sizes:
+        repeat = 1 if (label == "stock" and size == MiB) else args.repeat
+        out[f"bytes_{size}"] = bytes_roundtrip(bench, size, repeat)
+    n = args.calls if label != "stock" else max(args.calls // 4, 200)
+    out["num_cps"] = calls_per_second(bench, "num", 42, n)
+    out["rec_cps"] = calls_per_second(bench, "rec", record_value(), n)
+    out["res_cps"] = calls_per_second(bench, "res", "ok-text", n)
+    if sigs is not None:
+        out["num_sig_cps"] = calls_per_second(bench, "num", 42, n, sigs["num"])
+        out["rec_sig_cps"] = calls_per_second(bench, "rec", record_value(), n, sigs["rec"])
+    out["thread_errors"] = float(thread_errors(bench, args.threads, args.thread_calls))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--calls", type=int, default=4000)
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--thread-calls", type=int, default=400)
+    parser.add_argument("--quick", action="store_true", help="fewer iterations (smoke run)")
+    args = parser.parse_args()
+    if args.quick:
+        args.repeat, args.calls, args.thread_calls = 1, 400, 100
+
+    engine = wasmtime.Engine()
+    component = Component(engine, passthrough_wat())
+    sys.setswitchinterval(1e-5)  # provoke thread interleavings in the thread test
+
+    stock_bench = Bench(engine, component)
+    stock = measure("stock", stock_bench, args)
+
+    from runtime import compat  # importing the runtime package applies the patch
+
+    assert compat.apply()
+    bench = Bench(engine, component)
+    sig_store, sig_inst = bench.guest()
+    sigs = {n: compat.signature_of(sig_inst.get_func(sig_store, f"f-{n}"), sig_store) for n in ("num", "rec")}
+
+    patched = measure("patched", bench, args, sigs)
+    tuned_ok = compat.tune_allocator()
+    tuned = {f"bytes_{size}": bytes_roundtrip(bench, size, args.repeat) for size in (64 * 1024, MiB)}
+
+    print(f"wasmtime-py {compat.wasmtime_version()}, python {sys.version.split()[0]}, one run, same process")
+    print(f"{'measure':48} {'stock':>12} {'patched':>12} {'ratio':>8}")
+
+    def row(name: str, a: float, b: float, unit: str, better_high: bool) -> None:
+        ratio = (b / a if better_high else a / b) if a and b else float("nan")
+        print(f"{name:48} {a:>10.1f}{unit:>2} {b:>10.1f}{unit:>2} {ratio:>7.1f}x")
+
+    for size in (64 * 1024, MiB):
+        key = f"bytes_{size}"
+        row(
+            f"list<u8> {size // 1024} KiB round trip (4 conversions), ms",
+            stock[key] * 1e3,
+            patched[key] * 1e3,
+            "",
+            False,
+        )
+        row(
+            f"list<u8> {size // 1024} KiB conversion throughput, MiB/s",
+            4 * size / MiB / stock[key],
+            4 * size / MiB / patched[key],
+            "",
+            True,
+        )
+    for size in (64 * 1024, MiB):
+        key = f"bytes_{size}"
+        row(
+            f"list<u8> {size // 1024} KiB round trip + tune_allocator ({'on' if tuned_ok else 'n/a'}), ms",
+            stock[key] * 1e3,
+            tuned[key] * 1e3,
+            "",
+            False,
+        )
+    row("u64 export + host call, calls/s", stock["num_cps"], patched["num_cps"], "", True)
+    row("record export + host call, calls/s", stock["rec_cps"], patched["rec_cps"], "", True)
+    row("result<string,u32> export + host call, calls/s", stock["res_cps"], patched["res_cps"], "", True)
+    row(
+        "u64 via Signature.call (export type cached), calls/s",
+        stock["num_cps"],
+        patched["num_sig_cps"],
+        "",
+        True,
+    )
+    row("record via Signature.call, calls/s", stock["rec_cps"], patched["rec_sig_cps"], "", True)
+    # Host functions hold their Bench: free the linkers now, not during interpreter teardown.
+    stock_bench.linker.close()
+    bench.linker.close()
+    calls = args.threads * args.thread_calls
+    print(
+        f"{'wrong answers, ' + str(args.threads) + ' threads x ' + str(args.thread_calls) + ' untagged calls':48} "
+        f"{int(stock['thread_errors']):>12} {int(patched['thread_errors']):>12}   (of {calls})"
+    )
+
+
+if __name__ == "__main__":
+    main()
