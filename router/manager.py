@@ -119,7 +119,7 @@ class AppManager:
         for name in todo.keep:
             # Unchanged load settings: same version, possibly new routes or max_concurrent.
             self.serving[name].config = desired[name]
-        entries = []
+        entries: list[tuple[str, tuple[str, ...], str, Endpoint]] = []
         for name, version in outcome.serving.items():
             app = desired[name]
             endpoint = Endpoint(version, app, self.status[name].stats)

@@ -63,8 +63,9 @@ def _hypercorn_config(binds: tuple[str, ...], server: config_mod.ServerConfig, a
     hc = HyperConfig()
     hc.bind = list(binds)
     hc.graceful_timeout = GRACEFUL_TIMEOUT_S
-    hc.accesslog = "-" if access_log else None
-    hc.errorlog = "-"
+    # Logger objects (not "-") so hypercorn logs through our handlers, once, in our format.
+    hc.accesslog = logging.getLogger("hypercorn.access") if access_log else None
+    hc.errorlog = logging.getLogger("hypercorn.error")
     if tls and server.certfile is not None and server.keyfile is not None:
         hc.certfile = str(server.certfile)
         hc.keyfile = str(server.keyfile)

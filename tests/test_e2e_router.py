@@ -58,9 +58,11 @@ def test_route_by_host(served: RouterServer, host: str) -> None:
 
 @pytest.mark.parametrize("path", ["/beta", "/beta/", "/beta/x/y?z=1"])
 def test_route_by_prefix_on_any_host(served: RouterServer, path: str) -> None:
-    for host in ("whatever.test", "alpha.test", "127.0.0.1"):
+    for host in ("whatever.test", "127.0.0.1", "echo.test"):
         response = served.get(path, host=host)
         assert (response.status_code, response.text) == (200, "beta           \n"), (host, path)
+    # An exact host beats an any-host prefix: alpha (root of alpha.test) keeps its paths.
+    assert served.get(path, host="alpha.test").text == "alpha          \n"
 
 
 @pytest.mark.parametrize(

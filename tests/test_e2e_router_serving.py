@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import subprocess
 from pathlib import Path
 
@@ -79,7 +80,7 @@ def test_tls(router_server, registry, tmp_path: Path, router_cache_dir: Path) ->
                       f'[apps.app]\nsource = "{app}"\ninsecure = true\n')
     server: RouterServer = router_server(routes, tls=True)
     server.wait_ready()
-    with httpx.Client(verify=str(tmp_path / "cert.pem"), http2=True) as client:
+    with httpx.Client(verify=ssl.create_default_context(cafile=str(tmp_path / "cert.pem")), http2=True) as client:
         response = client.get(f"https://localhost:{server.port}/")
     assert response.status_code == 200 and response.text == "secure         \n"
     assert response.http_version == "HTTP/2"  # ALPN h2 over TLS

@@ -20,6 +20,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -81,7 +82,9 @@ class RouterServer:
         self.workers = workers
         self.extra_args = extra_args or []
         self.env = env or {}
-        self.log_path = routes.parent / f"router-{self.port}.log"
+        log_dir = Path(tempfile.gettempdir()) / "lepton-router-tests"
+        log_dir.mkdir(exist_ok=True)
+        self.log_path = log_dir / f"router-{os.getpid()}-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.tls = tls  # the shared port speaks HTTPS (self-signed in tests: not verified here)
 
