@@ -24,7 +24,11 @@ cannot live with (see /work/shared/wasmtime-py-notes.md):
   converters compiled once per defined function and cached by its slab handle; ``func_finalize``
   evicts the cache entry when wasmtime frees the definition;
 - ``Func.__call__`` converts with compiled converters (it still reads the type per call; use
-  :func:`signature_of` once and :meth:`Signature.call` per call to avoid that too).
+  :func:`signature_of` once and :meth:`Signature.call` per call to avoid that too);
+- core-module host functions (``wasmtime/_func.py``, used for Spin 1.x modules) have the same
+  global ``LAST_EXCEPTION``, written inside the ``trampoline`` callback itself: ``trampoline`` is
+  replaced (same conversions, pending exception per thread), in ``_func`` and ``_linker``, and
+  ``_func.maybe_raise_last_exn`` reads the per-thread value.
 
 The compiled converters (:func:`compile_valtype`) produce and accept exactly the Python values the
 stock ones do (``bytes`` for ``list<u8>``, ``list``, ``Record``, ``tuple``, ``Variant`` or a bare
@@ -57,6 +61,8 @@ from typing import Any
 import wasmtime
 from wasmtime import WasmtimeError
 from wasmtime import _ffi as ffi
+from wasmtime import _func as _core_func
+from wasmtime import _linker as _core_linker
 from wasmtime.component import (
     F32,
     F64,
@@ -824,6 +830,47 @@ def _maybe_raise_last_exn() -> None:
     raise exc
 
 
+# Core-module host functions (``wasmtime.Func`` / ``Linker.define_func``, used for Spin 1.x modules)
+# have the same global in ``wasmtime/_func.py``; its trampoline writes the global directly, so the
+# trampoline itself is replaced by one with the same conversions and a per-thread pending exception.
+_pending_core = threading.local()
+
+
+@ffi.wasmtime_func_callback_t
+def _core_trampoline(idx, caller_ptr, params, nparams, results, nresults):  # type: ignore[no-untyped-def]
+    caller = _core_func.Caller(caller_ptr)
+    try:
+        func, result_types, access_caller = _core_func.FUNCTIONS.get(idx or 0)
+        args: list[Any] = [caller] if access_caller else []
+        args.extend(wasmtime.Val._from_raw(caller, params[i], owned=False).value for i in range(nparams))
+        out = func(*args)
+        if nresults == 0:
+            if out is not None:
+                raise WasmtimeError("callback produced results when it shouldn't")
+        elif nresults == 1:
+            results[0] = wasmtime.Val._convert_to_raw(caller, result_types[0], out)
+        else:
+            if len(out) != nresults:
+                raise WasmtimeError("callback produced wrong number of results")
+            for i, value in enumerate(out):
+                results[i] = wasmtime.Val._convert_to_raw(caller, result_types[i], value)
+        return 0
+    except BaseException as exc:
+        _pending_core.exc = exc
+        trap = wasmtime.Trap("python exception")._consume()
+        return ctypes.cast(trap, ctypes.c_void_p).value
+    finally:
+        caller._invalidate()
+
+
+def _core_maybe_raise_last_exn() -> None:
+    exc = getattr(_pending_core, "exc", None)
+    if exc is None:
+        return
+    _pending_core.exc = None
+    raise exc
+
+
 _host_signatures: dict[int, Signature] = {}  # FUNCTIONS slab handle -> compiled signature
 
 
@@ -922,6 +969,11 @@ _REQUIRED = (
     (_linker, "catch_exceptions"),
     (_linker, "FUNCTIONS"),
     (_component_func.Func, "__call__"),
+    (_core_func, "trampoline"),
+    (_core_func, "maybe_raise_last_exn"),
+    (_core_func, "Caller"),
+    (_core_func, "FUNCTIONS"),
+    (_core_linker, "trampoline"),
 )
 
 
@@ -967,6 +1019,9 @@ def apply() -> bool:
         _linker.func_impl = _func_impl
         _linker.func_finalize = _func_finalize
         _component_func.Func.__call__ = _func_call  # type: ignore[method-assign]
+        _core_func.trampoline = _core_trampoline
+        _core_func.maybe_raise_last_exn = _core_maybe_raise_last_exn
+        _core_linker.trampoline = _core_trampoline
         _state.applied = True
         log.debug("runtime.compat: patched wasmtime-py %s", version)
         return True

@@ -309,6 +309,49 @@ def test_host_exceptions_reach_the_thread_that_raised_them(
         assert sum(pool.map(worker, range(8))) == 480
 
 
+CORE_WAT = """
+(module
+  (import "host" "f" (func $f (param i32) (result i32)))
+  (func (export "run") (param i32) (result i32) (call $f (local.get 0))))
+"""
+
+
+@pytest.mark.parametrize("how", ["linker", "func"])
+def test_core_module_host_exceptions_stay_on_their_thread(engine: wasmtime.Engine, how: str) -> None:
+    module = wasmtime.Module(engine, CORE_WAT)
+    ty = wasmtime.FuncType([wasmtime.ValType.i32()], [wasmtime.ValType.i32()])
+
+    def host(n: int) -> int:
+        if n % 3 == 0:
+            return n + 1
+        raise _HostFailure(threading.get_ident(), n)
+
+    linker = wasmtime.Linker(engine)
+    if how == "linker":
+        linker.define_func("host", "f", ty, host)
+
+    def worker(_: int) -> int:
+        me = threading.get_ident()
+        store = wasmtime.Store(engine)
+        if how == "linker":
+            instance = linker.instantiate(store, module)
+        else:
+            instance = wasmtime.Instance(store, module, [wasmtime.Func(store, ty, host)])
+        run = instance.exports(store)["run"]
+        assert isinstance(run, wasmtime.Func)
+        for n in range(90):
+            if n % 3 == 0:
+                assert run(store, n) == n + 1
+                continue
+            with pytest.raises(_HostFailure) as info:
+                run(store, n)
+            assert (info.value.owner, info.value.n) == (me, n)
+        return 90
+
+    with ThreadPoolExecutor(8) as pool:
+        assert sum(pool.map(worker, range(8))) == 720
+
+
 def test_host_result_of_the_wrong_type_raises_in_the_caller(
     engine: wasmtime.Engine, component: Component
 ) -> None:
