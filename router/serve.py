@@ -15,6 +15,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import time
 from dataclasses import dataclass
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
@@ -37,6 +38,8 @@ from router.proxy import TrustedProxies
 log = logging.getLogger("lepton.router")
 
 GRACEFUL_TIMEOUT_S = 10.0
+CRASH_LIMIT = 5  # worker exits within CRASH_WINDOW_S before the supervisor gives up
+CRASH_WINDOW_S = 30
 
 
 @dataclass(frozen=True)
@@ -130,7 +133,9 @@ async def _serve_worker(options: ServeOptions, main: HyperConfig, sockets: Socke
 
 
 async def _poll_event(event: EventType, stop: asyncio.Event) -> None:
-    while not event.is_set():
+    parent = os.getppid()
+    # Stop when the supervisor says so, or when it is gone (killed hard): no orphaned workers.
+    while not event.is_set() and os.getppid() == parent:
         await asyncio.sleep(0.2)
     stop.set()
 
@@ -171,7 +176,8 @@ def _supervise(options: ServeOptions, workers: int, main: HyperConfig, sockets: 
     signal.signal(signal.SIGHUP, on_hup)
     log.info("started %d workers", workers)
 
-    exitcode = 0
+    gave_up = False
+    crashes: list[float] = []
     while processes:
         wait([p.sentinel for p in processes], timeout=1.0)
         for process in list(processes):
@@ -179,10 +185,18 @@ def _supervise(options: ServeOptions, workers: int, main: HyperConfig, sockets: 
                 continue
             process.join()
             processes.remove(process)
-            if not stopping:
-                log.error("worker %s exited with %s; starting a new one", process.pid, process.exitcode)
-                exitcode = process.exitcode or 0
-                spawn()
+            if stopping:
+                continue
+            now = time.monotonic()
+            crashes = [t for t in crashes if now - t < CRASH_WINDOW_S] + [now]
+            if len(crashes) > CRASH_LIMIT:
+                # Exiting again and again right after start (e.g. a broken environment): give up.
+                log.error("workers keep exiting (%d in %ds); stopping", len(crashes), CRASH_WINDOW_S)
+                gave_up = True
+                on_stop()
+                continue
+            log.error("worker %s exited with %s; starting a new one", process.pid, process.exitcode)
+            spawn()
     for sock in [*sockets.secure_sockets, *sockets.insecure_sockets]:
         sock.close()
-    return 0 if stopping else exitcode
+    return 1 if gave_up else 0

@@ -75,10 +75,11 @@ def push_app_to(registry_host: str, repo_tag: str, wasm: bytes, workdir: Path, *
 
 class RouterServer:
     def __init__(self, routes: Path, *, workers: int | None = None, extra_args: list[str] | None = None,
-                 env: dict[str, str] | None = None, port: int | None = None, tls: bool = False) -> None:
+                 env: dict[str, str] | None = None, port: int | None = None, admin_port: int | None = None,
+                 tls: bool = False) -> None:
         self.routes = routes
         self.port = port or free_port()
-        self.admin_port = free_port()
+        self.admin_port = admin_port or free_port()
         self.workers = workers
         self.extra_args = extra_args or []
         self.env = env or {}
