@@ -64,12 +64,13 @@ class PreparedGuest:
 
     def new_store(self, ctx: RequestContext, timeout_s: float | None = None) -> Store:
         store = Store(self.engine)
-        store.set_limits(memory_size=self.settings.memory_bytes)
         store.set_epoch_deadline(deadline_ticks(self.settings.timeout_s if timeout_s is None else timeout_s))
         wasi = WasiConfig()
         if self.component.locked.env:
-            wasi.env(sorted(self.component.locked.env.items()))
+            wasi.env = sorted(self.component.locked.env.items())
         store.set_wasi(wasi)
+        # After set_wasi: setting WASI replaces the store's data, limiter included.
+        store.set_limits(memory_size=self.settings.memory_bytes)
         for name, value in self.prepared_state.items():
             ctx.state[f"{name}.prepared"] = value
         return store

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -134,11 +135,13 @@ async def test_infinite_loop_is_stopped_by_the_timeout(rt: Runtime) -> None:
     assert (await running.handle(request("/echo"))).status == 200
 
 
-async def test_memory_bomb_is_500(rt: Runtime) -> None:
-    settings = AppSettings(timeout_s=5.0, memory_bytes=16 * MiB)
-    running = await rt.load_app(app(component("guest", GUEST_WAT)), settings)
-    assert (await running.handle(request("/oom"))).status == 500
-    assert (await running.handle(request("/echo"))).status == 200
+async def test_memory_limit(rt: Runtime) -> None:
+    # /oom grows memory by 64 MiB in one step and traps if refused.
+    small = await rt.load_app(app(component("guest", GUEST_WAT)), AppSettings(timeout_s=5.0, memory_bytes=32 * MiB))
+    assert (await small.handle(request("/oom"))).status == 500
+    assert (await small.handle(request("/echo"))).status == 200
+    large = await rt.load_app(app(component("guest", GUEST_WAT)), AppSettings(timeout_s=5.0, memory_bytes=128 * MiB))
+    assert (await large.handle(request("/oom"))).status == 200
 
 
 async def test_one_mib_post_is_echoed_intact(rt: Runtime) -> None:
@@ -293,3 +296,16 @@ async def test_unknown_imports_still_link(rt: Runtime, tmp_path: Path) -> None:
     wat.write_text(text[:-1] + '(import "acme:missing/api@1.0.0" (instance (export "ping" (func)))))')
     running = await rt.load_app(loaded_app([component("u", wat)], name="unknown"), SETTINGS)
     assert (await running.handle(request("/echo"))).status == 200
+
+
+async def test_inline_run_over_budget_is_retried_on_a_worker(rt: Runtime, caplog: pytest.LogCaptureFixture) -> None:
+    running = await rt.load_app(app(component("guest", GUEST_WAT)), AppSettings(timeout_s=1.0, memory_bytes=32 * MiB))
+    slot = running.slots["guest"]
+    for _ in range(10):  # prove it fast
+        assert (await running.handle(request("/echo"))).status == 200
+    assert slot.inline_now()
+    with caplog.at_level(logging.INFO):
+        resp = await running.handle(request("/loop"))
+    assert resp.status == 504  # the full app timeout applied, on a worker thread
+    assert any("retrying on a worker thread" in r.getMessage() for r in caplog.records)
+    assert not slot.inline_now()  # demoted until it proves fast again
