@@ -16,7 +16,7 @@ class AppSettings:
     timeout_s: float = 30.0  # wall-clock budget of one request (epoch deadline)
     memory_bytes: int = 256 * MiB  # linear memory + tables per instance
     max_body_bytes: int = 10 * MiB  # request body; larger -> 413
-    variables: Mapping[str, str] = field(default_factory=dict)  # Spin app variables
+    variables: Mapping[str, str] = field(default_factory=dict, repr=False)  # Spin app variables (may be secret: never in repr)
     state_dir: Path | None = None  # durable per-app state (key-value, sqlite)
 
 

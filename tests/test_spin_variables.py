@@ -112,3 +112,9 @@ def test_secrets_never_in_repr_or_describe() -> None:
     assert ("password", "routes.toml", "<secret>") in resolved.describe()
     assert ("greeting", "default", "hi") in resolved.describe()
     assert "hunter2" not in str(resolved.describe())
+
+
+def test_app_settings_repr_hides_variable_values() -> None:
+    from runtime.types import AppSettings
+
+    assert "hunter2" not in repr(AppSettings(variables={"password": "hunter2"}))

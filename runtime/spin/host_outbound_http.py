@@ -100,7 +100,7 @@ def _prepared() -> PreparedOutbound:
     if not isinstance(prepared, PreparedOutbound):
         prepared = shared.per_app(
             ctx.app,
-            f"{NAME}:{ctx.component.id}",
+            f"{NAME}:{ctx.component.id}:{shared.settings_key(ctx.settings)}",
             lambda: PreparedOutbound(allowed_hosts_for(ctx.app, ctx.component, ctx.settings)),
         )
         ctx.state[PREPARED] = prepared
@@ -327,6 +327,6 @@ class OutboundHttpCapability(BaseCapability):
         for component in app.components.values():
             shared.per_app(
                 app,
-                f"{NAME}:{component.id}",
+                f"{NAME}:{component.id}:{shared.settings_key(settings)}",
                 lambda c=component: PreparedOutbound(allowed_hosts_for(app, c, settings)),  # type: ignore[misc]
             )

@@ -38,7 +38,7 @@ def app_variables(app: LoadedApp, settings: AppSettings) -> AppVariables:
         except SpinConfigError as exc:
             raise AppLoadError(app.name or app.reference, str(exc), field="variables") from None
 
-    return shared.per_app(app, NAME, resolve)
+    return shared.per_app(app, f"{NAME}:{shared.settings_key(settings)}", resolve)
 
 
 def _component_vars() -> ComponentVariables:

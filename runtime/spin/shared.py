@@ -9,10 +9,13 @@ same data through one connection.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import weakref
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
+
+from runtime.types import AppSettings
 
 T = TypeVar("T")
 
@@ -33,6 +36,14 @@ def per_app(app: object, kind: str, factory: Callable[[], T]) -> T:
             _by_app[key] = value
             weakref.finalize(app, _by_app.pop, key, None)
         return _by_app[key]
+
+
+def settings_key(settings: AppSettings) -> str:
+    """A short digest of the settings Spin objects derive from: resolved variables and rendered
+    allow-lists are cached per (app, settings), since one app can be loaded again with other
+    routes.toml values. A digest, so no secret value is kept in a key."""
+    material = repr((sorted(settings.variables.items()), str(settings.state_dir)))
+    return hashlib.sha256(material.encode()).hexdigest()[:16]
 
 
 def per_key(key: Hashable, factory: Callable[[], T]) -> T:
