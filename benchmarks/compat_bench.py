@@ -37,6 +37,7 @@ class Bench:
         self.engine = engine
         self.component = component
         self.reply: dict[str, Any] = {}
+        self.counter: Any = None
         self.linker = Linker(engine)
         with self.linker.root() as root:
             for case in CASES:
@@ -125,6 +126,67 @@ def thread_errors(bench: Bench, threads: int, calls: int) -> int:
     return errors
 
 
+CORE_WAT = """
+(module
+  (import "host" "f" (func $f (param i32) (result i32)))
+  (func (export "run") (param i32) (result i32) (call $f (local.get 0))))
+"""
+
+
+class _Tagged(Exception):
+    pass
+
+
+def exception_mixups(bench: Bench, threads: int, calls: int) -> tuple[int, int]:
+    """Host functions that raise, called from `threads` threads: exceptions a caller got that were
+    not its own (or none at all), for component and for core-module host functions."""
+
+    def raiser(*args: Any) -> Any:
+        raise _Tagged(threading.get_ident(), bench.counter.n)
+
+    bench.counter = threading.local()
+    comp_linker = Linker(bench.engine)
+    with comp_linker.root() as root:
+        for case in CASES:
+            root.add_func(f"h-{case.name}", raiser)
+    module = wasmtime.Module(bench.engine, CORE_WAT)
+    core_linker = wasmtime.Linker(bench.engine)
+    core_linker.define_func(
+        "host", "f", wasmtime.FuncType([wasmtime.ValType.i32()], [wasmtime.ValType.i32()]), raiser
+    )
+
+    def count(call: Callable[[int], Any]) -> int:
+        me, bad = threading.get_ident(), 0
+        for n in range(calls):
+            bench.counter.n = n
+            try:
+                call(n)
+                bad += 1
+            except _Tagged as exc:
+                bad += exc.args != (me, n)
+            except Exception:
+                bad += 1
+        return bad
+
+    def component_worker(_: int) -> int:
+        def call(n: int) -> Any:
+            store = wasmtime.Store(bench.engine)  # a host exception poisons the instance
+            return comp_linker.instantiate(store, bench.component).get_func(store, "f-num")(store, n)
+
+        return count(call)
+
+    def core_worker(_: int) -> int:
+        store = wasmtime.Store(bench.engine)
+        run = core_linker.instantiate(store, module).exports(store)["run"]
+        return count(lambda n: run(store, n))
+
+    with ThreadPoolExecutor(threads) as pool:
+        comp = sum(pool.map(component_worker, range(threads)))
+        core = sum(pool.map(core_worker, range(threads)))
+    comp_linker.close()
+    return comp, core
+
+
 def record_value() -> Record:
     rec = Record()
     rec.id, rec.name, rec.tags, rec.data, rec.flag, rec.note = 7, "name", ["a", "b"], b"data", True, None
@@ -147,6 +209,8 @@ def measure(
         out["num_sig_cps"] = calls_per_second(bench, "num", 42, n, sigs["num"])
         out["rec_sig_cps"] = calls_per_second(bench, "rec", record_value(), n, sigs["rec"])
     out["thread_errors"] = float(thread_errors(bench, args.threads, args.thread_calls))
+    comp, core = exception_mixups(bench, args.threads, args.thread_calls)
+    out["exc_component"], out["exc_core"] = float(comp), float(core)
     return out
 
 
@@ -230,6 +294,11 @@ def main() -> None:
         f"{'wrong answers, ' + str(args.threads) + ' threads x ' + str(args.thread_calls) + ' untagged calls':48} "
         f"{int(stock['thread_errors']):>12} {int(patched['thread_errors']):>12}   (of {calls})"
     )
+    for key, what in (("exc_component", "component"), ("exc_core", "core-module")):
+        print(
+            f"{'host exceptions raised in the wrong thread, ' + what:48} "
+            f"{int(stock[key]):>12} {int(patched[key]):>12}   (of {calls})"
+        )
 
 
 if __name__ == "__main__":

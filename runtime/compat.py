@@ -954,6 +954,7 @@ def tune_allocator(mmap_threshold: int = 64 * MiB, trim_threshold: int = 128 * M
 class _State:
     applied = False
     lock = threading.Lock()
+    originals: list[Any] = []
 
 
 _state = _State()
@@ -1012,6 +1013,12 @@ def apply() -> bool:
                 "runtime.compat: wasmtime-py internals missing (%s); not patching", ", ".join(missing)
             )
             return False
+        # wasmtime holds raw pointers to the replaced ctypes callbacks for every function defined
+        # before now: keep the originals alive, or those calls and finalizers would jump into freed
+        # thunks.
+        _state.originals = [getattr(mod, name) for mod, name in _REQUIRED if not isinstance(mod, type)] + [
+            _component_func.Func.__call__
+        ]
         _types.case_test_cache = _ThreadLocalSet()  # type: ignore[assignment]
         _enter.catch_exceptions = _catch_exceptions
         _enter.maybe_raise_last_exn = _maybe_raise_last_exn

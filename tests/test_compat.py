@@ -5,10 +5,13 @@ from __future__ import annotations
 import ctypes
 import logging
 import random
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -438,6 +441,56 @@ def test_classes_match_stock_add_classes(engine: wasmtime.Engine, component: Com
             assert mine - {bytearray, memoryview} == stock  # list<u8> also lowers other bytes-likes
         else:
             assert mine == stock, name
+
+
+DEFINED_BEFORE_APPLY = """
+import gc
+import wasmtime
+from wasmtime.component import Component, Linker
+from tests.support.compat_component import CASES, passthrough_wat
+
+CORE_WAT = %r
+assert "runtime" not in " ".join(__import__("sys").modules)
+engine = wasmtime.Engine()
+component = Component(engine, passthrough_wat())
+linker = Linker(engine)
+with linker.root() as root:
+    for case in CASES:
+        root.add_func(f"h-{case.name}", lambda store, x: x)
+core = wasmtime.Linker(engine)
+core.define_func("host", "f", wasmtime.FuncType([wasmtime.ValType.i32()], [wasmtime.ValType.i32()]), lambda n: n + 1)
+
+from runtime import compat  # the runtime package applies the patch on import
+assert compat.is_applied()
+gc.collect()
+# ctypes callback thunks come from libffi's closure pool: new ones reuse freed slots, so a freed
+# stock callback would now point at one of these.
+import ctypes
+reuse = [ctypes.CFUNCTYPE(None, ctypes.c_void_p)(lambda p: None) for _ in range(64)]
+
+store = wasmtime.Store(engine)
+assert linker.instantiate(store, component).get_func(store, "f-bytes")(store, b"abc") == b"abc"
+assert core.instantiate(store, wasmtime.Module(engine, CORE_WAT)).exports(store)["run"](store, 41) == 42
+del store
+linker.close()
+core.close()
+gc.collect()
+print("survived")
+"""
+
+
+def test_functions_defined_before_apply_keep_working() -> None:
+    """wasmtime keeps raw pointers to the stock callbacks: apply() must keep them alive."""
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.run(
+        [sys.executable, "-c", DEFINED_BEFORE_APPLY % CORE_WAT],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().endswith("survived")
 
 
 def test_apply_is_idempotent() -> None:
