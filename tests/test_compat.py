@@ -83,6 +83,9 @@ GENERATORS: dict[str, Callable[[random.Random], Any]] = {
     "tup": lambda r: (r.randrange(-(2**31), 2**31), r.uniform(-1e9, 1e9), _char(r), _text(r)),
     "color": lambda r: r.choice(["red", "green", "blue"]),
     "perms": lambda r: {p for p in ("read", "write", "exec") if r.random() < 0.5},
+    "wide": lambda r: (lambda i: Variant(f"c{i}", (r.randrange(0, 2**32), _text(r), None)[i % 3]))(
+        r.randrange(40)
+    ),
     "text": _text,
     "num": lambda r: r.randrange(0, 2**64),
 }

@@ -7,6 +7,9 @@ what the host returned. One call therefore exercises all four conversions: host 
 host -> guest result (lowering in the callback) and guest -> host result (lifting in ``Func.__call__``).
 The canonical ABI stores the import's result at a return pointer with the same layout the export's
 return area must have, so one generic core function shape serves every type.
+
+``repeat-num(n, x) -> u64`` and ``repeat-text(n, x) -> u32`` call ``h-num`` / ``h-text`` n times
+from one export call (the last reply, or the byte length of the last reply), to time host calls.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ NAMED = {
     "tvar": '(variant (case "a" u32) (case "b" u32) (case "c"))',
     "color": '(enum "red" "green" "blue")',
     "perms": '(flags "read" "write" "exec")',
+    # as wide as wasi:http's error-code (~40 cases): re-reading such a type per call is what hurts
+    "wide": "(variant " + " ".join(f'(case "c{i}"{(" u32", " string", "")[i % 3]})' for i in range(40)) + ")",
 }
 
 CASES = (
@@ -46,6 +51,7 @@ CASES = (
     Case("tup", "(tuple s32 f64 char string)", ("i32", "f64", "i32", "i32", "i32")),
     Case("color", "{color}", ("i32",), flat_result="i32"),
     Case("perms", "{perms}", ("i32",), flat_result="i32"),
+    Case("wide", "{wide}", ("i32", "i32", "i32")),
     Case("text", "string", ("i32", "i32")),
     Case("num", "u64", ("i64",), flat_result="i64"),
 )
@@ -106,14 +112,36 @@ def passthrough_wat(cases: tuple[Case, ...] = CASES) -> str:
                 f'    (func (export "f-{c.name}") (param {params}) (result i32)'
                 f" (call $h-{c.name} {gets} (i32.const {RETAREA})) (i32.const {RETAREA}))"
             )
-    core = ["  (core module $m", *imports, *funcs, "  )"]
+    names = {c.name for c in cases}
+    loops = []
+    if "num" in names:
+        # repeat-num(n, x): calls h-num(x) n times; isolates the cost of a host call
+        loops.append(
+            '    (func (export "repeat-num") (param $n i32) (param $x i64) (result i64) (local $r i64)\n'
+            "      (block $done (loop $again (br_if $done (i32.eqz (local.get $n)))\n"
+            "        (local.set $r (call $h-num (local.get $x)))\n"
+            "        (local.set $n (i32.sub (local.get $n) (i32.const 1))) (br $again)))\n"
+            "      (local.get $r))"
+        )
+    if "text" in names:
+        loops.append(
+            '    (func (export "repeat-text") (param $n i32) (param $p i32) (param $l i32) (result i32)\n'
+            "      (block $done (loop $again (br_if $done (i32.eqz (local.get $n)))\n"
+            f"        (call $h-text (local.get $p) (local.get $l) (i32.const {RETAREA}))\n"
+            "        (local.set $n (i32.sub (local.get $n) (i32.const 1))) (br $again)))\n"
+            f"      (i32.load offset=4 (i32.const {RETAREA})))"
+        )
+    imports.append('    (import "libc" "memory" (memory 1))')
+    core = ["  (core module $m", *imports, *funcs, *loops, "  )"]
     out.extend(core)
     opts = '(memory (core memory $libc "memory")) (realloc (core func $libc "realloc")) string-encoding=utf8'
     for c in cases:
         out.append(f"  (core func $lower-{c.name} (canon lower (func $h-{c.name}) {opts}))")
     exports = " ".join(f'(export "h-{c.name}" (func $lower-{c.name}))' for c in cases)
     out.append(f"  (core instance $host {exports})")
-    out.append('  (core instance $mi (instantiate $m (with "host" (instance $host))))')
+    out.append(
+        '  (core instance $mi (instantiate $m (with "host" (instance $host)) (with "libc" (instance $libc))))'
+    )
     for name in NAMED:
         out.append(f'  (export ${name}-exp "{name}" (type ${name}-def))')
     for c in cases:
@@ -121,6 +149,16 @@ def passthrough_wat(cases: tuple[Case, ...] = CASES) -> str:
         out.append(
             f'  (func (export "f-{c.name}") (param "x" {t}) (result {t})'
             f' (canon lift (core func $mi "f-{c.name}") {opts}))'
+        )
+    if "num" in names:
+        out.append(
+            '  (func (export "repeat-num") (param "n" u32) (param "x" u64) (result u64)'
+            ' (canon lift (core func $mi "repeat-num")))'
+        )
+    if "text" in names:
+        out.append(
+            '  (func (export "repeat-text") (param "n" u32) (param "x" string) (result u32)'
+            f' (canon lift (core func $mi "repeat-text") {opts}))'
         )
     out.append(")")
     return "\n".join(out)
