@@ -69,7 +69,6 @@ class PreparedGuest:
         if self.component.locked.env:
             wasi.env = sorted(self.component.locked.env.items())
         store.set_wasi(wasi)
-        # After set_wasi: setting WASI replaces the store's data, limiter included.
         store.set_limits(memory_size=self.settings.memory_bytes)
         for name, value in self.prepared_state.items():
             ctx.state[f"{name}.prepared"] = value

@@ -106,7 +106,8 @@ def build_linker(engine: Engine, component: Component, capabilities: Sequence[Ca
                         for name in _owned_resources(exports)
                     }
                 )
-                report.unsupported.append(import_name)
+                if any(isinstance(item.ty, FuncType) for item in exports.values()):
+                    report.unsupported.append(import_name)  # (a types-only interface needs nothing)
             with root.add_instance(import_name) as inst:
                 for name, item in exports.items():
                     item_ty = item.ty

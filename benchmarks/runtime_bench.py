@@ -1,0 +1,190 @@
+"""runtime/ benchmark: guests called directly through RunningApp.handle (no HTTP), one run.
+
+Prints, for the WAT, C, Python (spin-sdk) and JS (j2w) components: requests/s and p50/p99 on one
+thread; cold compile vs precompiled-cache load; instantiate time per request; 1 MiB POST echo;
+RSS over 20,000 requests; and whether one slow or blocking guest stalls another app.
+
+    python benchmarks/runtime_bench.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from runtime import Runtime  # noqa: E402
+from runtime.context import RequestContext, bind  # noqa: E402
+from runtime.testing import component, loaded_app  # noqa: E402
+from runtime.types import AppSettings, MiB  # noqa: E402
+from tests.support import fixtures  # noqa: E402
+from tests.support.runtime_helpers import GUEST_WAT, HELLO_WAT, read, request  # noqa: E402
+
+SETTINGS = AppSettings(timeout_s=30.0, memory_bytes=256 * MiB, max_body_bytes=16 * MiB)
+
+
+def rss_mib() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / MiB
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+
+
+async def timed_requests(running, path: str, n: int, body: bytes | None = None) -> list[float]:  # type: ignore[no-untyped-def]
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        resp = await running.handle(request(path, body=body))
+        await read(resp)
+        assert resp.status == 200, resp.status
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def instantiate_ms(runtime: Runtime, running, cid: str, n: int) -> float:  # type: ignore[no-untyped-def]
+    guest = running.slots[cid].guest
+    times = []
+    for _ in range(n):
+        ctx = RequestContext(guest.app, guest.component, guest.settings, time.monotonic() + 30, guest.log)
+        t = time.perf_counter()
+        with bind(ctx):
+            store = guest.new_store(ctx)
+            guest.instantiate(store)
+        times.append(time.perf_counter() - t)
+        ctx.close()
+    return statistics.median(times) * 1000
+
+
+async def main(quick: bool) -> None:
+    scale = 0.2 if quick else 1.0
+    print(f"runtime benchmark ({'quick' if quick else 'full'}), wasmtime-py + Python host, one thread\n")
+    wasms = {
+        "WAT hello": (HELLO_WAT, "/"),
+        "C hello": (fixtures.build_c_http_hello(), "/bench"),
+        "Python spin-sdk echo": (fixtures.build_python_echo(), "/bench"),
+        "JS j2w echo": (fixtures.build_js_echo(), "/bench"),
+    }
+    counts = {"WAT hello": 5000, "C hello": 3000, "Python spin-sdk echo": 1000, "JS j2w echo": 300}
+
+    # 1. cold compile vs precompiled-cache load (fresh cache dir each)
+    print("compile (cold) vs precompiled cache load")
+    cache = Path(tempfile.mkdtemp(prefix="lepton-bench-"))
+    runtime = Runtime(cache)
+    apps = {}
+    for name, (wasm, _) in wasms.items():
+        app = loaded_app([component("c", wasm)], name=name.split()[0].lower())
+        cold_rt = Runtime(Path(tempfile.mkdtemp(prefix="lepton-bench-cold-")))
+        comp = app.components["c"]
+        t = time.perf_counter()
+        cold_rt.cache.load(comp.wasm_path, comp.wasm_digest)
+        cold = time.perf_counter() - t
+        t = time.perf_counter()
+        cold_rt.cache.load(comp.wasm_path, comp.wasm_digest)
+        warm = time.perf_counter() - t
+        cold_rt.close()
+        print(f"  {name:22s} compile {cold * 1000:9.1f} ms   cache load {warm * 1000:7.2f} ms   {cold / warm:7.1f}x")
+        apps[name] = await runtime.load_app(app, SETTINGS)
+
+    # 2. direct calls
+    print("\ndirect calls (RunningApp.handle, sequential, one event loop)")
+    for name, (_, path) in wasms.items():
+        running = apps[name]
+        n = max(50, int(counts[name] * scale))
+        await timed_requests(running, path, min(50, n))  # warm up (and prove inline eligibility)
+        t = time.perf_counter()
+        times = await timed_requests(running, path, n)
+        total = time.perf_counter() - t
+        slot = running.slots["c"]
+        mode = "inline" if slot.inline_now() else "worker thread"
+        print(
+            f"  {name:22s} {n / total:8.0f} req/s   p50 {pct(times, 50) * 1000:6.2f} ms   "
+            f"p99 {pct(times, 99) * 1000:6.2f} ms   ({mode})"
+        )
+
+    # 3. instantiate time
+    print("\ninstantiate per request (fresh Store + WASI + instantiate, median)")
+    for name in wasms:
+        print(f"  {name:22s} {instantiate_ms(runtime, apps[name], 'c', 200 if not quick else 50):7.3f} ms")
+
+    # 4. 1 MiB POST echo
+    print("\n1 MiB POST echo (median of 20)")
+    data = bytes(range(256)) * 4096
+    guest_app = await runtime.load_app(loaded_app([component("c", GUEST_WAT)], name="guest"), SETTINGS)
+    for name, running, path in (
+        ("WAT echo", guest_app, "/echo"),
+        ("C echo", apps["C hello"], "/echo"),
+    ):
+        times = await timed_requests(running, path, 20, body=data)
+        print(f"  {name:22s} p50 {pct(times, 50) * 1000:7.1f} ms   max {max(times) * 1000:7.1f} ms")
+    py = apps["Python spin-sdk echo"]
+    times = []
+    for _ in range(10):
+        t = time.perf_counter()
+        resp = await py.handle(request("/raw", body=data, headers=[("x-echo", "raw")]))
+        assert await read(resp) == data
+        times.append(time.perf_counter() - t)
+    print(f"  {'Python echo (raw)':22s} p50 {pct(times, 50) * 1000:7.1f} ms   max {max(times) * 1000:7.1f} ms")
+
+    # 5. RSS over 20,000 requests
+    n = int(20000 * scale)
+    hello = apps["WAT hello"]
+    await timed_requests(hello, "/", 1000)
+    before = rss_mib()
+    marks = []
+    for i in range(n // 1000):
+        await timed_requests(hello, "/", 1000)
+        marks.append(rss_mib())
+    print(f"\nRSS over {n} WAT requests: {before:.1f} MiB -> {marks[-1]:.1f} MiB (max {max(marks):.1f})")
+    py_before = rss_mib()
+    await timed_requests(py, "/bench", int(2000 * scale))
+    print(f"RSS over {int(2000 * scale)} Python requests: {py_before:.1f} MiB -> {rss_mib():.1f} MiB")
+
+    # 6. isolation: slow and blocking guests vs another app's latency
+    print("\nisolation: WAT hello latency while another app's guests spin or block")
+    slow_app = await runtime.load_app(
+        loaded_app([component("c", GUEST_WAT)], name="slow"), AppSettings(timeout_s=2.0, memory_bytes=64 * MiB)
+    )
+    base = await timed_requests(hello, "/", 500)
+
+    stalled = asyncio.Event()
+
+    async def never() -> AsyncIterator[bytes]:
+        yield b"x"
+        await stalled.wait()  # the client stops sending: the guest blocks reading its body
+
+    async def noisy() -> None:
+        spinning = [asyncio.create_task(slow_app.handle(request("/loop"))) for _ in range(2)]
+        blocked = [asyncio.create_task(slow_app.handle(request("/echo", chunks=never()))) for _ in range(4)]
+        await asyncio.sleep(0.05)
+        during.extend(await timed_requests(hello, "/", 500))
+        stalled.set()
+        for task in spinning + blocked:
+            resp = await task
+            await read(resp)
+
+    during: list[float] = []
+    await noisy()
+    print(f"  alone:                        p50 {pct(base, 50) * 1000:6.2f} ms   p99 {pct(base, 99) * 1000:6.2f} ms")
+    print(
+        f"  with 2 spinning + 4 blocked:  p50 {pct(during, 50) * 1000:6.2f} ms   p99 {pct(during, 99) * 1000:6.2f} ms"
+        f"   (max {max(during) * 1000:.2f} ms; the spinning guests run 2 s each)"
+    )
+    runtime.close()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="fewer requests")
+    asyncio.run(main(parser.parse_args().quick))
