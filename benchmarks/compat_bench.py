@@ -25,7 +25,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import wasmtime
-from wasmtime.component import Component, Linker, Record
+from wasmtime.component import Component, Linker, Record, Variant
 
 from tests.support.compat_component import CASES, passthrough_wat
 
@@ -90,6 +90,16 @@ def calls_per_second(bench: Bench, name: str, value: Any, n: int, sig: Any = Non
     for _ in range(n):
         invoke(store, value)
     return n / (time.perf_counter() - start)
+
+
+def host_call_us(bench: Bench, export: str, value: Any, n: int) -> float:
+    """Microseconds per host call, from one export call that makes `n` of them."""
+    store, inst = bench.guest()
+    func = inst.get_func(store, export)
+    func(store, 10, value)
+    start = time.perf_counter()
+    func(store, n, value)
+    return (time.perf_counter() - start) / n * 1e6
 
 
 def thread_errors(bench: Bench, threads: int, calls: int) -> int:
@@ -205,9 +215,13 @@ def measure(
     out["num_cps"] = calls_per_second(bench, "num", 42, n)
     out["rec_cps"] = calls_per_second(bench, "rec", record_value(), n)
     out["res_cps"] = calls_per_second(bench, "res", "ok-text", n)
+    out["wide_cps"] = calls_per_second(bench, "wide", Variant("c7", "payload"), n)
+    out["host_num_us"] = host_call_us(bench, "repeat-num", 7, n * 4)
+    out["host_text_us"] = host_call_us(bench, "repeat-text", "héllo", n * 4)
     if sigs is not None:
         out["num_sig_cps"] = calls_per_second(bench, "num", 42, n, sigs["num"])
         out["rec_sig_cps"] = calls_per_second(bench, "rec", record_value(), n, sigs["rec"])
+        out["wide_sig_cps"] = calls_per_second(bench, "wide", Variant("c7", "payload"), n, sigs["wide"])
     out["thread_errors"] = float(thread_errors(bench, args.threads, args.thread_calls))
     comp, core = exception_mixups(bench, args.threads, args.thread_calls)
     out["exc_component"], out["exc_core"] = float(comp), float(core)
@@ -237,7 +251,10 @@ def main() -> None:
     assert compat.apply()
     bench = Bench(engine, component)
     sig_store, sig_inst = bench.guest()
-    sigs = {n: compat.signature_of(sig_inst.get_func(sig_store, f"f-{n}"), sig_store) for n in ("num", "rec")}
+    sigs = {
+        n: compat.signature_of(sig_inst.get_func(sig_store, f"f-{n}"), sig_store)
+        for n in ("num", "rec", "wide")
+    }
 
     patched = measure("patched", bench, args, sigs)
     tuned_ok = compat.tune_allocator()
@@ -278,6 +295,15 @@ def main() -> None:
     row("u64 export + host call, calls/s", stock["num_cps"], patched["num_cps"], "", True)
     row("record export + host call, calls/s", stock["rec_cps"], patched["rec_cps"], "", True)
     row("result<string,u32> export + host call, calls/s", stock["res_cps"], patched["res_cps"], "", True)
+    row("variant<40 cases> export + host call, calls/s", stock["wide_cps"], patched["wide_cps"], "", True)
+    row("host call u64 -> u64 (guest loop), us/call", stock["host_num_us"], patched["host_num_us"], "", False)
+    row(
+        "host call string -> string (guest loop), us/call",
+        stock["host_text_us"],
+        patched["host_text_us"],
+        "",
+        False,
+    )
     row(
         "u64 via Signature.call (export type cached), calls/s",
         stock["num_cps"],
@@ -286,6 +312,7 @@ def main() -> None:
         True,
     )
     row("record via Signature.call, calls/s", stock["rec_cps"], patched["rec_sig_cps"], "", True)
+    row("variant<40 cases> via Signature.call, calls/s", stock["wide_cps"], patched["wide_sig_cps"], "", True)
     # Host functions hold their Bench: free the linkers now, not during interpreter teardown.
     stock_bench.linker.close()
     bench.linker.close()
