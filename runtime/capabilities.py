@@ -40,7 +40,9 @@ Load time
 ``prepare(app, component, settings)`` runs once per component when the app loads, only for
 capabilities the component imports; raise ``runtime.errors.AppLoadError`` to refuse the app
 (e.g. an undeclared variable, a key-value label with no store). It may return an object kept
-in ``RequestContext.state[capability.name + ".prepared"]`` for every request.
+in ``RequestContext.state[capability.name + ".prepared"]`` for every request. An optional
+``prepare_app(app, settings)`` method runs once per app load, for every registered capability,
+whether or not a component imports it (app-wide checks such as required variables).
 
 Execution path
 --------------
