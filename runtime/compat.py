@@ -34,12 +34,19 @@ The compiled converters (:func:`compile_valtype`) produce and accept exactly the
 stock ones do (``bytes`` for ``list<u8>``, ``list``, ``Record``, ``tuple``, ``Variant`` or a bare
 payload for option/result/variant by the same tagging rule, ``str`` for enums, ``set`` for flags,
 ``ResourceAny`` for own/borrow). ``list<u8>`` moves with two strided memory copies instead of a Python
-loop; lowering also accepts ``bytearray`` and ``memoryview``.
+loop; lowering also accepts ``bytearray`` and ``memoryview``. One addition: :class:`Case` names the
+case of an option/result/variant explicitly, for values the stock tagging rule cannot express.
+
+What stays slow is wasmtime's own C API: a ``list<u8>`` crosses it as one 32-byte value per byte
+(``Vec<Val>`` and the C value array, each built and walked in Rust), tens of ms per MiB per
+direction; :func:`tune_allocator` (opt-in) removes the page-fault share of that. Python never sees
+a component's memory, so there is no cheaper path for bytes through the component API.
 
 Only the exact wasmtime-py versions in :data:`PATCHED_VERSIONS` are patched: on any other version
 :func:`apply` logs a warning and changes nothing, and :meth:`Signature.call` falls back to the stock
-``Func.__call__``. Host functions added *before* :func:`apply` keep the stock callback, so call it at
-import time (``runtime/__init__`` does).
+``Func.__call__``. Host functions added *before* :func:`apply` keep the stock callback (which is
+kept alive: wasmtime holds raw pointers to it), so call it at import time (``runtime/__init__``
+does).
 
 Ownership rules mirror the stock converters: lifting consumes the C value (strings and vectors are
 freed through their ``*_delete`` functions, nested values are reset to ``bool`` so the parent's drop
