@@ -140,3 +140,71 @@ async def test_required_variable_missing_fails_the_load(rt: Runtime, wasm: Path,
     with pytest.raises(AppLoadError) as err:
         await rt.load_app(kv_app(wasm, 1), settings(tmp_path))  # type: ignore[arg-type]
     assert "py-kv" in str(err.value) and "'api_key'" in str(err.value)
+
+
+async def test_wasi_keyvalue_store_atomics_batch(rt: Runtime, wasm: Path, tmp_path: Path) -> None:
+    running = await rt.load_app(kv_app(wasm, 1), settings(tmp_path, api_key="k"))  # type: ignore[arg-type]
+    status, body = await get(running, "/wkv")
+    assert status == 200, body
+    assert json.loads(body) == {
+        "get_a": "1",
+        "get_missing": None,
+        "exists_a": True,
+        "incr": [5, 3],
+        "get_many": [["a", "1"], ["b", "2"]],  # missing keys are left out, as Spin's SQLite store
+        "cas_current": "1",
+        "after_swap": "swapped",
+        "keys": ["a"],
+        "cursor": "Error_Other",
+    }
+    assert await get(running, "/wkv/default") == (200, b"opened")
+    assert await get(running, "/wkv/elsewhere") == (403, b"Error_AccessDenied")
+
+
+async def test_wasi_config_store(rt: Runtime, wasm: Path, tmp_path: Path) -> None:
+    running = await rt.load_app(kv_app(wasm, 1), settings(tmp_path, api_key="k"))  # type: ignore[arg-type]
+    assert await get(running, "/wcfg/greeting") == (200, b"hello")
+    assert await get(running, "/wcfg/not_a_key") == (200, b"none")
+    assert await get(running, "/wcfg/Invalid-Name") == (200, b"none")
+    assert json.loads((await get(running, "/wcfg-all"))[1]) == [
+        ["api_key", "k"], ["both", "hello-k"], ["greeting", "hello"]
+    ]
+
+
+async def test_fermyon_sqlite_v2(rt: Runtime, wasm: Path, tmp_path: Path) -> None:
+    running = await rt.load_app(kv_app(wasm, 1), settings(tmp_path, api_key="k"))  # type: ignore[arg-type]
+    status, body = await get(running, "/sql2")
+    assert status == 200, body
+    assert json.loads(body) == {
+        "columns": ["COUNT(*)", "'text'", "1.5", "x'00ff'", "NULL"],
+        "values": ["Value_Integer:1", "Value_Text:'text'", "Value_Real:1.5", "Value_Blob:b'\\x00\\xff'",
+                   "Value_Null:None"],
+    }
+
+
+async def test_unsupported_interfaces_return_their_errors(rt: Runtime, wasm: Path, tmp_path: Path) -> None:
+    running = await rt.load_app(kv_app(wasm, 1), settings(tmp_path, api_key="k"))  # type: ignore[arg-type]
+    status, body = await get(running, "/unsupported")
+    assert status == 200, body
+    assert json.loads(body) == {
+        "redis": "Error_Other",
+        "mqtt": "Error_ConnectionFailed",
+        "mysql": "Error_ConnectionFailed",
+        "postgres2": "Error_ConnectionFailed",
+        "postgres3": "Error_ConnectionFailed",
+        "llm": "Error_RuntimeError",
+    }
+
+
+async def test_outbound_post_streams_the_guest_body(rt: Runtime, wasm: Path, upstream: Upstream, tmp_path: Path) -> None:
+    running = await rt.load_app(kv_app(wasm, upstream.port), settings(tmp_path, api_key="k"))  # type: ignore[arg-type]
+    payload = b"0123456789abcdef" * 6400  # 100 KiB, written by the guest after `handle`
+    resp = await running.handle(
+        request("/outpost", query=f"url=http://127.0.0.1:{upstream.port}/post", method="POST", body=payload)
+    )
+    assert resp.status == 200
+    assert (await read(resp)).startswith(b"201 echo:")
+    method, path, headers, received = upstream.requests[-1]
+    assert (method, path, received) == ("POST", "/post", payload)
+    # The SDK writes the body after `handle`: it went out chunked, as the guest wrote it.
+    assert headers.get("Transfer-Encoding") == "chunked"
