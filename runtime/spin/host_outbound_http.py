@@ -221,15 +221,24 @@ def _error_value(exc: OutboundHttpError) -> Any:
     return error_code(exc.kind.value)
 
 
+def _is_self_request(authority: str | None) -> bool:
+    """As Spin: no authority, an empty host (SDKs send `:80` for a relative URL), or `self.alt`."""
+    if not authority:
+        return True
+    host = authority.rsplit("@", 1)[-1]
+    host = host[: host.index("]") + 1] if host.startswith("[") else host.partition(":")[0]
+    return host in ("", "self.alt")
+
+
 def _handle(store: Any, request: Any, options: Any) -> Any:
     ctx = context.current()
     req = ctx.table.take(rep(store, request), OutgoingRequest)
     opts = ctx.table.take(rep(store, options), RequestOptions) if options is not None else None
     path = req.path_with_query or "/"
-    if req.authority:
-        url = f"{req.scheme or 'https'}://{req.authority}{path}"
-    else:
+    if _is_self_request(req.authority):
         url = path if path.startswith("/") else "/" + path
+    else:
+        url = f"{req.scheme or 'https'}://{req.authority}{path}"
     allowed = _prepared().allowed
     origin = self_origin()
     try:
