@@ -1,8 +1,8 @@
 """lepton-router throughput and latency with wrk on loopback, against baselines measured in the same run.
 
-    python benchmarks/router_bench.py [--duration 5] [--connections 16] [--apps 1000]
+    python benchmarks/router_bench.py [--duration 5] [--rounds 3] [--connections 16] [--apps 1000]
 
-Reports (wrk -t1, bounded duration, after a warm-up):
+Reports medians of interleaved wrk runs (wrk -t1, bounded duration, after a warm-up):
   1. bare Quart hello on hypercorn vs lepton-router serving the WAT hello app: req/s, p99, ratio
      (lepton-router instantiates a fresh component instance per request, as Spin does);
   2. 1 vs N configured apps (the same request hits one app; the others only make the table big);
@@ -21,6 +21,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -66,7 +67,7 @@ def _ms(value: str) -> float:
 
 
 def wrk(name: str, url: str, host: str, duration: float, connections: int) -> Result:
-    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-H", f"Host: {host}", url]
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency", "-H", f"Host: {host}", url]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
@@ -175,9 +176,18 @@ def lepton(work: Path, routes: Path, port: int, workers: int = 1) -> Proc:
     return Proc(cmd, work / f"lepton-{port}.log")
 
 
+def median_result(name: str, runs: list[Result]) -> Result:
+    def med(values: list[float]) -> float:
+        return statistics.median(values)
+
+    return Result(name, med([r.rps for r in runs]), med([r.p50_ms for r in runs]), med([r.p99_ms for r in runs]),
+                  sum(r.errors for r in runs))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved runs per configuration (median)")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--apps", type=int, default=1000)
     args = parser.parse_args()
@@ -185,96 +195,89 @@ def main() -> int:
         print("wrk not found (apt-get install wrk)", file=sys.stderr)
         return 1
     d, c = args.duration, args.connections
-    results: dict[str, Result] = {}
 
     with tempfile.TemporaryDirectory(prefix="router-bench-") as tmp:
         work = Path(tmp)
         sources = build_layouts(work)
-
-        def run(name: str, port: int, host: str = "main.test") -> Result:
-            url = f"http://127.0.0.1:{port}/"
-            wrk(name, url, host, 1, c)  # warm-up
-            result = wrk(name, url, host, d, c)
-            print(result.line(), flush=True)
-            results[name] = result
-            return result
-
-        # 1. Bare Quart hello.
-        (work / "quart_hello.py").write_text(QUART_APP)
-        port = free_port()
-        quart = Proc([sys.executable, str(work / "quart_hello.py"), f"127.0.0.1:{port}"], work / "quart.log")
+        procs: list[Proc] = []
         try:
-            wait_http(f"http://127.0.0.1:{port}/", "main.test", 60)
-            run("bare Quart hello (hypercorn, 1 worker)", port)
-        finally:
-            quart.stop()
+            # All servers run side by side (idle while another is measured); runs are interleaved
+            # round by round so drift in machine load hits every configuration alike.
+            (work / "quart_hello.py").write_text(QUART_APP)
+            ports = {name: free_port() for name in ("quart", "one", "many", "workers")}
+            procs.append(Proc([sys.executable, str(work / "quart_hello.py"), f"127.0.0.1:{ports['quart']}"],
+                              work / "quart.log"))
+            for name, extra, workers in (("one", 0, 1), ("many", args.apps - 1, 1), ("workers", 0, 2)):
+                routes = work / f"routes-{name}.toml"
+                routes.write_text(routes_text(work, sources["v1"], extra))
+                started = time.monotonic()
+                procs.append(lepton(work, routes, ports[name], workers))
+                ready = f"http://127.0.0.1:{ports[name]}/.well-known/lepton/ready"
+                for _ in range(20 if workers > 1 else 1):  # fresh connections: every worker must be ready
+                    wait_http(ready, "x", 900)
+                print(f"(lepton-router {name}: {extra + 1} apps, {workers} worker(s), ready in "
+                      f"{time.monotonic() - started:.1f}s)", flush=True)
+            wait_http(f"http://127.0.0.1:{ports['quart']}/", "main.test", 60)
 
-        # 2. lepton-router, one app; the same server then serves the swap test.
-        routes = work / "routes.toml"
-        routes.write_text(routes_text(work, sources["v1"], 0))
-        port = free_port()
-        server = lepton(work, routes, port)
-        try:
-            wait_http(f"http://127.0.0.1:{port}/.well-known/lepton/ready", "x", 300)
-            run("lepton-router, 1 app", port)
-            steady = run("lepton-router, steady (before swaps)", port)
+            labels = {
+                "quart": "bare Quart hello (hypercorn, 1 worker)",
+                "one": "lepton-router, 1 app",
+                "many": f"lepton-router, {args.apps} apps",
+                "workers": "lepton-router, --workers 2",
+            }
+            runs: dict[str, list[Result]] = {name: [] for name in labels}
+            for _ in range(args.rounds):
+                for name, label in labels.items():
+                    url = f"http://127.0.0.1:{ports[name]}/"
+                    wrk(label, url, "main.test", 1, c)  # warm-up
+                    result = wrk(label, url, "main.test", d, c)
+                    print("  " + result.line(), flush=True)
+                    runs[name].append(result)
 
-            # 3. Swaps: flip v1 <-> v2 every second while wrk runs.
-            stop = threading.Event()
+            # Swaps: flip the app between v1 and v2 every second while wrk runs, against steady runs.
+            routes = work / "routes-one.toml"
+            url = f"http://127.0.0.1:{ports['one']}/"
+            steady_runs: list[Result] = []
+            swap_runs: list[Result] = []
             flips = 0
+            for _ in range(args.rounds):
+                steady_runs.append(wrk("lepton-router, steady", url, "main.test", d, c))
+                stop = threading.Event()
 
-            def flipper() -> None:
-                nonlocal flips
-                tag = "v2"
-                while not stop.wait(1.0):
-                    write_atomic(routes, routes_text(work, sources[tag], 0))
-                    flips += 1
-                    tag = "v1" if tag == "v2" else "v2"
+                def flipper(stop: threading.Event) -> None:
+                    nonlocal flips
+                    tag = "v2"
+                    while not stop.wait(1.0):
+                        write_atomic(routes, routes_text(work, sources[tag], 0))
+                        flips += 1
+                        tag = "v1" if tag == "v2" else "v2"
 
-            thread = threading.Thread(target=flipper, daemon=True)
-            thread.start()
-            swapping = wrk("lepton-router, swapping every 1s", f"http://127.0.0.1:{port}/", "main.test", d, c)
-            stop.set()
-            thread.join()
-            results[swapping.name] = swapping
-            print(swapping.line(), f"({flips} routes.toml edits)", flush=True)
+                thread = threading.Thread(target=flipper, args=(stop,), daemon=True)
+                thread.start()
+                swap_runs.append(wrk("lepton-router, swapping every 1s", url, "main.test", d, c))
+                stop.set()
+                thread.join()
+                print("  " + steady_runs[-1].line(), flush=True)
+                print("  " + swap_runs[-1].line(), flush=True)
         finally:
-            server.stop()
+            for proc in procs:
+                proc.stop()
 
-        # 4. 1 vs N apps.
-        routes.write_text(routes_text(work, sources["v1"], args.apps - 1))
-        port = free_port()
-        started = time.monotonic()
-        server = lepton(work, routes, port)
-        try:
-            wait_http(f"http://127.0.0.1:{port}/.well-known/lepton/ready", "x", 900)
-            print(f"({args.apps} apps loaded in {time.monotonic() - started:.1f}s)", flush=True)
-            many = run(f"lepton-router, {args.apps} apps", port)
-        finally:
-            server.stop()
-
-        # 5. Workers.
-        routes.write_text(routes_text(work, sources["v1"], 0))
-        port = free_port()
-        server = lepton(work, routes, port, workers=2)
-        try:
-            for _ in range(20):  # both workers must be ready: poll on fresh connections
-                wait_http(f"http://127.0.0.1:{port}/.well-known/lepton/ready", "x", 300)
-            two = run("lepton-router, --workers 2", port)
-        finally:
-            server.stop()
-
-    bare = results["bare Quart hello (hypercorn, 1 worker)"]
-    one = results["lepton-router, 1 app"]
-    swapping = results["lepton-router, swapping every 1s"]
+    results = {name: median_result(label, runs[name]) for name, label in labels.items()}
+    steady = median_result("lepton-router, steady (swap baseline)", steady_runs)
+    swapping = median_result(f"lepton-router, swapping ({flips} edits)", swap_runs)
+    print(f"\nmedians of {args.rounds} interleaved runs, wrk -t1 -c{c} -d{d}s:")
+    for result in (*results.values(), steady, swapping):
+        print("  " + result.line())
+    bare, one, many, two = results["quart"], results["one"], results["many"], results["workers"]
     print()
-    print(f"lepton-router / bare Quart req/s:      {one.rps / bare.rps:6.2f}  (target >= 0.50)")
-    print(f"p99 lepton-router / bare Quart:         {one.p99_ms / bare.p99_ms:6.2f}")
-    print(f"{args.apps} apps / 1 app req/s:            {many.rps / one.rps:6.2f}  (target >= 0.95)")
-    print(f"p99 during swaps / steady p99:          {swapping.p99_ms / steady.p99_ms:6.2f}  (target <= 2.0)")
-    print(f"--workers 2 / 1 worker req/s:           {two.rps / one.rps:6.2f}  (target >= 1.3)")
-    errors = sum(r.errors for r in results.values())
-    print(f"non-2xx or socket errors across runs:   {errors}")
+    print(f"lepton-router / bare Quart req/s:     {one.rps / bare.rps:6.2f}  (target >= 0.50)")
+    print(f"p99 lepton-router / bare Quart:        {one.p99_ms / bare.p99_ms:6.2f}")
+    print(f"{args.apps} apps / 1 app req/s:{'':<{max(0, 14 - len(str(args.apps)))}}{many.rps / one.rps:6.2f}  (target >= 0.95)")
+    print(f"p99 during swaps / steady p99:         {swapping.p99_ms / steady.p99_ms:6.2f}  (target <= 2.0)")
+    print(f"--workers 2 / 1 worker req/s:          {two.rps / one.rps:6.2f}  (target >= 1.3)")
+    errors = sum(r.errors for r in (*results.values(), steady, swapping))
+    print(f"non-2xx or socket errors across runs:  {errors}")
     return 0
 
 

@@ -14,6 +14,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import socket
 import sys
 import time
 from dataclasses import dataclass
@@ -92,17 +93,27 @@ def serve(options: ServeOptions) -> int:
     if workers <= 1:
         asyncio.run(_serve_worker(options, main, sockets, admin, admin_sockets, None))
         return 0
-    return _supervise(options, workers, main, sockets, admin, admin_sockets)
+    # With SO_REUSEPORT each worker listens on its own socket and the kernel spreads new
+    # connections across them. One shared listening socket would let whichever worker wakes first
+    # accept a whole burst of connections (asyncio accepts up to `backlog` per wake-up), leaving
+    # the other workers idle under keep-alive load. Our bound, never-listening sockets keep the
+    # address reserved and proved bindable; unix:/fd:// listeners are shared instead.
+    worker_sockets = None if _reuseport_capable(main.bind) else sockets
+    return _supervise(options, workers, main, worker_sockets, sockets, admin, admin_sockets)
 
 
-def _worker_entry(options: ServeOptions, main: HyperConfig, sockets: Sockets, admin: HyperConfig | None,
+def _reuseport_capable(binds: list[str]) -> bool:
+    return hasattr(socket, "SO_REUSEPORT") and not any(b.startswith(("unix:", "fd://")) for b in binds)
+
+
+def _worker_entry(options: ServeOptions, main: HyperConfig, sockets: Sockets | None, admin: HyperConfig | None,
                   admin_sockets: Sockets | None, shutdown_event: EventType) -> None:
     """Entry point of a worker process (spawned: everything here must be picklable)."""
     setup_logging(options.log_level)
     asyncio.run(_serve_worker(options, main, sockets, admin, admin_sockets, shutdown_event))
 
 
-async def _serve_worker(options: ServeOptions, main: HyperConfig, sockets: Sockets,
+async def _serve_worker(options: ServeOptions, main: HyperConfig, sockets: Sockets | None,
                         admin: HyperConfig | None, admin_sockets: Sockets | None,
                         shutdown_event: EventType | None) -> None:
     cfg = config_mod.load(options.routes_path)
@@ -118,6 +129,8 @@ async def _serve_worker(options: ServeOptions, main: HyperConfig, sockets: Socke
     else:
         poller = loop.create_task(_poll_event(shutdown_event, stop))
 
+    if sockets is None:
+        sockets = main.create_sockets()  # this worker's own SO_REUSEPORT sockets (main.workers > 1)
     servers = [worker_serve(wrap_app(cast(Any, app), main.wsgi_max_body_size, "asgi"), main, sockets=sockets,
                             shutdown_trigger=stop.wait)]
     if admin is not None and admin_sockets is not None:
@@ -140,8 +153,8 @@ async def _poll_event(event: EventType, stop: asyncio.Event) -> None:
     stop.set()
 
 
-def _supervise(options: ServeOptions, workers: int, main: HyperConfig, sockets: Sockets,
-               admin: HyperConfig | None, admin_sockets: Sockets | None) -> int:
+def _supervise(options: ServeOptions, workers: int, main: HyperConfig, sockets: Sockets | None,
+               reserved: Sockets, admin: HyperConfig | None, admin_sockets: Sockets | None) -> int:
     ctx = multiprocessing.get_context("spawn")
     shutdown_event = ctx.Event()
     processes: list[BaseProcess] = []
@@ -197,6 +210,6 @@ def _supervise(options: ServeOptions, workers: int, main: HyperConfig, sockets: 
                 continue
             log.error("worker %s exited with %s; starting a new one", process.pid, process.exitcode)
             spawn()
-    for sock in [*sockets.secure_sockets, *sockets.insecure_sockets]:
+    for sock in [*reserved.secure_sockets, *reserved.insecure_sockets]:
         sock.close()
     return 1 if gave_up else 0
