@@ -107,3 +107,29 @@ def test_console_script_help() -> None:
     assert result.returncode == 0
     for command in ("serve", "add", "remove", "list", "check", "pull", "push", "mirror"):
         assert command in result.stdout
+
+
+def test_push_mirror_pull_commands(registry, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    """The registry operations wired into the CLI: push a lock, mirror it to a layout, pull + compile."""
+    from tests.support.registry_apps import AppComponent, write_local_app
+    from tests.support.server import hello_wasm
+
+    lock = write_local_app(tmp_path / "app", [AppComponent(id="main", wasm=hello_wasm("cli"), files={"a.txt": b"x" * 300})])
+    ref = f"{registry.host}/cli/app:v1"
+    assert main(["push", str(lock), ref, "--insecure"]) == 0
+    pushed = capsys.readouterr().out.split()
+    assert pushed[:2] == ["pushed", ref] and pushed[2].startswith("sha256:")
+
+    layout = tmp_path / "layout"
+    assert main(["mirror", ref, f"oci-layout:{layout}:v1", "--insecure"]) == 0
+    assert capsys.readouterr().out.split()[-1] == pushed[2]  # digests are preserved
+    assert (layout / "index.json").is_file()
+
+    cache = tmp_path / "cache"
+    assert main(["pull", f"oci-layout:{layout}:v1", "--cache-dir", str(cache)]) == 0
+    out = capsys.readouterr().out
+    assert pushed[2] in out and "compiled" in out
+    assert any((cache / "compiled").rglob("*")), "pull should leave a precompiled artifact"
+
+    assert main(["pull", f"{registry.host}/cli/missing:v1", "--insecure", "--cache-dir", str(cache)]) == 1
+    assert "cli/missing" in capsys.readouterr().err

@@ -144,3 +144,47 @@ def test_failed_load_keeps_old_version_and_does_not_block_others(router_server, 
     assert apps["newbad"]["state"] == "failed" and apps["newbad"]["error"]
     ready = server.get("/.well-known/lepton/ready")
     assert ready.status_code == 503 and ready.json()["apps"]["failed"] == 1
+
+
+def test_in_flight_request_finishes_on_old_version_then_it_is_released(router_server, registry,  # type: ignore[no-untyped-def]
+                                                                        tmp_path: Path, router_cache_dir: Path) -> None:
+    import threading
+
+    from tests.support.server import echo_wasm
+
+    # v1 routes everything; v2 only /x/..., so GET /y tells the versions apart (200 vs the app's 404).
+    v1 = push_app_to(registry.host, "inflight/echo:v1", echo_wasm(), tmp_path, route="/...")
+    v2 = push_app_to(registry.host, "inflight/echo:v2", echo_wasm(), tmp_path, route="/x/...")
+    routes = tmp_path / "routes.toml"
+    routes.write_text(_routes(router_cache_dir, {"echo": (v1, "echo.test")}))
+    server: RouterServer = router_server(routes)
+    server.wait_ready()
+    v1_digest = server.app_status("echo")["version"]["digest"]  # type: ignore[index]
+    assert server.get("/y", host="echo.test").status_code == 200
+
+    release = threading.Event()
+    result: dict[str, httpx.Response] = {}
+
+    def slow_body():  # type: ignore[no-untyped-def]
+        yield b"started on v1, "
+        release.wait(60)
+        yield b"finished after the swap"
+
+    def upload() -> None:
+        result["r"] = httpx.post(f"{server.base_url}/x/up", content=slow_body(), headers={"host": "echo.test"},
+                                 timeout=90)
+
+    thread = threading.Thread(target=upload)
+    thread.start()
+    try:
+        server.wait_for(lambda: server.app_status("echo")["inflight"] == 1, 30, "upload in flight")  # type: ignore[index]
+        write_routes(routes, _routes(router_cache_dir, {"echo": (v2, "echo.test")}))
+        server.wait_for(lambda: server.get("/y", host="echo.test").status_code == 404, 60, "v2 serving")
+        assert server.app_status("echo")["version"]["digest"] != v1_digest  # type: ignore[index]
+        assert f"released echo ({v1_digest})" not in server.log()  # still serving the upload
+    finally:
+        release.set()
+        thread.join(timeout=90)
+    assert result["r"].status_code == 200
+    assert result["r"].content == b"started on v1, finished after the swap"
+    server.wait_for(lambda: f"released echo ({v1_digest})" in server.log(), 30, "v1 released after its last request")
