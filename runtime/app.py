@@ -108,12 +108,16 @@ class RunningApp:
         router: Router,
         slots: dict[str, ComponentSlot],
         pool: PoolExecutor,
+        max_threads: int,
     ) -> None:
         self.app = app
         self.settings = settings
         self.router = router
         self.slots = slots  # by component id
         self._pool = pool
+        # An app may hold at most this many worker threads, so one app's slow or stuck guests
+        # cannot take every thread away from the other apps.
+        self._threads = asyncio.Semaphore(max_threads)
         self.closed = False
         self._warned_no_route = False
         self.log = logging.getLogger(f"lepton.app.{app.name}")
@@ -181,9 +185,12 @@ class RunningApp:
         read_ahead: list[bytes] = []
         if self._body_is_short(request):
             try:
-                complete = await self._read_ahead(body_iter, source, read_ahead, max_body)
+                async with asyncio.timeout(self.settings.timeout_s):
+                    complete = await self._read_ahead(body_iter, source, read_ahead, max_body)
             except BodyTooLarge:
                 return _simple(413)
+            except TimeoutError:
+                return _simple(408)
         else:
             complete = False
         if complete and slot.inline_now():
@@ -284,11 +291,24 @@ class RunningApp:
         loop = asyncio.get_running_loop()
         sink = ResponseSink(loop)
         source = request.body
-        pump = None if complete else asyncio.create_task(self._pump(body_iter, source, max_body))
         timeout = self.settings.timeout_s
-        run = loop.run_in_executor(self._pool, self._execute, slot, request, sink, timeout)
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(timeout):
+                await self._threads.acquire()
+        except TimeoutError:
+            slot.log.error("no worker thread free for this app within %.1fs: 503", timeout)
+            return _simple(503)
+        pump = None if complete else asyncio.create_task(self._pump(body_iter, source, max_body))
+        remaining = max(0.001, timeout - (time.monotonic() - started))
+        try:
+            run = loop.run_in_executor(self._pool, self._execute, slot, request, sink, remaining)
+        except BaseException:
+            self._threads.release()
+            raise
 
         def finished(fut: asyncio.Future[float]) -> None:
+            self._threads.release()
             if pump is not None and not pump.done():
                 pump.cancel()
             if not fut.cancelled() and fut.exception() is None and sink.error is None:
@@ -296,12 +316,15 @@ class RunningApp:
 
         run.add_done_callback(finished)
         try:
-            await asyncio.wait_for(asyncio.shield(sink.head_future), timeout + HEAD_GRACE_S)
+            await asyncio.wait_for(asyncio.shield(sink.head_future), remaining + HEAD_GRACE_S)
         except TimeoutError:
             slot.log.error("no response within %.1fs: 504", timeout)
             sink.close()
             return _simple(504)
-        except BaseException as exc:
+        except asyncio.CancelledError:
+            sink.close()  # the client is gone: the guest's next write fails and it ends
+            raise
+        except Exception as exc:
             return self._response(slot, sink, exc, source)
         return self._response(slot, sink, None, source)
 

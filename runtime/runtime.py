@@ -33,7 +33,7 @@ from runtime.types import AppSettings
 
 log = logging.getLogger("lepton.runtime")
 
-DEFAULT_WORKERS = 16  # guests blocked on slow clients or outbound calls each hold one thread
+DEFAULT_WORKERS = 32  # guests blocked on slow clients or outbound calls each hold one thread
 
 
 class Runtime:
@@ -51,6 +51,7 @@ class Runtime:
         self.capabilities = list(capabilities) if capabilities is not None else default_capabilities()
         self.executors = list(executors) if executors is not None else list(default_executors())
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lepton-guest")
+        self._app_threads = max(1, workers // 2)
         self._ticker = EpochTicker(self.engine)
 
     def close(self) -> None:
@@ -83,7 +84,7 @@ class Runtime:
             if component is None:
                 raise AppLoadError(app.name, "component is not in the loaded app", component=cid)
             slots[cid] = await asyncio.to_thread(self._prepare, app, component, settings, route.executor)
-        return RunningApp(app, settings, router, slots, self._pool)
+        return RunningApp(app, settings, router, slots, self._pool, self._app_threads)
 
     # -- blocking work, on a worker thread ----------------------------------------------------------
     def _prepare(
