@@ -652,38 +652,37 @@ def _stock(ty: ValType) -> Converter:
     return Converter(lift, lower, frozenset(classes), type(ty).__name__)
 
 
-_INTS: dict[type, tuple[str, int, str]] = {
-    S8: ("s8", K_S8, "s8"),
-    U8: ("u8", K_U8, "u8"),
-    S16: ("s16", K_S16, "s16"),
-    U16: ("u16", K_U16, "u16"),
-    S32: ("s32", K_S32, "s32"),
-    U32: ("u32", K_U32, "u32"),
-    S64: ("s64", K_S64, "s64"),
-    U64: ("u64", K_U64, "u64"),
+# Converters that depend only on the kind of type, not on its contents: built once, shared.
+_SIMPLE: dict[type, Converter] = {
+    Bool: _bool(),
+    S8: _int("s8", K_S8, "s8"),
+    U8: _int("u8", K_U8, "u8"),
+    S16: _int("s16", K_S16, "s16"),
+    U16: _int("u16", K_U16, "u16"),
+    S32: _int("s32", K_S32, "s32"),
+    U32: _int("u32", K_U32, "u32"),
+    S64: _int("s64", K_S64, "s64"),
+    U64: _int("u64", K_U64, "u64"),
+    F32: _scalar("f32", K_F32, "f32", float, lambda v: isinstance(v, float)),
+    F64: _scalar("f64", K_F64, "f64", float, lambda v: isinstance(v, float)),
+    Char: _char(),
+    String: _string(),
+    EnumType: _string(K_ENUM, "enum"),
+    FlagsType: _flags(),
+    OwnType: _resource(owned=True),
+    BorrowType: _resource(owned=False),
 }
+_BYTES = _bytes_list()
 
 
 def compile_valtype(ty: ValType) -> Converter:
     """Read ``ty`` (and everything it contains) once and return its converter."""
-    kind = type(ty)
-    if kind in _INTS:
-        return _int(*_INTS[kind])
-    if isinstance(ty, Bool):
-        return _bool()
-    if isinstance(ty, F32):
-        return _scalar("f32", K_F32, "f32", float, lambda v: isinstance(v, float))
-    if isinstance(ty, F64):
-        return _scalar("f64", K_F64, "f64", float, lambda v: isinstance(v, float))
-    if isinstance(ty, Char):
-        return _char()
-    if isinstance(ty, String):
-        return _string()
-    if isinstance(ty, EnumType):
-        return _string(K_ENUM, "enum")
+    simple = _SIMPLE.get(type(ty))
+    if simple is not None:
+        return simple
     if isinstance(ty, ListType):
         elem = ty.element
-        return _bytes_list() if isinstance(elem, U8) else _list(compile_valtype(elem))
+        return _BYTES if isinstance(elem, U8) else _list(compile_valtype(elem))
     if isinstance(ty, RecordType):
         return _record([(name, compile_valtype(t)) for name, t in ty.fields])
     if isinstance(ty, TupleType):
@@ -702,12 +701,6 @@ def compile_valtype(ty: ValType) -> Converter:
                 ]
             )
         )
-    if isinstance(ty, FlagsType):
-        return _flags()
-    if isinstance(ty, OwnType):
-        return _resource(owned=True)
-    if isinstance(ty, BorrowType):
-        return _resource(owned=False)
     return _stock(ty)
 
 
