@@ -58,3 +58,17 @@ def test_guest_transactions_and_durability(tmp_path: Path) -> None:
     other = SqliteManager(tmp_path, ["other"]).open("other", ["other"])
     other.execute("CREATE TABLE x (y)", [])
     assert (tmp_path / "sqlite_db.other.db").is_file()
+
+
+def test_release_rolls_back_a_transaction_left_open(tmp_path: Path) -> None:
+    manager = SqliteManager(tmp_path, [])
+    careless = manager.open("default", ["default"])
+    careless.execute("CREATE TABLE t (x)", [])
+    careless.execute("BEGIN", [])
+    careless.execute("INSERT INTO t VALUES (1)", [])
+    careless.release()  # the request ended (or trapped) inside its transaction
+    other = manager.open("default", ["default"])
+    assert other.execute("SELECT COUNT(*) FROM t", []).rows == [[0]]
+    other.execute("INSERT INTO t VALUES (2)", [])
+    other.release()  # autocommit statements are not touched
+    assert other.execute("SELECT x FROM t", []).rows == [[2]]

@@ -46,6 +46,7 @@ from runtime.spin.wit import record
 from runtime.types import AppSettings
 from runtime.values import rep
 from runtime.wasi.http_types import (
+    FORBIDDEN_HEADERS,
     FutureIncomingResponse,
     IncomingResponse,
     OutgoingRequest,
@@ -280,7 +281,9 @@ def _handle(store: Any, request: Any, options: Any) -> Any:
             return
         stream = ResponseBodyStream(resp)
         streams.append(stream)
-        header_bytes = [(k, v.encode("latin-1")) for k, v in resp.headers]
+        # Hop-by-hop headers describe the upstream connection, not the message; wasi:http
+        # guests may not set them, so a guest copying these headers must not receive them.
+        header_bytes = [(k, v.encode("latin-1")) for k, v in resp.headers if k not in FORBIDDEN_HEADERS]
         future.resolve(IncomingResponse(resp.status, header_bytes, stream))
 
     threading.Thread(target=send, name="lepton-outbound", daemon=True).start()

@@ -69,7 +69,10 @@ def _error(exc: SqliteError) -> Any:
 
 def _open(label: str) -> int:
     prepared = _prepared()
-    return context.current().table.push(prepared.manager.open(label, prepared.allowed))
+    ctx = context.current()
+    connection = prepared.manager.open(label, prepared.allowed)
+    ctx.cleanups.append(connection.release)
+    return ctx.table.push(connection)
 
 
 def _result(result: QueryResult) -> Any:

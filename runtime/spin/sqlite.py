@@ -118,6 +118,16 @@ class Connection:
         self._db = db
         self.last_insert_rowid = 0
         self.changes = 0
+        self._left_open = False  # this connection's last statement left a transaction open
+
+    def release(self) -> None:
+        """End of the request: roll back a transaction this guest opened and never ended, so a
+        trapped or careless guest cannot leave the shared connection stuck inside it."""
+        with self._db.lock:
+            conn = self._db.connection()
+            if self._left_open and conn.in_transaction:
+                conn.execute("ROLLBACK")
+            self._left_open = False
 
     def execute(self, statement: str, parameters: Sequence[SqlValue]) -> QueryResult:
         with self._db.lock:
@@ -128,6 +138,7 @@ class Connection:
                 rows = [list(r) for r in cursor.fetchall()]
                 self.last_insert_rowid = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
                 self.changes = conn.execute("SELECT changes()").fetchone()[0]
+                self._left_open = conn.in_transaction
             except sqlite3.Error as exc:
                 full = getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
                 kind = SqliteErrorKind.DATABASE_FULL if full else SqliteErrorKind.IO
