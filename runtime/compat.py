@@ -705,6 +705,40 @@ def compile_valtype(ty: ValType) -> Converter:
 
 
 # --------------------------------------------------------------------------------------------------
+# Core-module memory (Spin 1.x modules, WAGI): bounds-checked, one copy
+
+
+def read_memory(memory: wasmtime.Memory, store: Any, ptr: int, length: int) -> bytes:
+    """``length`` bytes of a core module's memory at ``ptr``; IndexError when out of bounds.
+
+    ``Memory.read`` clamps a range like a slice (a guest pointer past the end yields fewer bytes,
+    silently) and copies twice; a guest-supplied (ptr, len) must instead be checked, as Spin traps.
+    """
+    size = memory.data_len(store)
+    if ptr < 0 or length < 0 or ptr + length > size:
+        raise IndexError(f"guest range {ptr}+{length} is outside memory of {size} bytes")
+    if length == 0:
+        return b""
+    base = ctypes.cast(memory.data_ptr(store), ctypes.c_void_p).value
+    assert base is not None
+    return ctypes.string_at(base + ptr, length)
+
+
+def write_memory(memory: wasmtime.Memory, store: Any, ptr: int, data: bytes | bytearray | memoryview) -> None:
+    """Copy ``data`` into a core module's memory at ``ptr``; IndexError when out of bounds."""
+    view = memoryview(data).cast("B")
+    size = memory.data_len(store)
+    if ptr < 0 or ptr + len(view) > size:
+        raise IndexError(f"guest range {ptr}+{len(view)} is outside memory of {size} bytes")
+    if len(view) == 0:
+        return
+    base = ctypes.cast(memory.data_ptr(store), ctypes.c_void_p).value
+    assert base is not None
+    target = (ctypes.c_ubyte * len(view)).from_address(base + ptr)
+    memoryview(target).cast("B")[:] = view
+
+
+# --------------------------------------------------------------------------------------------------
 # Function signatures
 
 

@@ -496,6 +496,25 @@ def test_functions_defined_before_apply_keep_working() -> None:
     assert proc.stdout.strip().endswith("survived")
 
 
+def test_core_memory_helpers_are_bounds_checked(engine: wasmtime.Engine) -> None:
+    store = wasmtime.Store(engine)
+    instance = wasmtime.Instance(store, wasmtime.Module(engine, '(module (memory (export "m") 1))'), [])
+    memory = instance.exports(store)["m"]
+    assert isinstance(memory, wasmtime.Memory)
+    payload = random.Random(5).randbytes(1000)
+    compat.write_memory(memory, store, 100, payload)
+    assert compat.read_memory(memory, store, 100, 1000) == payload
+    assert bytes(memory.read(store, 100, 1100)) == payload  # agrees with wasmtime's own view
+    compat.write_memory(memory, store, 65536 - 3, memoryview(b"xyz"))
+    assert compat.read_memory(memory, store, 65533, 3) == b"xyz"
+    assert compat.read_memory(memory, store, 65536, 0) == b""
+    for ptr, length in ((65535, 2), (-1, 1), (0, 65537)):
+        with pytest.raises(IndexError):
+            compat.read_memory(memory, store, ptr, length)
+    with pytest.raises(IndexError):
+        compat.write_memory(memory, store, 65535, b"ab")
+
+
 def test_apply_is_idempotent() -> None:
     assert compat.apply() is True
     assert compat.apply() is True
