@@ -1,0 +1,146 @@
+"""Pure pieces of runtime/: path confinement, body buffers, import names, log line splitting."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from runtime.capabilities import resource_type_id, split_import_name
+from runtime.engine import EPOCH_TICK_S, deadline_ticks, is_component
+from runtime.errors import DeadlineExceeded
+from runtime.guest_io import BUFFER_LIMIT, BodyError, BodySource, ResponseSink, SinkClosed
+from runtime.wasi.cli import LogOutputStream
+from runtime.wasi.filesystem import FsError, resolve_confined
+from runtime.wasi.http_types import HEADER_FORBIDDEN, HEADER_INVALID, _check
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    root = tmp_path / "root"
+    (root / "sub").mkdir(parents=True)
+    (root / "a.txt").write_text("a")
+    (root / "sub" / "b.txt").write_text("b")
+    (tmp_path / "outside.txt").write_text("secret")
+    (root / "escape").symlink_to(tmp_path / "outside.txt")
+    (root / "inner").symlink_to(root / "sub" / "b.txt")
+    return Path(os.path.realpath(root))
+
+
+def test_resolve_confined_allows_paths_inside(tree: Path) -> None:
+    assert resolve_confined(tree, tree, "a.txt") == tree / "a.txt"
+    assert resolve_confined(tree, tree, "sub/../a.txt") == tree / "a.txt"
+    assert resolve_confined(tree, tree / "sub", "b.txt") == tree / "sub" / "b.txt"
+    assert resolve_confined(tree, tree, "inner") == tree / "sub" / "b.txt"  # symlink staying inside
+    assert resolve_confined(tree, tree, ".") == tree
+
+
+@pytest.mark.parametrize("path", ["../outside.txt", "sub/../../outside.txt", "/etc/passwd", "escape", "a\0b"])
+def test_resolve_confined_refuses_escapes(tree: Path, path: str) -> None:
+    with pytest.raises(FsError) as err:
+        resolve_confined(tree, tree, path)
+    assert err.value.code == "not-permitted"
+
+
+def test_resolve_confined_missing(tree: Path) -> None:
+    with pytest.raises(FsError) as err:
+        resolve_confined(tree, tree, "nope.txt")
+    assert err.value.code == "no-entry"
+
+
+def test_import_names_and_resource_ids() -> None:
+    assert split_import_name("wasi:http/types@0.2.3") == ("wasi:http/types", "0.2.3")
+    assert split_import_name("fermyon:spin/inbound-http") == ("fermyon:spin/inbound-http", None)
+    a = resource_type_id("test:x/y", "thing")
+    assert resource_type_id("test:x/y", "thing") == a
+    assert resource_type_id("test:x/y", "other") != a
+
+
+def test_deadline_ticks_and_wasm_kind(tmp_path: Path) -> None:
+    assert deadline_ticks(1.0) >= 1.0 / EPOCH_TICK_S
+    assert deadline_ticks(0) == 1
+    core = tmp_path / "m.wasm"
+    core.write_bytes(b"\0asm\x01\0\0\0")
+    comp = tmp_path / "c.wasm"
+    comp.write_bytes(b"\0asm\x0d\0\x01\0")
+    assert not is_component(core)
+    assert is_component(comp)
+    with pytest.raises(ValueError):
+        bad = tmp_path / "x.wasm"
+        bad.write_bytes(b"notwasm!")
+        is_component(bad)
+
+
+def test_header_checks() -> None:
+    assert _check("content-type", [b"text/plain"]) is None
+    assert _check("bad name", [b"x"]) == HEADER_INVALID
+    assert _check("x-ok", [b"a\r\nb"]) == HEADER_INVALID
+    assert _check("Transfer-Encoding", [b"chunked"]) == HEADER_FORBIDDEN
+
+
+def test_body_source_reads_in_pieces_then_eof() -> None:
+    src = BodySource()
+    src.feed(b"hello world")
+    assert src.read(5, None) == b"hello"
+    assert src.read(100, None) == b" world"
+    assert src.read(100, None) == b""  # nothing yet, not ended
+    src.end()
+    assert src.read(100, None) is None
+
+
+def test_body_source_error_and_deadline() -> None:
+    src = BodySource()
+    with pytest.raises(DeadlineExceeded):
+        src.read(10, time.monotonic() + 0.05)
+    src.end(ConnectionError("client went away"))
+    with pytest.raises(BodyError):
+        src.read(10, None)
+
+
+def test_body_source_blocking_read_wakes_on_feed() -> None:
+    src = BodySource()
+    got: list[bytes | None] = []
+    reader = threading.Thread(target=lambda: got.append(src.read(10, time.monotonic() + 5)))
+    reader.start()
+    time.sleep(0.05)
+    src.feed(b"late")
+    reader.join()
+    assert got == [b"late"]
+
+
+async def test_response_sink_back_pressure_and_close() -> None:
+    loop = asyncio.get_running_loop()
+    sink = ResponseSink(loop)
+    blocked = threading.Event()
+    errors: list[BaseException] = []
+
+    def writer() -> None:
+        try:
+            sink.start(200, [])
+            sink.write(b"x" * (BUFFER_LIMIT + 1))
+            blocked.set()
+            sink.write(b"y", time.monotonic() + 5)  # waits: the buffer is over the limit
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    assert await sink.head_future == (200, [])
+    await asyncio.to_thread(blocked.wait, 5)
+    sink.close()  # the client went away: the blocked writer fails
+    await asyncio.to_thread(thread.join, 5)
+    assert len(errors) == 1 and isinstance(errors[0], SinkClosed)
+
+
+def test_log_stream_splits_lines(caplog: pytest.LogCaptureFixture) -> None:
+    stream = LogOutputStream("[app/c]", logging.INFO)
+    with caplog.at_level(logging.INFO, logger="lepton.guest"):
+        stream.write(b"one\ntw", True, 0)
+        stream.write(b"o\r\nthree", True, 0)
+        stream.close()
+    assert [r.getMessage() for r in caplog.records] == ["[app/c] one", "[app/c] two", "[app/c] three"]
