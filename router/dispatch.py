@@ -43,14 +43,18 @@ class ClientDisconnected(ConnectionError):
 class _Inbound:
     """Reads the request body from ASGI `receive` on demand and notices a client disconnect."""
 
-    def __init__(self, receive: Receive, first_body_done: bool = False) -> None:
+    def __init__(self, receive: Receive) -> None:
         self.receive = receive
-        self.done = first_body_done
+        self.done = False
         self.disconnected = False
+        self._first: dict[str, Any] | None = None  # a message read ahead by skip_empty_body
 
     async def body(self) -> AsyncIterator[bytes]:
         while not self.done:
-            message = await self.receive()
+            if self._first is not None:
+                message, self._first = self._first, None
+            else:
+                message = await self.receive()
             if message["type"] == "http.disconnect":
                 self.disconnected = True
                 self.done = True
@@ -60,6 +64,16 @@ class _Inbound:
                 self.done = True
             if chunk:
                 yield chunk
+
+    async def skip_empty_body(self) -> None:
+        message = await self.receive()
+        if message["type"] == "http.disconnect":
+            self.disconnected = True
+        elif message.get("body") or message.get("more_body"):
+            # Not empty after all (e.g. HTTP/2 DATA without content-length): hand it to the guest.
+            self._first = message
+            return
+        self.done = True
 
     async def wait_disconnect(self) -> None:
         """After the body: the only message left is http.disconnect (when the client goes)."""
@@ -117,11 +131,20 @@ class Dispatcher:
         status = 500
         try:
             content_length = None
+            chunked = False
             for key, value in headers:
                 if key == "content-length":
                     content_length = int(value) if value.isdigit() else None
-                    break
+                elif key == "transfer-encoding":
+                    chunked = True
             inbound = _Inbound(receive)
+            if not chunked and not content_length:
+                # No body: take the (empty) end-of-body message now, so that once the response
+                # streams, the only message left to wait for is the client's disconnect.
+                await inbound.skip_empty_body()
+                if inbound.disconnected:
+                    status = 499  # nginx's "client closed request": nobody to answer
+                    return
             request = IncomingRequest(
                 method=scope["method"],
                 scheme=view.scheme,
@@ -165,23 +188,18 @@ class Dispatcher:
         body = response.body
         watcher: asyncio.Task[None] | None = None
         try:
-            # Look one chunk ahead so the last chunk goes out with more_body=False (one write less,
-            # and HTTP/1.1 can finish a response without a separate terminating message).
-            iterator = body.__aiter__()
-            pending = await anext(iterator, None)
-            sent_any = False
-            while pending is not None:
-                following = await anext(iterator, None)
+            # Each chunk goes out as soon as the guest wrote it (no look-ahead: a streaming app
+            # must not wait for its next write to flush the previous one).
+            chunks = 0
+            async for chunk in body:
                 if inbound.disconnected:
                     return
-                await send({"type": "http.response.body", "body": pending, "more_body": following is not None})
-                sent_any = True
-                if following is not None and watcher is None and inbound.done:
-                    # A long response: stop generating it if the client goes away.
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                chunks += 1
+                if chunks == 2 and inbound.done:
+                    # A streaming response: stop generating it if the client goes away.
                     watcher = asyncio.create_task(inbound.wait_disconnect())
-                pending = following
-            if not sent_any:
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
         except Exception:
             # The guest failed after the status was sent. As Spin does, the body ends truncated:
             # returning without the final message makes the server close the connection, so the
