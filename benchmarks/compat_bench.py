@@ -9,6 +9,11 @@ Thread-safety counts for stock are taken before runtime.compat is imported (impo
 package applies the patch process-wide). Timings alternate stock and patched rounds after that:
 stock keeps its own linker (defined before the patch, so it keeps the stock host-call callback)
 and the stock ``Func.__call__``.
+
+For comparison it also times 1 MiB through wasmtime's Rust wasip2 streams, handed to a guest by
+Python host functions (benchmarks/compat_streams/: component text generated from the core WAT and
+WIT in its src/): what a wasi:http host could get by serving body streams from Rust instead of
+converting list<u8> values in Python.
 """
 
 from __future__ import annotations
@@ -202,6 +207,64 @@ def exception_mixups(bench: Bench, threads: int, calls: int) -> tuple[int, int]:
     return comp, core
 
 
+STREAMS = Path(__file__).resolve().parent / "compat_streams"
+
+
+def rust_streams(engine: wasmtime.Engine, repeat: int) -> dict[str, float]:
+    """The same bytes through wasmtime's Rust wasip2 streams instead of list<u8> values.
+
+    A helper component re-exports wasi:cli/stdout and stdin (Rust, from add_wasip2) so Python gets
+    them as ResourceAny and hands them to the guest from its own host functions; the guest then
+    writes/reads with wasi:io/streams calls that wasmtime serves in Rust (stdout goes to a Python
+    callback, stdin is a file here; a FIFO streams as well). Medians of `repeat` runs, in ms.
+    """
+    import os
+    import tempfile
+
+    from wasmtime import Store, WasiConfig
+
+    guest = Component(engine, (STREAMS / "guest.wat").read_text())
+    helper = Component(engine, (STREAMS / "helper.wat").read_text())
+    linker = Linker(engine)
+    linker.add_wasip2()
+    handed: dict[str, Any] = {}
+    with linker.root() as root, root.add_instance("exp:rs/body") as body:
+        body.add_func("out-stream", lambda store: handed.pop("out"))
+        body.add_func("in-stream", lambda store: handed.pop("in"))
+
+    def fresh(stdin: str | None) -> tuple[Store, Any, list[bytes]]:
+        chunks: list[bytes] = []
+        store = Store(engine)
+        config = WasiConfig()
+        config.stdout_custom = lambda data: chunks.append(bytes(data))
+        if stdin is not None:
+            config.stdin_file = stdin
+        store.set_wasi(config)
+        streams = linker.instantiate(store, helper)
+        handed["out"] = streams.get_func(store, "get-out")(store)
+        handed["in"] = streams.get_func(store, "get-in")(store)
+        return store, linker.instantiate(store, guest), chunks
+
+    data = random.randbytes(MiB)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "body")
+        Path(path).write_bytes(data)
+        write_ms, echo_ms = [], []
+        for _ in range(repeat):
+            store, inst, chunks = fresh(None)
+            start = time.perf_counter()
+            inst.get_func(store, "run")(store, MiB // 4096)
+            write_ms.append((time.perf_counter() - start) * 1e3)
+            assert sum(map(len, chunks)) == MiB
+            store, inst, chunks = fresh(path)
+            start = time.perf_counter()
+            assert inst.get_func(store, "echo")(store) == MiB
+            echo_ms.append((time.perf_counter() - start) * 1e3)
+            assert b"".join(chunks) == data
+    linker.close()
+    return {"write": statistics.median(write_ms), "echo": statistics.median(echo_ms)}
+
+
 def record_value() -> Record:
     rec = Record()
     rec.id, rec.name, rec.tags, rec.data, rec.flag, rec.note = 7, "name", ["a", "b"], b"data", True, None
@@ -284,6 +347,7 @@ def main() -> None:
     patched.update(safety(bench, args))
     tuned_ok = compat.tune_allocator()
     tuned = {f"bytes_{size}": bytes_roundtrip(bench, size, args.repeat) for size in (64 * 1024, MiB)}
+    streams = rust_streams(engine, max(args.repeat, 3))
 
     print(
         f"wasmtime-py {compat.wasmtime_version()}, python {sys.version.split()[0]}, one run, same process, "
@@ -320,6 +384,9 @@ def main() -> None:
             "",
             False,
         )
+    print("for comparison: the same bytes through Rust wasip2 streams handed out by Python (rust_streams)")
+    print(f"{'  guest writes 1 MiB (4 KiB writes), ms':48} {'':>12} {streams['write']:>10.1f}")
+    print(f"{'  guest echoes 1 MiB (64 KiB reads, 4 KiB writes), ms':48} {'':>12} {streams['echo']:>10.1f}")
     row("u64 export + host call, calls/s", stock["num_cps"], patched["num_cps"], "", True)
     row("record export + host call, calls/s", stock["rec_cps"], patched["rec_cps"], "", True)
     row("result<string,u32> export + host call, calls/s", stock["res_cps"], patched["res_cps"], "", True)
