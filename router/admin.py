@@ -54,7 +54,7 @@ def status_json(manager: AppManager) -> dict[str, Any]:
         apps.append(entry)
     return {
         "pid": os.getpid(),
-        "routes_file": str(manager.routes_path),
+        "routes_file": str(manager.routes_path.resolve()),
         "ready": manager.ready,
         "reloads": manager.reloads,
         "config_error": manager.config_error,

@@ -8,8 +8,8 @@ Dispatcher (router/dispatch.py), the catch-all, without a Quart request context.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-from typing import Any
 
 from quart import Quart, Response
 
@@ -57,20 +57,10 @@ class RouterApp(Quart):
         return Response("ok\n", content_type="text/plain; charset=utf-8")
 
     async def _ready(self) -> Response:
+        # Counts by state only: this is on the public port, so it names no app.
         manager = self.manager
         states: dict[str, int] = {}
         for status in manager.status.values():
             states[status.state] = states.get(status.state, 0) + 1
-        body: dict[str, Any] = {"ready": manager.ready, "apps": states}
-        if not manager.initial_done.is_set():
-            body["apps"]["loading"] = body["apps"].get("loading", 0)
-        response = Response(
-            _json(body), status=200 if manager.ready else 503, content_type="application/json"
-        )
-        return response
-
-
-def _json(obj: Any) -> str:
-    import json
-
-    return json.dumps(obj, sort_keys=True) + "\n"
+        body = json.dumps({"ready": manager.ready, "apps": states}, sort_keys=True) + "\n"
+        return Response(body, status=200 if manager.ready else 503, content_type="application/json")
