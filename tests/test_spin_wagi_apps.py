@@ -154,3 +154,12 @@ async def test_go_wagi_proc_exit_zero_is_success(rt: Runtime) -> None:
     assert "stdin=data" in text
     failed = await running.handle(request("/go/x", query="exit=2"))
     assert failed.status == 500
+
+
+async def test_memory_limit_applies_to_wagi(rt: Runtime, c_wagi: Path) -> None:
+    app = loaded_app(component("cgi", c_wagi, executor=WAGI), name="wagi-oom")
+    roomy = await rt.load_app(app, AppSettings(timeout_s=20.0, memory_bytes=128 * MiB))
+    resp = await roomy.handle(request("/", query="mode=oom"))
+    assert (resp.status, await read(resp)) == (200, b"allocated 1\n")
+    tight = await rt.load_app(app, AppSettings(timeout_s=20.0, memory_bytes=32 * MiB))
+    assert (await tight.handle(request("/", query="mode=oom"))).status == 500

@@ -210,6 +210,7 @@ class Spin1Executor:
         if guest.component.files_dir is not None:
             wasi.preopen_dir(os.fspath(guest.component.files_dir), "/", fs_mutable=False)
         store.set_wasi(wasi)
+        store.set_limits(memory_size=guest.settings.memory_bytes)  # set_wasi resets the limits
         instance = self._core_linker(guest).instantiate(store, guest.module)
         exports = instance.exports(store)
         init = exports.get("_initialize")
