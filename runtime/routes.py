@@ -222,7 +222,6 @@ def _spec_cmp(a: tuple[Segment, ...], b: tuple[Segment, ...]) -> int:
 def _spec_regex(segments: tuple[Segment, ...]) -> re.Pattern[str]:
     """A regex over the slash-trimmed path equivalent to routefinder's left-to-right matcher."""
     parts: list[str] = []
-    groups = 0
     for i, seg in enumerate(segments):
         nxt = segments[i + 1].kind if i + 1 < len(segments) else None
         if seg.kind is Seg.EXACT:
@@ -233,10 +232,8 @@ def _spec_regex(segments: tuple[Segment, ...]) -> re.Pattern[str]:
             # Needs a non-empty rest of path, captures up to the next "/" (possibly nothing), or up
             # to a "." that must come before any "/".
             parts.append(r"(?=.)([^/]*)" if nxt is not Seg.DOT else r"([^./]*)(?=\.)")
-            groups += 1
         elif seg.kind is Seg.WILDCARD:
             parts.append(r"(.*)")
-            groups += 1
         elif nxt is Seg.WILDCARD:
             # A slash before the wildcard may also match the end of the path (wildcard = "").
             parts.append(r"(?:/|(?=\Z))")
