@@ -3,6 +3,9 @@ proc_exit(0), and the failure rules (non-zero exit, no output, Location)."""
 
 from __future__ import annotations
 
+import hashlib
+import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,8 +14,9 @@ import pytest
 from runtime import Runtime
 from runtime.testing import component, loaded_app
 from runtime.types import AppSettings, MiB
-from tests.support.fixtures import FIXTURES_DIR, build_c_wagi, build_go_wagi
+from tests.support.fixtures import FIXTURES_DIR, NODE_MODULES, build_c_wagi, build_go_wagi, fixture_cache_dir
 from tests.support.runtime_helpers import read, request
+from tests.support.tools import require_tool
 
 SETTINGS = AppSettings(timeout_s=20.0, memory_bytes=64 * MiB)
 WAGI = {"type": "wagi"}
@@ -163,3 +167,40 @@ async def test_memory_limit_applies_to_wagi(rt: Runtime, c_wagi: Path) -> None:
     assert (resp.status, await read(resp)) == (200, b"allocated 1\n")
     tight = await rt.load_app(app, AppSettings(timeout_s=20.0, memory_bytes=32 * MiB))
     assert (await tight.handle(request("/", query="mode=oom"))).status == 500
+
+
+def componentize_command(core: Path) -> Path:
+    """What Spin >= 3.2 pushes for a WAGI module: the module adapted into a wasi:cli/run component
+    (wasm-tools with the preview1 *command* adapter shipped in npm @bytecodealliance/jco)."""
+    adapter = NODE_MODULES / "@bytecodealliance" / "jco" / "lib" / "wasi_snapshot_preview1.command.wasm"
+    require_tool(str(adapter), "run `npm ci` in tests/fixtures")
+    key = hashlib.sha256(core.read_bytes() + adapter.read_bytes()).hexdigest()[:24]
+    out = fixture_cache_dir() / f"wagi-component-{key}.wasm"
+    if not out.exists():
+        tmp = out.with_suffix(f".{os.getpid()}.tmp")
+        subprocess.run(
+            ["wasm-tools", "component", "new", str(core), "--adapt", f"wasi_snapshot_preview1={adapter}", "-o", str(tmp)],
+            check=True,
+            capture_output=True,
+        )
+        os.replace(tmp, out)
+    return out
+
+
+async def test_componentized_wagi_runs_wasi_cli_run(rt: Runtime, c_wagi: Path, tmp_path: Path) -> None:
+    (tmp_path / "data.txt").write_text("mounted")
+    wasm = componentize_command(c_wagi)
+    app = loaded_app(
+        component("cgi", wasm, route="/wagi/...", executor=WAGI, files_dir=tmp_path, env={"FROM_ENV": "1"}),
+        name="wagi-component",
+    )
+    running = await rt.load_app(app, SETTINGS)
+    resp = await running.handle(request("/wagi/x", query="a=1", method="POST", body=b"in", headers=[("x-k", "v")]))
+    assert resp.status == 200
+    argv, env, stdin, file = parse_dump(await read(resp))
+    assert argv == ["/wagi/x", "a=1"]
+    assert (stdin, file) == ("in", "mounted")
+    assert env["FROM_ENV"] == "1" and env["HTTP_X_K"] == "v" and env["X_MATCHED_ROUTE"] == "/wagi/..."
+    assert env["PATH_INFO"] == "/x" and env["CONTENT_LENGTH"] == "2" and env["REQUEST_METHOD"] == "POST"
+    for query, status in [("mode=location", 302), ("mode=fail", 500), ("mode=silent", 500), ("mode=status", 418)]:
+        assert (await running.handle(request("/wagi/x", query=query))).status == status, query

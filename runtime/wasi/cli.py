@@ -12,6 +12,8 @@ from runtime.wasi.io import BytesInputStream, OutputStream, new_input_stream, ne
 
 guest_log = logging.getLogger("lepton.guest")
 MAX_LINE = 16 * 1024  # a guest writing without newlines is still logged in bounded pieces
+STDIN_KEY = "cli.stdin"  # RequestContext.state: bytes served as stdin (default: empty)
+STDOUT_KEY = "cli.stdout"  # RequestContext.state: a preset OutputStream replaces the stdout log
 
 
 class LogOutputStream(OutputStream):
@@ -69,7 +71,9 @@ class _Shared(OutputStream):
 
 
 def _stdin(store: Any) -> Any:
-    return new_input_stream(BytesInputStream(b""))
+    # An executor may provide the request's stdin (WAGI: the request body) as bytes.
+    data = context.current().state.get(STDIN_KEY, b"")
+    return new_input_stream(BytesInputStream(bytes(data)))
 
 
 class CliCapability(BaseCapability):
