@@ -415,3 +415,75 @@ def test_trigger_base(caplog: pytest.LogCaptureFixture) -> None:
 def test_empty_app_routes_nothing() -> None:
     r = Router.from_locked(app(components=("c",)))
     assert r.match("/") is None
+
+
+# ------------------------------------------------------------------------------------------------
+# The compiled regexes against a literal transcription of routefinder's left-to-right matcher
+
+
+def _reference_match(segments: tuple[Any, ...], path: str) -> list[str] | None:
+    """routefinder 0.5.4 `RouteSpec::matches`, step by step (the specification of `Router.match`)."""
+    from runtime.routes import Seg
+
+    rest = path.strip("/")
+    captures: list[str] = []
+    for i, seg in enumerate(segments):
+        nxt = segments[i + 1].kind if i + 1 < len(segments) else None
+        if seg.kind is Seg.EXACT:
+            if not rest.startswith(seg.text):
+                return None
+            rest = rest[len(seg.text) :]
+        elif seg.kind is Seg.PARAM:
+            if not rest:
+                return None
+            if nxt in (None, Seg.SLASH):
+                capture = rest.split("/", 1)[0]
+                captures.append(capture)
+                rest = rest[len(capture) :]
+            else:  # followed by a dot
+                idx = min((j for j in (rest.find("."), rest.find("/")) if j >= 0), default=-1)
+                if idx < 0 or rest[idx] != ".":
+                    return None
+                captures.append(rest[:idx])
+                rest = rest[idx:]
+        elif seg.kind is Seg.WILDCARD:
+            captures.append(rest)
+            rest = ""
+        elif seg.kind is Seg.SLASH:
+            if rest.startswith("/") and nxt is not None:
+                rest = rest[1:]
+            elif not (rest == "" and nxt in (None, Seg.WILDCARD)):
+                return None
+        else:  # dot
+            if not rest.startswith("."):
+                return None
+            rest = rest[1:]
+    return captures if rest in ("", "/") else None
+
+
+def test_compiled_matching_agrees_with_routefinders_algorithm() -> None:
+    import random
+
+    from runtime.routes import _spec_regex
+
+    rng = random.Random(7)
+    atoms = ["a", "b", "ab", ":x", ":y", "*", "a.b", ":p.json", "x.:q", ""]
+    path_atoms = ["a", "b", "ab", "a.b", "c.json", ".", "", "x.y", "%2F", "a.b.c"]
+    checked = 0
+    for _ in range(400):
+        parts = [rng.choice(atoms) for _ in range(rng.randrange(0, 4))]
+        route = "/" + "/".join(parts)
+        try:
+            segments = parse_spec(route)
+        except RouteError:
+            continue
+        regex = _spec_regex(segments)
+        for _ in range(25):
+            path = "/" + "/".join(rng.choice(path_atoms) for _ in range(rng.randrange(0, 5)))
+            if rng.random() < 0.2:
+                path += "/"
+            m = regex.match(path.strip("/"))
+            got = None if m is None else list(m.groups())
+            assert got == _reference_match(segments, path), (route, path)
+            checked += 1
+    assert checked > 5000
