@@ -1,7 +1,8 @@
 """Reload triggers: changes to routes.toml (watchfiles, debounced) and SIGHUP.
 
 The directory is watched, not the file: editors and `lepton-router add` replace the file by
-rename, which a watch on the old inode would miss. Bursts of events (an editor writing in several
+rename, which a watch on the old inode would miss; a symlinked routes.toml is followed by reacting
+to any change in the link's directory. Bursts of events (an editor writing in several
 steps) are collapsed by watchfiles' debounce; a reload already running picks up a later change
 through AppManager.reload's coalescing.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from pathlib import Path
 
@@ -27,7 +29,11 @@ class ConfigWatcher:
     def __init__(self, manager: AppManager, *, watch_file: bool = True) -> None:
         self.manager = manager
         self.watch_file = watch_file
-        self.path = manager.routes_path.resolve()
+        # Not resolved: with a symlinked file (e.g. a Kubernetes ConfigMap: routes.toml ->
+        # ..data/routes.toml, updated by swapping the ..data link) the directory holding the link
+        # is the one that sees the change, and then any event there may be ours.
+        self.path = Path(os.path.abspath(manager.routes_path))
+        self.symlinked = self.path.is_symlink()
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._reloads: set[asyncio.Task[bool]] = set()
@@ -50,7 +56,7 @@ class ConfigWatcher:
         task.add_done_callback(self._reloads.discard)
 
     def _is_ours(self, _change: watchfiles.Change, path: str) -> bool:
-        return Path(path).name == self.path.name
+        return self.symlinked or Path(path).name == self.path.name
 
     async def _watch(self) -> None:
         while not self._stop.is_set():

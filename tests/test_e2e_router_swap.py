@@ -188,3 +188,24 @@ def test_in_flight_request_finishes_on_old_version_then_it_is_released(router_se
     assert result["r"].status_code == 200
     assert result["r"].content == b"started on v1, finished after the swap"
     server.wait_for(lambda: f"released echo ({v1_digest})" in server.log(), 30, "v1 released after its last request")
+
+
+def test_symlinked_routes_file_configmap_style(router_server, sources: dict[str, str], tmp_path: Path,  # type: ignore[no-untyped-def]
+                                               router_cache_dir: Path) -> None:
+    """routes.toml -> ..data/routes.toml, updated by atomically swapping the ..data link (Kubernetes)."""
+    import os
+
+    conf = tmp_path / "conf"
+    (conf / "..v1").mkdir(parents=True)
+    (conf / "..v1" / "routes.toml").write_text(_routes(router_cache_dir, {"main": (sources["v1"], "main.test")}))
+    (conf / "..data").symlink_to("..v1")
+    (conf / "routes.toml").symlink_to("..data/routes.toml")
+    server: RouterServer = router_server(conf / "routes.toml")
+    server.wait_ready()
+    assert server.get("/", host="main.test").text == V1
+
+    (conf / "..v2").mkdir()
+    (conf / "..v2" / "routes.toml").write_text(_routes(router_cache_dir, {"main": (sources["v2"], "main.test")}))
+    (conf / "..data_tmp").symlink_to("..v2")
+    os.replace(conf / "..data_tmp", conf / "..data")
+    server.wait_for(lambda: server.get("/", host="main.test").text == V2, 60, "reload through the swapped link")
