@@ -221,3 +221,20 @@ def test_a_wrong_canonical_abi_signature_fails_the_build(private_cache: Path, tm
     with pytest.raises(fx.FixtureBuildError, match="component new"):
         fx.build_c_component(src)
     assert list((private_cache / "fixtures").glob("*.wasm")) == []
+
+
+def test_c_component_takes_a_wit_folder_and_another_world(private_cache: Path, tmp_path: Path) -> None:
+    wit = tmp_path / "wit"
+    wit.mkdir()
+    (wit / "a.wit").write_text("package test:two;\n\nworld empty {}\n")
+    (wit / "b.wit").write_text(
+        "package test:two;\n\nworld handler {\n  export wasi:http/incoming-handler@0.2.0;\n}\n"
+    )
+    # The export's interface pulls in wasi:http/types (and wasi:io) through its `use`.
+    wasm = fx.build_c_component(fx.FIXTURES_DIR / "c_http_hello", wit=wit, world="handler")
+    imports, exports = component_world(wasm)
+    assert exports == {"wasi:http/incoming-handler@0.2.0"}
+    assert "wasi:http/types@0.2.0" in imports
+    # The world is part of the key, and one without the interfaces the C code imports cannot link.
+    with pytest.raises(fx.FixtureBuildError, match="component new"):
+        fx.build_c_component(fx.FIXTURES_DIR / "c_http_hello", wit=wit, world="empty")

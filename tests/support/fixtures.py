@@ -247,11 +247,12 @@ def _python_versions() -> list[str]:
 
 
 def _c_wit_dir(workdir: Path, world_wit: Path) -> Path:
-    """A WIT folder: our world file plus the wasi:* packages from the spin-sdk wheel as deps/."""
+    """A WIT folder: the world's .wit file(s) plus the wasi:* packages from the spin-sdk wheel as deps/."""
     wit = workdir / "wit"
     deps = wit / "deps"
     deps.mkdir(parents=True)
-    shutil.copy2(world_wit, wit / "world.wit")
+    for file in sorted(world_wit.glob("*.wit")) if world_wit.is_dir() else [world_wit]:
+        shutil.copy2(file, wit / file.name)
     sdk_deps = _spin_sdk_dir() / "wit" / "deps"
     for package in _C_WIT_DEPS:
         (deps / package).symlink_to(sdk_deps / package, target_is_directory=True)
@@ -279,8 +280,9 @@ def build_c_component(
     to wasi:http/types and wasi:io/streams @0.2.0 (see that header). The handler is a function
     exported as ``wasi:http/incoming-handler@0.2.0#handle``. Steps: clang
     ``--target=wasm32-wasi -mexec-model=reactor`` (libc calls go through WASI preview1), then
-    ``wasm-tools component embed`` with ``world`` from ``wit`` (a .wit file, default
-    tests/fixtures/c/wit/world.wit, resolved against the wasi:* WIT shipped in the spin-sdk wheel),
+    ``wasm-tools component embed`` with ``world`` from ``wit`` (a .wit file or a folder of them
+    forming one package, default tests/fixtures/c/wit/world.wit; wasi:* packages resolve to the
+    WIT shipped in the spin-sdk wheel),
     then ``wasm-tools component new --adapt`` with jco's preview1 reactor adapter. The result imports
     wasi:http/types@0.2.0 and the adapter's wasi:* @0.2.x interfaces and exports
     wasi:http/incoming-handler@0.2.0.
