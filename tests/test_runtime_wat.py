@@ -162,10 +162,10 @@ async def test_body_over_limit_is_413(rt: Runtime) -> None:
             yield b"y" * 65536
 
     resp = await running.handle(request("/echo", chunks=unannounced()))
-    # The guest started answering before the body ran over; the body is then cut short.
-    assert resp.status in (200, 413)
-    if resp.status == 200:
-        assert len(await read(resp)) < 10 * 65536
+    # The echo guest answers before reading the body; once the body runs over the limit its next
+    # read fails, so the echo stops at what was accepted (at most the chunk that crossed it).
+    assert resp.status == 200
+    assert len(await read(resp)) <= 2 * 65536
 
 
 async def test_request_and_response_stream_both_ways(rt: Runtime) -> None:
