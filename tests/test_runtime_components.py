@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -103,6 +103,18 @@ async def test_python_echo(rt: Runtime) -> None:
     data = bytes(range(256)) * 4096
     raw = await running.handle(request("/raw", body=data, headers=[("x-echo", "raw")]))
     assert await read(raw) == data
+
+    # This app reads the whole body before answering: a streamed body over the limit is a 413.
+    small = await rt.load_app(
+        loaded_app([component("py", fixtures.build_python_echo())], name="py"),
+        AppSettings(timeout_s=5.0, memory_bytes=128 * MiB, max_body_bytes=100_000),
+    )
+
+    async def unannounced() -> AsyncIterator[bytes]:
+        for _ in range(4):
+            yield b"z" * 65536
+
+    assert (await small.handle(request("/raw", chunks=unannounced()))).status == 413
 
 
 @pytest.mark.slow
