@@ -26,6 +26,11 @@ from router.versions import AppVersion
 
 log = logging.getLogger("lepton.router")
 
+SERVING_STATES = frozenset({"ready", "updating"})
+# A load that takes longer than this (a registry that stopped answering mid-pull, say) is reported
+# as failed so the other apps' swap is not held up forever.
+LOAD_TIMEOUT_S = 600.0
+
 
 class Loader(Protocol):
     async def load(self, app: AppConfig) -> AppVersion: ...
@@ -70,7 +75,9 @@ class AppManager:
 
     @property
     def ready(self) -> bool:
-        return self.initial_done.is_set() and all(s.state == "ready" for s in self.status.values())
+        """Every app serves some version. An app being updated still serves its old one, so a hot
+        swap never makes the instance look unready to a load balancer."""
+        return self.initial_done.is_set() and all(s.state in SERVING_STATES for s in self.status.values())
 
     # -- reload ------------------------------------------------------------------------------------
 
@@ -152,9 +159,11 @@ class AppManager:
 
     async def _load(self, app: AppConfig) -> AppVersion | None:
         try:
-            return await self.loader.load(app)
+            return await asyncio.wait_for(self.loader.load(app), LOAD_TIMEOUT_S)
         except Exception as exc:  # any failure of one app must not block the others
             status = self.status[app.name]
+            if isinstance(exc, TimeoutError):
+                exc = TimeoutError(f"loading {app.source} took longer than {LOAD_TIMEOUT_S:.0f}s")
             status.error = str(exc) or type(exc).__name__
             status.error_at = time.time()
             keeping = " (keeping the previous version)" if app.name in self.serving else ""
