@@ -82,6 +82,14 @@ async def check_handler(running: Any, upstream: Upstream) -> None:
     status, body, _ = await call(running, "/config/unknown")
     assert status == 500 and body.startswith("error provider ")
 
+    # key-value through the unversioned (component) / `key-value` (Spin 1.x module) interface
+    assert (await call(running, "/kv/default/k1", method="PUT", body=b"v1"))[:2] == (200, "stored")
+    assert (await call(running, "/kv/default/k2", method="PUT", body=b"v2"))[:2] == (200, "stored")
+    assert (await call(running, "/kv/default/k1"))[:2] == (200, "value v1")
+    assert (await call(running, "/kv/default/*"))[:2] == (200, "keys k1,k2")
+    assert (await call(running, "/kv/default/none"))[:2] == (500, "kv-error no-such-key")
+    assert (await call(running, "/kv/private/k1"))[:2] == (500, "kv-error access-denied")
+
     status, body, _ = await call(running, f"/fetch?http://127.0.0.1:{upstream.port}/ok")
     assert (status, body) == (200, "upstream 201 echo:")
     assert upstream.requests[-1][2].get("x-from-guest") == "spin1"
@@ -97,7 +105,7 @@ async def test_inbound_http_component(rt: Runtime, upstream: Upstream) -> None:
             "web",
             inbound_component(),
             config={"greeting": "{{ greeting }}"},
-            metadata={"allowed_outbound_hosts": [f"http://127.0.0.1:{upstream.port}"]},
+            metadata={"allowed_outbound_hosts": [f"http://127.0.0.1:{upstream.port}"], "key_value_stores": ["default"]},
         ),
         name="inbound",
         variables={"greeting": Variable(default="unused default")},
@@ -112,7 +120,7 @@ async def test_spin1_module_locally(rt: Runtime, upstream: Upstream) -> None:
             "web",
             spin1_module(),
             config={"greeting": "{{ greeting }}"},
-            metadata={"allowed_http_hosts": [f"127.0.0.1:{upstream.port}"]},  # legacy key, converted
+            metadata={"allowed_http_hosts": [f"127.0.0.1:{upstream.port}"], "key_value_stores": ["default"]},
         ),
         name="spin1",
         variables={"greeting": Variable()},
@@ -138,7 +146,7 @@ def push_spin1_app(registry: RegistryServer, repo: str, wasm: bytes, upstream_po
         "components": [
             {
                 "id": "web",
-                "metadata": {"allowed_http_hosts": [f"127.0.0.1:{upstream_port}"], "key_value_stores": [],
+                "metadata": {"allowed_http_hosts": [f"127.0.0.1:{upstream_port}"], "key_value_stores": ["default"],
                              "databases": []},
                 "source": {"content_type": "application/wasm", "digest": sha(wasm)},
                 "config": {"greeting": "{{ greeting }}"},

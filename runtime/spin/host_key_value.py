@@ -78,6 +78,15 @@ def _open(label: str) -> int:
     return ctx.table.push(store)
 
 
+def open_store(label: str) -> int:
+    """Open `label` for the current request (Spin 1.x core modules' u32 handles); KvError."""
+    return _open(label)
+
+
+def close_store(handle: int) -> None:
+    _drop(handle)
+
+
 def _store(store: Any, handle: Any) -> Store:
     return context.current().table.get(rep(store, handle), Store)
 

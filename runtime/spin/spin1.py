@@ -19,8 +19,10 @@ ABI (spin-compat.md section 5; flat parameters, results through a return area):
   string @4/@8, or error case u8 @4 with its string @8/@12;
   `wasi-outbound-http.request(<request flat>, ret)` -> `expected<response, http-error>`: tag
   @0, response @4 (status @4, headers option @8/@12/@16, body option @20/@24/@28), or the
-  http-error enum u8 @4.
-Other imports outside `wasi_snapshot_preview1` link as traps.
+  http-error enum u8 @4;
+  `key-value.{open,get,set,delete,exists,get-keys,close}` (Spin 1.4+; u32 store handles) ->
+  `expected<T, error>`: tag @0, T @4, or the error case u8 @4 (its `io` string @8/@12).
+Other imports outside `wasi_snapshot_preview1` (redis, pg, mysql, sqlite, llm) link as traps.
 """
 
 from __future__ import annotations
@@ -38,9 +40,11 @@ from runtime.capabilities import ComponentInfo
 from runtime.errors import GuestTrap
 from runtime.guest import PreparedGuest
 from runtime.guest_io import GuestRequest, ResponseSink
+from runtime.spin import host_key_value
 from runtime.spin.host_outbound_http import spin_send
 from runtime.spin.host_variables import app_variables
 from runtime.spin.inbound_http import InboundHttpError, response_headers, status_ok
+from runtime.spin.key_value import KvError, KvErrorKind, Store
 from runtime.spin.variables import VariableError, VariableErrorKind
 
 HANDLER = "handle-http-request"
@@ -146,10 +150,103 @@ def _outbound_request(caller: Caller, method: int, uri_ptr: int, uri_len: int, h
     mem.write(ret, struct.pack("<BxxxHxxBxxxIIBxxxII", 0, result.status, 1, hptr, hlen, 1, bptr, len(result.body)))
 
 
+# key-value (Spin 1.4+): the v1 error variant's case numbers.
+_KV_CASES = {
+    KvErrorKind.STORE_TABLE_FULL: 0,
+    KvErrorKind.NO_SUCH_STORE: 1,
+    KvErrorKind.ACCESS_DENIED: 2,
+}
+_KV_INVALID_STORE, _KV_NO_SUCH_KEY, _KV_IO = 3, 4, 5
+
+
+def _kv_call(fn: Callable[..., bytes]) -> Callable[..., None]:
+    """Wrap a key-value operation: find the store, write `ok` (fn's payload) or the error."""
+
+    def call(caller: Caller, handle: int, *args: int) -> None:
+        mem = _memory_of(caller)
+        ret = args[-1]
+        try:
+            store = context.current().table.get(handle, Store)
+        except GuestTrap:
+            mem.write(ret, struct.pack("<BxxxB", 1, _KV_INVALID_STORE))
+            return
+        try:
+            payload = fn(mem, store, *args[:-1])
+        except _NoSuchKey:
+            mem.write(ret, struct.pack("<BxxxB", 1, _KV_NO_SUCH_KEY))
+        except KvError as exc:
+            _kv_error(mem, ret, exc)
+        else:
+            mem.write(ret, b"\0\0\0\0" + payload)
+
+    return call
+
+
+class _NoSuchKey(Exception):
+    pass
+
+
+def _kv_error(mem: GuestMemory, ret: int, exc: KvError) -> None:
+    case = _KV_CASES.get(exc.kind)
+    if case is not None:
+        mem.write(ret, struct.pack("<BxxxB", 1, case))
+    else:
+        ptr, length = mem.alloc_string(exc.message)
+        mem.write(ret, struct.pack("<BxxxBxxxII", 1, _KV_IO, ptr, length))
+
+
+def _kv_open(caller: Caller, name_ptr: int, name_len: int, ret: int) -> None:
+    mem = _memory_of(caller)
+    try:
+        handle = host_key_value.open_store(mem.string(name_ptr, name_len))
+    except KvError as exc:
+        _kv_error(mem, ret, exc)
+        return
+    mem.write(ret, struct.pack("<BxxxI", 0, handle))
+
+
+def _kv_get(mem: GuestMemory, store: Store, key_ptr: int, key_len: int) -> bytes:
+    value = store.get(mem.string(key_ptr, key_len))
+    if value is None:
+        raise _NoSuchKey
+    return struct.pack("<II", mem.alloc(value, 1), len(value))
+
+
+def _kv_set(mem: GuestMemory, store: Store, key_ptr: int, key_len: int, value_ptr: int, value_len: int) -> bytes:
+    store.set(mem.string(key_ptr, key_len), mem.read(value_ptr, value_len))
+    return b""
+
+
+def _kv_delete(mem: GuestMemory, store: Store, key_ptr: int, key_len: int) -> bytes:
+    store.delete(mem.string(key_ptr, key_len))
+    return b""
+
+
+def _kv_exists(mem: GuestMemory, store: Store, key_ptr: int, key_len: int) -> bytes:
+    return struct.pack("<B", int(store.exists(mem.string(key_ptr, key_len))))
+
+
+def _kv_get_keys(mem: GuestMemory, store: Store) -> bytes:
+    keys = store.get_keys()
+    elements = b"".join(struct.pack("<II", *mem.alloc_string(k)) for k in keys)
+    return struct.pack("<II", mem.alloc(elements, 4), len(keys))
+
+
+def _kv_close(caller: Caller, handle: int) -> None:
+    host_key_value.close_store(handle)
+
+
 _I32 = ValType.i32()
 _IMPORTS: dict[tuple[str, str], tuple[int, Callable[..., None]]] = {
     ("spin-config", "get-config"): (3, _get_config),
     ("wasi-outbound-http", "request"): (11, _outbound_request),
+    ("key-value", "open"): (3, _kv_open),
+    ("key-value", "get"): (4, _kv_call(_kv_get)),
+    ("key-value", "set"): (6, _kv_call(_kv_set)),
+    ("key-value", "delete"): (4, _kv_call(_kv_delete)),
+    ("key-value", "exists"): (4, _kv_call(_kv_exists)),
+    ("key-value", "get-keys"): (2, _kv_call(_kv_get_keys)),
+    ("key-value", "close"): (1, _kv_close),
 }
 
 
