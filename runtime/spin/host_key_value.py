@@ -6,8 +6,8 @@ component's `key_value_stores` (access-denied) before anything else; wasi:keyval
 its own cases and refuses list-keys cursors; an absent key is `none` (v2 / wasi) or `no-such-key`
 (v1). The storage is runtime/spin/key_value.py (SQLite under the app's state dir).
 
-`spin:key-value/key-value@3.0.0` is an async (component-model async) interface that wasmtime-py
-cannot define.
+`spin:key-value/key-value@3.0.0` is not served: it needs component-model async, which this runtime
+(wasmtime-py 50) does not support.
 """
 
 from __future__ import annotations

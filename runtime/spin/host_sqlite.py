@@ -3,8 +3,8 @@
 
 `open` checks the database label against the component's `databases` (access-denied) first, as
 Spin v3's `factor-sqlite`. Values cross as wasmtime-py's bare variant values (int, float, str,
-bytes, None). `spin:sqlite@3.1.0`'s additions are async functions wasmtime-py cannot define; its
-synchronous functions are served and the async ones trap if called.
+bytes, None). `spin:sqlite@3.1.0`'s additions are async functions (component-model async, which
+this runtime does not support); only the synchronous functions are served.
 """
 
 from __future__ import annotations

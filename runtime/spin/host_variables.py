@@ -7,8 +7,8 @@ Errors map as Spin v3's `factor-variables/src/host.rs`:
 - wasi:config store.get: undefined or invalid name -> none (not an error); get-all -> all of the
   component's config keys.
 
-`spin:variables/variables@3.0.0` is an async (component-model async) interface that wasmtime-py
-cannot define; components using it are wasi:http@0.3 components that this runtime cannot run.
+`spin:variables/variables@3.0.0` is not served: it needs component-model async, which this runtime
+(wasmtime-py 50) does not support; the components using it are wasi:http@0.3 ones it cannot run.
 """
 
 from __future__ import annotations
