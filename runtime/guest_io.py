@@ -103,8 +103,13 @@ class BodySource:
                 return b""
             chunk = self._chunks.popleft()
             if len(chunk) > max_bytes:
-                self._chunks.appendleft(chunk[max_bytes:])
-                chunk = chunk[:max_bytes]
+                # The tail stays a memoryview: reading a big chunk in pieces must not copy the
+                # rest of it each time (only the piece handed out is copied).
+                view = memoryview(chunk)
+                self._chunks.appendleft(view[max_bytes:])  # type: ignore[arg-type]
+                chunk = bytes(view[:max_bytes])
+            elif not isinstance(chunk, bytes):
+                chunk = bytes(chunk)
             was_full = self._buffered > BUFFER_LIMIT
             self._buffered -= len(chunk)
         if was_full and self._buffered <= BUFFER_LIMIT and self._loop is not None and self._space is not None:
