@@ -191,6 +191,9 @@ class RunningApp:
                 return _simple(413)
             except TimeoutError:
                 return _simple(408)
+            except Exception as exc:  # the client's body broke off (disconnect, protocol error)
+                self.log.info("request body could not be read: %s", exc)
+                return _simple(400)
         else:
             complete = False
         if complete and slot.inline_now():

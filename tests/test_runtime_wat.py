@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -342,3 +343,16 @@ async def test_one_app_cannot_take_every_worker_thread(tmp_path: Path) -> None:
 async def body_chunks(chunks: list[bytes]) -> AsyncIterator[bytes]:
     for chunk in chunks:
         yield chunk
+
+
+async def test_request_body_breaking_off_is_not_an_exception(rt: Runtime) -> None:
+    running = await rt.load_app(app(component("guest", GUEST_WAT)), SETTINGS)
+
+    async def broken() -> AsyncIterator[bytes]:
+        yield b"part"
+        raise ConnectionResetError("client went away")
+
+    req = request("/echo", body=b"0123456789")
+    req = dataclasses.replace(req, body=broken())
+    assert (await running.handle(req)).status == 400
+    assert (await running.handle(request("/echo"))).status == 200
