@@ -56,6 +56,12 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
 
 
+def _what(request: GuestRequest) -> str:
+    """How log lines name a request: method and the full path as the client sent it."""
+    query = f"?{request.query}" if request.query else ""
+    return f"{request.method} {request.full_path}{query}"
+
+
 async def _body(data: bytes) -> AsyncIterator[bytes]:
     if data:
         yield data
@@ -281,7 +287,7 @@ class RunningApp:
             slot.record(elapsed)
         if elapsed > INLINE_MAX_S * 4:
             slot.demote()
-        return self._response(slot, sink, sink.error if not sink.started else None)
+        return self._response(slot, request, sink, sink.error if not sink.started else None)
 
     async def _run_threaded(
         self,
@@ -300,7 +306,7 @@ class RunningApp:
             async with asyncio.timeout(timeout):
                 await self._threads.acquire()
         except TimeoutError:
-            slot.log.error("no worker thread free for this app within %.1fs: 503", timeout)
+            slot.log.error("%s: no worker thread free for this app within %.1fs: 503", _what(request), timeout)
             return _simple(503)
         pump = None if complete else asyncio.create_task(self._pump(body_iter, source, max_body))
         remaining = max(0.001, timeout - (time.monotonic() - started))
@@ -321,37 +327,44 @@ class RunningApp:
         try:
             await asyncio.wait_for(asyncio.shield(sink.head_future), remaining + HEAD_GRACE_S)
         except TimeoutError:
-            slot.log.error("no response within %.1fs: 504", timeout)
+            slot.log.error("%s: no response within %.1fs: 504", _what(request), timeout)
             sink.close()
             return _simple(504)
         except asyncio.CancelledError:
             sink.close()  # the client is gone: the guest's next write fails and it ends
             raise
         except Exception as exc:
-            return self._response(slot, sink, exc, source)
-        return self._response(slot, sink, None, source)
+            return self._response(slot, request, sink, exc, source)
+        return self._response(slot, request, sink, None, source)
 
     def _response(
-        self, slot: ComponentSlot, sink: ResponseSink, error: BaseException | None, source: BodySource | None = None
+        self,
+        slot: ComponentSlot,
+        request: GuestRequest,
+        sink: ResponseSink,
+        error: BaseException | None,
+        source: BodySource | None = None,
     ) -> OutgoingResponse:
         if error is not None:
             if source is not None and isinstance(source.error, BodyTooLarge):
-                slot.log.warning("request body over %d bytes: 413", self.settings.max_body_bytes)
+                slot.log.warning("%s: request body over %d bytes: 413", _what(request), self.settings.max_body_bytes)
                 return _simple(413)
             if _is_timeout(error):
-                slot.log.error("timed out after %.1fs: 504 (%s)", self.settings.timeout_s, _first_line(error))
+                slot.log.error(
+                    "%s: timed out after %.1fs: 504 (%s)", _what(request), self.settings.timeout_s, _first_line(error)
+                )
                 return _simple(504)
-            slot.log.error("guest failed: 500 (%s)", _first_line(error))
+            slot.log.error("%s: guest failed: 500 (%s)", _what(request), _first_line(error))
             slot.log.debug("guest failure detail", exc_info=error)
             return _simple(500)
         status, headers = sink.head_future.result()
         return OutgoingResponse(
             status=status,
             headers=[(n, _decode_header(v)) for n, v in headers],
-            body=self._stream(slot, sink),
+            body=self._stream(slot, request, sink),
         )
 
-    async def _stream(self, slot: ComponentSlot, sink: ResponseSink) -> AsyncIterator[bytes]:
+    async def _stream(self, slot: ComponentSlot, request: GuestRequest, sink: ResponseSink) -> AsyncIterator[bytes]:
         try:
             async for chunk in sink.chunks():
                 yield chunk
@@ -359,4 +372,4 @@ class RunningApp:
             with contextlib.suppress(Exception):
                 sink.close()
         if sink.error is not None:
-            slot.log.error("response body truncated: %s", _first_line(sink.error))
+            slot.log.error("%s: response body truncated: %s", _what(request), _first_line(sink.error))
