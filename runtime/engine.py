@@ -15,6 +15,7 @@ import os
 import tempfile
 import threading
 import time
+import weakref
 from pathlib import Path
 
 import wasmtime
@@ -78,7 +79,10 @@ class CompiledCache:
         self.version = wasmtime_version() or "unknown"
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
-        self.stats = {"hits": 0, "misses": 0, "rejected": 0}
+        self.stats = {"hits": 0, "misses": 0, "rejected": 0, "shared": 0}
+        # Compiled code already in use (another app, or the previous version of a swapped app)
+        # is shared instead of deserialized again; entries go away with their last user.
+        self._live: weakref.WeakValueDictionary[str, Component | Module] = weakref.WeakValueDictionary()
 
     def path_for(self, digest: str, kind: str) -> Path:
         hexdigest = digest.split(":", 1)[-1]
@@ -94,9 +98,14 @@ class CompiledCache:
         kind = "component" if component else "module"
         entry = self.path_for(digest, kind)
         with self._lock(str(entry)):
+            live = self._live.get(str(entry))
+            if live is not None:
+                self.stats["shared"] += 1
+                return live
             loaded = self._try_load(entry, component)
             if loaded is not None:
                 self.stats["hits"] += 1
+                self._live[str(entry)] = loaded
                 return loaded
             self.stats["misses"] += 1
             started = time.monotonic()
@@ -105,6 +114,7 @@ class CompiledCache:
             )
             log.info("compiled %s (%s) in %.2fs", wasm_path.name, digest[:19], time.monotonic() - started)
             self._store(entry, compiled.serialize())
+            self._live[str(entry)] = compiled
             return compiled
 
     def _try_load(self, entry: Path, component: bool) -> Component | Module | None:
