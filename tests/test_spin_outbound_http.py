@@ -32,6 +32,9 @@ class Upstream:
 
             def setup(self) -> None:
                 upstream.connections += 1
+                # Headers and body go out in two writes: without NODELAY, Nagle + delayed ACK
+                # add ~40 ms per response on loopback (it would dominate any timing).
+                self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 super().setup()
 
             def _handle(self) -> None:
