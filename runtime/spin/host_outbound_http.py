@@ -263,10 +263,15 @@ def _handle(store: Any, request: Any, options: Any) -> Any:
         body = b"".join(buf.chunks) if finished else _body_chunks(req, ctx.deadline)
     future = FutureIncomingResponse()
     streams: list[ResponseBodyStream] = []
+    streams_lock = threading.Lock()
+    request_over = threading.Event()
 
     def close_streams() -> None:
-        for stream in streams:
-            stream.close()
+        # The request is over: stop reading responses, including one that arrives later.
+        with streams_lock:
+            request_over.set()
+            for stream in streams:
+                stream.close()
 
     ctx.cleanups.append(close_streams)
 
@@ -280,7 +285,11 @@ def _handle(store: Any, request: Any, options: Any) -> Any:
             future.resolve(error_code("internal-error", str(exc)))
             return
         stream = ResponseBodyStream(resp)
-        streams.append(stream)
+        with streams_lock:
+            streams.append(stream)
+            if request_over.is_set():
+                stream.close()
+                return
         # Hop-by-hop headers describe the upstream connection, not the message; wasi:http
         # guests may not set them, so a guest copying these headers must not receive them.
         header_bytes = [(k, v.encode("latin-1")) for k, v in resp.headers if k not in FORBIDDEN_HEADERS]
