@@ -223,3 +223,12 @@ async def test_self_requests_go_to_the_inbound_origin(rt: Runtime, wasm: Path, u
     resp = await denied.handle(request("/out", query="url=/var/greeting", host=host))
     assert (resp.status, await read(resp)) == (502, b"ErrorCode_HttpRequestDenied")
     assert len(upstream.requests) == 1
+
+
+async def test_outbound_large_response_streams_to_the_guest(
+    rt: Runtime, wasm: Path, upstream: Upstream, tmp_path: Path
+) -> None:
+    running = await rt.load_app(kv_app(wasm, upstream.port), settings(tmp_path, api_key="k"))  # type: ignore[arg-type]
+    status, body = await get(running, "/out", query=f"url=http://127.0.0.1:{upstream.port}/big")
+    assert status == 200
+    assert body == b"201 " + b"x" * (1 << 20)
