@@ -33,6 +33,7 @@ HOP_BY_HOP = frozenset(
 )
 
 NOT_FOUND = b"not found\n"
+DRAIN_TIMEOUT_S = 30.0  # reading an unread request body to its end after the response
 BUSY = b"busy, retry later\n"
 
 
@@ -74,6 +75,15 @@ class _Inbound:
             self._first = message
             return
         self.done = True
+
+    async def drain(self) -> None:
+        while not self.done:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                self.disconnected = True
+                self.done = True
+            elif not message.get("more_body", False):
+                self.done = True
 
     async def wait_disconnect(self) -> None:
         """After the body: the only message left is http.disconnect (when the client goes)."""
@@ -167,24 +177,22 @@ class Dispatcher:
                     await send(message)
                 return
             status = response.status
-            await self._send_response(response, inbound, send, route.app)
+            await self._send_response(response, inbound, send, route.app, request.http_version)
         finally:
             stats.inflight -= 1
             stats.record(status, time.perf_counter() - started)
             version.release()
 
-    async def _send_response(self, response: OutgoingResponse, inbound: _Inbound, send: Send, app: str) -> None:
-        await send(
-            {
-                "type": "http.response.start",
-                "status": response.status,
-                "headers": [
-                    (k.encode("latin-1"), v.encode("latin-1"))
-                    for k, v in response.headers
-                    if k.lower() not in HOP_BY_HOP
-                ],
-            }
-        )
+    async def _send_response(self, response: OutgoingResponse, inbound: _Inbound, send: Send, app: str,
+                             http_version: str) -> None:
+        headers = [
+            (k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers if k.lower() not in HOP_BY_HOP
+        ]
+        closing = response.status == 413 and not inbound.done and http_version in ("1.0", "1.1")
+        if closing:
+            # A body refused for its size is not worth reading to the end: close after answering.
+            headers.append((b"connection", b"close"))
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
         body = response.body
         watcher: asyncio.Task[None] | None = None
         try:
@@ -199,6 +207,15 @@ class Dispatcher:
                 if chunks == 2 and inbound.done:
                     # A streaming response: stop generating it if the client goes away.
                     watcher = asyncio.create_task(inbound.wait_disconnect())
+            if not inbound.done and not closing:
+                # The guest answered without reading the whole body. The server blocks delivering
+                # body data nobody reads (the next request on an HTTP/1 connection would never be
+                # seen), and ending the response first would close the HTTP/2 stream while the
+                # client still sends on it: read and drop the rest first, as nginx does.
+                try:
+                    await asyncio.wait_for(inbound.drain(), DRAIN_TIMEOUT_S)
+                except TimeoutError:
+                    log.info("app %s: gave up reading an unread request body after %.0fs", app, DRAIN_TIMEOUT_S)
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except Exception:
             # The guest failed after the status was sent. As Spin does, the body ends truncated:

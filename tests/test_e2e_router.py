@@ -33,6 +33,7 @@ hosts = ["alpha.test"]
 source = "{beta}"
 insecure = true
 prefix = "/beta"
+max_body = "64KiB"
 
 [apps.echo]
 source = "{echo}"
@@ -165,3 +166,22 @@ def test_h2c_prior_knowledge(served: RouterServer) -> None:
     assert response.status_code == 200
     assert response.headers["x-echo-path"] == "/h2?x"
     assert response.headers["x-echo-authority"] == "echo.test"
+
+
+def test_unread_request_body_does_not_wedge_the_connection(served: RouterServer) -> None:
+    """alpha never reads its request body; the next request on the same client must still work."""
+    body = b"z" * (2 * 1024 * 1024)
+    for http2 in (False, True):
+        with httpx.Client(http1=not http2, http2=http2, timeout=20, headers={"host": "alpha.test"}) as client:
+            for _ in range(3):
+                response = client.post(f"{served.base_url}/upload", content=body)
+                assert response.status_code == 200 and response.text == "alpha          \n"
+            assert client.get(f"{served.base_url}/").status_code == 200
+
+
+def test_body_over_max_body_is_413_and_the_client_recovers(served: RouterServer) -> None:
+    with httpx.Client(timeout=20, headers={"host": "x.test"}) as client:
+        response = client.post(f"{served.base_url}/beta/up", content=b"b" * (512 * 1024))
+        assert response.status_code == 413
+        assert client.post(f"{served.base_url}/beta/up", content=b"small").status_code == 200
+        assert client.get(f"{served.base_url}/beta").text == "beta           \n"
