@@ -28,7 +28,7 @@ from runtime.capabilities import Executor
 from runtime.context import RequestContext, bind
 from runtime.errors import DeadlineExceeded
 from runtime.guest import PreparedGuest
-from runtime.guest_io import BodySource, BodyTooLarge, GuestRequest, ResponseSink
+from runtime.guest_io import COALESCE_S, BodySource, BodyTooLarge, GuestRequest, ResponseSink
 from runtime.routes import Router
 from runtime.spin_headers import guest_request_headers, spin_headers, strip_mount_prefix, well_known_response
 from runtime.types import AppSettings, IncomingRequest, OutgoingResponse
@@ -40,6 +40,7 @@ INLINE_PROOF_RUNS = 4  # how many recent runs must have been that fast
 INLINE_BUDGET_S = 0.25  # epoch budget of an inline run before it is retried on a worker thread
 READ_AHEAD_BYTES = 64 * 1024  # request bodies up to this size are read before the guest starts
 HEAD_GRACE_S = 1.0  # extra wait for a response head beyond the app timeout (host-side waits)
+MAX_TICK_S = 0.05  # longest a busy guest's pending response events wait for the loop's timer
 
 
 def _is_timeout(exc: BaseException) -> bool:
@@ -262,6 +263,7 @@ class RunningApp:
             settings=self.settings,
             deadline=time.monotonic() + timeout_s,
             log=slot.log,
+            on_block=sink.flush,
         )
         started = time.perf_counter()
         try:
@@ -315,6 +317,15 @@ class RunningApp:
         except BaseException:
             self._threads.release()
             raise
+
+        def tick(delay: float) -> None:
+            # Pick up response events the guest left pending (it is busy and did not block).
+            sink.flush_pending()
+            if not run.done():
+                delay = min(delay * 2, MAX_TICK_S)
+                loop.call_later(delay, tick, delay)
+
+        loop.call_later(COALESCE_S, tick, COALESCE_S)
 
         def finished(fut: asyncio.Future[float]) -> None:
             self._threads.release()

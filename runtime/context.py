@@ -74,6 +74,9 @@ class RequestContext:
     state: dict[str, Any] = field(default_factory=dict)
     # Callbacks run when the request's guest work ends (close connections, flush, ...).
     cleanups: list[Any] = field(default_factory=list)
+    # Called before the guest blocks (waits on a body, a pollable, ...), so output it left
+    # pending reaches the client first (see guest_io.ResponseSink).
+    on_block: Any = None
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -81,6 +84,10 @@ class RequestContext:
     def check_deadline(self) -> None:
         if time.monotonic() >= self.deadline:
             raise DeadlineExceeded("request deadline exceeded")
+
+    def notify_block(self) -> None:
+        if self.on_block is not None:
+            self.on_block()
 
     def close(self) -> None:
         for cleanup in reversed(self.cleanups):

@@ -22,6 +22,8 @@ from typing import Any
 from runtime.errors import DeadlineExceeded
 
 BUFFER_LIMIT = 1024 * 1024  # bytes buffered per direction before the producer waits
+FLUSH_BYTES = 64 * 1024  # response bytes that make the loop be told at once
+COALESCE_S = 0.002  # longest a response event waits for company before the loop is told
 
 
 class BodyTooLarge(Exception):
@@ -130,7 +132,14 @@ class SinkClosed(Exception):
 
 
 class ResponseSink:
-    """Response: started and written by the guest, consumed by the loop."""
+    """Response: started and written by the guest, consumed by the loop.
+
+    Waking the event loop costs the guest thread the GIL (it needs it back for its next host
+    call), so a worker-thread guest's events are coalesced: the loop is told at once when the
+    guest finishes, when a MiB is not needed yet but 64 KiB are waiting, when the guest is about
+    to block (`flush`, via RequestContext.notify_block) or an event has waited COALESCE_S;
+    otherwise the loop's own timer (`flush_pending`, armed by the runner) picks them up.
+    """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, inline: bool = False) -> None:
         self._loop = loop
@@ -140,34 +149,79 @@ class ResponseSink:
         self._buffered = 0
         self._done = False
         self._closed = False  # consumer gone
+        self._head: tuple[int, list[tuple[str, bytes]]] | None = None
+        self._pending_since = 0.0  # monotonic time of the oldest event not yet delivered; 0 = none
+        self._scheduled = False  # a _deliver is queued on the loop
         self.error: BaseException | None = None
         self.head_future: asyncio.Future[tuple[int, list[tuple[str, bytes]]]] = loop.create_future()
         self._wakeup = asyncio.Event()
         self.started = False
         self.bytes_written = 0
 
-    def _notify_loop(self, fn: Any, *args: Any) -> None:
+    # -- delivery to the loop ------------------------------------------------------------------
+    def _event(self, urgent: bool) -> None:
+        """Guest side: something changed; tell the loop now or leave it pending."""
         if self._inline:
-            fn(*args)
-        else:
-            self._loop.call_soon_threadsafe(fn, *args)
+            self._deliver()  # already on the loop thread
+            return
+        with self._cond:
+            if self._scheduled:
+                return
+            now = time.monotonic()
+            if self._pending_since == 0.0:
+                self._pending_since = now
+            if not urgent and now - self._pending_since < COALESCE_S:
+                return
+            self._scheduled = True
+            self._pending_since = 0.0
+        self._loop.call_soon_threadsafe(self._deliver)
 
-    @staticmethod
-    def _set_head(fut: asyncio.Future[Any], head: Any) -> None:
-        if not fut.done():
-            fut.set_result(head)
+    def flush(self) -> None:
+        """Guest side, before it blocks: deliver whatever is pending."""
+        if self._inline:
+            return
+        with self._cond:
+            if self._scheduled or self._pending_since == 0.0:
+                return
+            self._scheduled = True
+            self._pending_since = 0.0
+        self._loop.call_soon_threadsafe(self._deliver)
 
-    @staticmethod
-    def _fail_head(fut: asyncio.Future[Any], exc: BaseException) -> None:
+    def flush_pending(self) -> None:
+        """Loop side (timer): deliver events the guest left pending."""
+        with self._cond:
+            if self._pending_since == 0.0:
+                return
+            self._pending_since = 0.0
+        self._deliver()
+
+    def _deliver(self) -> None:
+        """Loop side: publish the head / failure and wake the body consumer."""
+        with self._cond:
+            self._scheduled = False
+            head = self._head
+            failed = self._done and head is None
+            error = self.error
+        fut = self.head_future
         if not fut.done():
-            fut.set_exception(exc)
+            if head is not None:
+                fut.set_result(head)
+            elif failed:
+                fut.set_exception(error or RuntimeError("no response"))
+        self._wakeup.set()
+
+    @property
+    def finished(self) -> bool:
+        return self._done
 
     # -- guest side ------------------------------------------------------------------------
     def start(self, status: int, headers: Sequence[tuple[str, bytes]]) -> None:
-        if self.started:
-            raise RuntimeError("response already started")
-        self.started = True
-        self._notify_loop(self._set_head, self.head_future, (status, list(headers)))
+        with self._cond:
+            if self.started:
+                raise RuntimeError("response already started")
+            self.started = True
+            self._head = (status, list(headers))
+        self._event(urgent=False)
 
     def write(self, data: bytes, deadline: float | None = None) -> None:
         if not data:
@@ -175,7 +229,12 @@ class ResponseSink:
         with self._cond:
             if self._closed:
                 raise SinkClosed("client disconnected")
-            if not self._inline:
+            if not self._inline and self._buffered > BUFFER_LIMIT:
+                # Full: the loop must know there is data before we wait for it to drain.
+                if not self._scheduled:
+                    self._scheduled = True
+                    self._pending_since = 0.0
+                    self._loop.call_soon_threadsafe(self._deliver)
                 while self._buffered > BUFFER_LIMIT and not self._closed:
                     remaining = None if deadline is None else deadline - time.monotonic()
                     if remaining is not None and remaining <= 0:
@@ -186,7 +245,8 @@ class ResponseSink:
             self._chunks.append(data)
             self._buffered += len(data)
             self.bytes_written += len(data)
-        self._notify_loop(self._wakeup.set)
+            urgent = self._buffered >= FLUSH_BYTES
+        self._event(urgent)
 
     def finish(self, error: BaseException | None = None) -> None:
         with self._cond:
@@ -194,9 +254,7 @@ class ResponseSink:
                 return
             self._done = True
             self.error = error
-        if not self.started:
-            self._notify_loop(self._fail_head, self.head_future, error or RuntimeError("no response"))
-        self._notify_loop(self._wakeup.set)
+        self._event(urgent=True)
 
     def check_writable(self) -> int:
         """Bytes the guest may write without blocking (0 means it would block)."""

@@ -203,6 +203,8 @@ class BodyInputStream(InputStream):
         self._source = source
 
     def read(self, n: int, blocking: bool, deadline: float) -> bytes | None:
+        if blocking and not self._source.ready():
+            context.current().notify_block()
         try:
             return self._source.read(n, deadline if blocking else None)
         except BodyError as exc:

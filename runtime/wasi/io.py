@@ -160,6 +160,8 @@ def _pollable_ready(store: Any, self: Any) -> bool:
 def _pollable_block(store: Any, self: Any) -> None:
     ctx = context.current()
     p = ctx.table.get(rep(store, self), Pollable)
+    if not p.ready():
+        ctx.notify_block()
     p.wait(ctx.deadline)
     ctx.check_deadline()
 
@@ -173,6 +175,7 @@ def _poll(store: Any, pollables: list[Any]) -> list[int]:
         ready = [i for i, p in enumerate(items) if p.ready()]
         if ready:
             return ready
+        ctx.notify_block()
         ctx.check_deadline()
         if len(items) == 1:
             items[0].wait(ctx.deadline)
