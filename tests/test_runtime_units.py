@@ -144,3 +144,23 @@ def test_log_stream_splits_lines(caplog: pytest.LogCaptureFixture) -> None:
         stream.write(b"o\r\nthree", True, 0)
         stream.close()
     assert [r.getMessage() for r in caplog.records] == ["[app/c] one", "[app/c] two", "[app/c] three"]
+
+
+async def test_response_sink_coalesces_and_flushes() -> None:
+    loop = asyncio.get_running_loop()
+    sink = ResponseSink(loop)
+    await asyncio.to_thread(sink.start, 200, [("x", b"1")])
+    await asyncio.sleep(0.01)
+    assert not sink.head_future.done()  # pending: the guest neither finished nor blocked
+    sink.flush_pending()  # the runner's loop timer
+    assert sink.head_future.result() == (200, [("x", b"1")])
+
+    sink2 = ResponseSink(loop)
+    await asyncio.to_thread(sink2.start, 201, [])
+    await asyncio.to_thread(sink2.flush)  # the guest is about to block
+    assert await asyncio.wait_for(sink2.head_future, 5) == (201, [])
+
+    sink3 = ResponseSink(loop)
+    await asyncio.to_thread(sink3.finish, RuntimeError("trap"))  # finishing is always told at once
+    with pytest.raises(RuntimeError, match="trap"):
+        await asyncio.wait_for(sink3.head_future, 5)
