@@ -164,3 +164,33 @@ async def test_response_sink_coalesces_and_flushes() -> None:
     await asyncio.to_thread(sink3.finish, RuntimeError("trap"))  # finishing is always told at once
     with pytest.raises(RuntimeError, match="trap"):
         await asyncio.wait_for(sink3.head_future, 5)
+
+
+def test_unknown_import_is_a_trap_naming_it() -> None:
+    from wasmtime import Store
+    from wasmtime.component import Component
+
+    from runtime.capabilities import default_capabilities
+    from runtime.engine import make_engine
+    from runtime.errors import GuestTrap
+    from runtime.linking import build_linker
+
+    engine = make_engine()
+    component = Component(
+        engine,
+        """(component
+          (import "acme:missing/api@1.0.0" (instance $api (export "ping" (func))))
+          (core func $ping (canon lower (func $api "ping")))
+          (core module $m (import "" "ping" (func $p)) (func (export "run") call $p))
+          (core instance $i (instantiate $m (with "" (instance (export "ping" (func $ping))))))
+          (func (export "run") (canon lift (core func $i "run"))))""",
+    )
+    linker, report = build_linker(engine, component, default_capabilities())
+    assert report.unsupported == ["acme:missing/api@1.0.0"]
+    store = Store(engine)
+    store.set_epoch_deadline(1_000_000)  # the engine interrupts at once without a deadline
+    instance = linker.instantiate(store, component)
+    run = instance.get_func(store, "run")
+    assert run is not None
+    with pytest.raises(GuestTrap, match=r"unsupported import acme:missing/api@1.0.0#ping"):
+        run(store)
