@@ -133,3 +133,12 @@ def test_push_mirror_pull_commands(registry, tmp_path: Path, capsys: pytest.Capt
 
     assert main(["pull", f"{registry.host}/cli/missing:v1", "--insecure", "--cache-dir", str(cache)]) == 1
     assert "cli/missing" in capsys.readouterr().err
+
+
+def test_serve_refuses_an_invalid_file_at_startup(tmp_path: Path) -> None:
+    path = tmp_path / "routes.toml"
+    path.write_text('[apps.x]\nsource = "r/x"\nhosts = ["a.test:80"]\n')
+    result = subprocess.run([sys.executable, "-m", "router.cli", "serve", str(path), "--listen", "127.0.0.1:1"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert f"{path}:3: app 'x': field 'hosts': 'a.test:80': hosts are matched without a port" in result.stderr
