@@ -310,7 +310,13 @@ class SinkOutputStream(OutputStream):
             raise StreamClosed(str(exc)) from exc
 
     def pollable(self) -> Pollable:
-        return FnPollable(lambda: self._sink.check_writable() > 0)
+        return FnPollable(self._writable)
+
+    def _writable(self) -> bool:
+        try:
+            return self._sink.check_writable() > 0
+        except SinkClosed:
+            return True  # ready: the next write reports the stream closed
 
 
 class BufferOutputStream(OutputStream):
