@@ -162,6 +162,14 @@ def routes_text(work: Path, source: str, extra_apps: int) -> str:
     return "\n".join(lines)
 
 
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process (for --workers: the supervisor only)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def write_atomic(path: Path, text: str) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(text)
@@ -216,7 +224,7 @@ def main() -> int:
                 for _ in range(20 if workers > 1 else 1):  # fresh connections: every worker must be ready
                     wait_http(ready, "x", 900)
                 print(f"(lepton-router {name}: {extra + 1} apps, {workers} worker(s), ready in "
-                      f"{time.monotonic() - started:.1f}s)", flush=True)
+                      f"{time.monotonic() - started:.1f}s, RSS {rss_mib(procs[-1].proc.pid):.0f} MiB)", flush=True)
             wait_http(f"http://127.0.0.1:{ports['quart']}/", "main.test", 60)
 
             labels = {
