@@ -330,7 +330,8 @@ async def test_one_app_cannot_take_every_worker_thread(tmp_path: Path) -> None:
             yield b"x"
             await release.wait()  # the client stops sending; the guest blocks reading
 
-        stuck = [asyncio.create_task(greedy.handle(request("/echo", chunks=stalled_body()))) for _ in range(3)]
+        # More stuck requests than the pool has threads: without the cap they would hold all four.
+        stuck = [asyncio.create_task(greedy.handle(request("/echo", chunks=stalled_body()))) for _ in range(5)]
         await asyncio.sleep(0.2)
         # Two threads are held by `greedy`; the other app still gets a thread at once.
         resp = await asyncio.wait_for(other.handle(request("/echo", chunks=body_chunks([b"a" * 70_000]))), 2.0)
