@@ -118,3 +118,9 @@ def test_app_settings_repr_hides_variable_values() -> None:
     from runtime.types import AppSettings
 
     assert "hunter2" not in repr(AppSettings(variables={"password": "hunter2"}))
+
+
+def test_undeclared_settings_are_reported_by_name() -> None:
+    resolved = AppVariables.resolve(lock({"a": {"default": "1"}}), {"a": "x", "typo_name": "hunter2"}, {})
+    assert resolved.undeclared == ("typo_name",)
+    assert "hunter2" not in repr(resolved)

@@ -13,6 +13,7 @@ Errors map as Spin v3's `factor-variables/src/host.rs`:
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from registry.loaded import LoadedApp, LoadedComponent
@@ -25,6 +26,8 @@ from runtime.spin.variables import AppVariables, ComponentVariables, VariableErr
 from runtime.spin.wit import case, err
 from runtime.types import AppSettings
 
+log = logging.getLogger("lepton.runtime.spin")
+
 NAME = "spin-variables"
 PREPARED = NAME + ".prepared"
 
@@ -34,9 +37,16 @@ def app_variables(app: LoadedApp, settings: AppSettings) -> AppVariables:
 
     def resolve() -> AppVariables:
         try:
-            return AppVariables.resolve(app.locked, settings.variables)
+            resolved = AppVariables.resolve(app.locked, settings.variables)
         except SpinConfigError as exc:
             raise AppLoadError(app.name or app.reference, str(exc), field="variables") from None
+        if resolved.undeclared:
+            # Names only, never values: likely a typo in routes.toml.
+            log.warning(
+                "app %r: routes.toml sets variables the app does not declare (ignored): %s",
+                app.name, ", ".join(resolved.undeclared),
+            )
+        return resolved
 
     return shared.per_app(app, f"{NAME}:{shared.settings_key(settings)}", resolve)
 

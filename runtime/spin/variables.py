@@ -150,6 +150,7 @@ class AppVariables:
     sources: Mapping[str, ValueSource]
     secrets: frozenset[str]
     _components: Mapping[str, ComponentVariables] = field(repr=False)
+    undeclared: tuple[str, ...] = ()  # names set in routes.toml that the app does not declare
 
     @classmethod
     def resolve(
@@ -188,7 +189,8 @@ class AppVariables:
             for comp in app.components
         }
         secrets = frozenset(n for n, v in app.variables.items() if v.secret)
-        return cls(app_name, values, sources, secrets, components)
+        undeclared = tuple(sorted(n for n in provided if n not in app.variables))
+        return cls(app_name, values, sources, secrets, components, undeclared)
 
     def component(self, component_id: str) -> ComponentVariables:
         return self._components.get(component_id) or ComponentVariables(component_id, {})
