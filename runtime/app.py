@@ -376,9 +376,11 @@ class RunningApp:
         )
 
     async def _stream(self, slot: ComponentSlot, request: GuestRequest, sink: ResponseSink) -> AsyncIterator[bytes]:
+        head_only = request.method == "HEAD"  # as hyper does for Spin: the guest's body is dropped
         try:
             async for chunk in sink.chunks():
-                yield chunk
+                if not head_only:
+                    yield chunk
         finally:
             with contextlib.suppress(Exception):
                 sink.close()

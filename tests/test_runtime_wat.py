@@ -361,3 +361,11 @@ async def test_request_body_breaking_off_is_not_an_exception(rt: Runtime) -> Non
     req = dataclasses.replace(req, body=broken())
     assert (await running.handle(req)).status == 400
     assert (await running.handle(request("/echo"))).status == 200
+
+
+async def test_head_response_has_no_body(rt: Runtime) -> None:
+    running = await rt.load_app(app(component("hello", HELLO_WAT)), SETTINGS)
+    resp = await running.handle(request("/", method="HEAD"))
+    assert resp.status == 200
+    assert header(resp, "content-type") == "text/plain"
+    assert await read(resp) == b""
