@@ -73,10 +73,17 @@ async def main(quick: bool) -> None:
     wasms = {
         "WAT hello": (HELLO_WAT, "/"),
         "C hello": (fixtures.build_c_http_hello(), "/bench"),
+        "Python spin-sdk hello": (fixtures.build_python_app(ROOT / "benchmarks" / "apps" / "python_hello"), "/"),
         "Python spin-sdk echo": (fixtures.build_python_echo(), "/bench"),
         "JS j2w echo": (fixtures.build_js_echo(), "/bench"),
     }
-    counts = {"WAT hello": 5000, "C hello": 3000, "Python spin-sdk echo": 1000, "JS j2w echo": 300}
+    counts = {
+        "WAT hello": 5000,
+        "C hello": 3000,
+        "Python spin-sdk hello": 1000,
+        "Python spin-sdk echo": 1000,
+        "JS j2w echo": 300,
+    }
 
     # 1. cold compile vs precompiled-cache load (fresh cache dir each)
     print("compile (cold) vs precompiled cache load")
@@ -115,6 +122,20 @@ async def main(quick: bool) -> None:
             f"  {name:22s} {n / total:8.0f} req/s   p50 {pct(times, 50) * 1000:6.2f} ms   "
             f"p99 {pct(times, 99) * 1000:6.2f} ms   ({mode})"
         )
+
+    # The same tiny guest forced onto the worker pool: what the thread hop costs.
+    hello = apps["WAT hello"]
+    slot = hello.slots["c"]
+    slot.may_inline = False
+    n = max(50, int(counts["WAT hello"] * scale))
+    t = time.perf_counter()
+    times = await timed_requests(hello, "/", n)
+    total = time.perf_counter() - t
+    slot.may_inline = True
+    print(
+        f"  {'WAT hello, forced':22s} {n / total:8.0f} req/s   p50 {pct(times, 50) * 1000:6.2f} ms   "
+        f"p99 {pct(times, 99) * 1000:6.2f} ms   (worker thread)"
+    )
 
     # 3. instantiate time
     print("\ninstantiate per request (fresh Store + WASI + instantiate, median)")
