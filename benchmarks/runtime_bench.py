@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from runtime import Runtime  # noqa: E402
 from runtime.context import RequestContext, bind  # noqa: E402
+from runtime.guest_io import BodySource, GuestRequest, ResponseSink  # noqa: E402
 from runtime.testing import component, loaded_app  # noqa: E402
 from runtime.types import AppSettings, MiB  # noqa: E402
 from tests.support import fixtures  # noqa: E402
@@ -135,6 +136,29 @@ async def main(quick: bool) -> None:
     print(
         f"  {'WAT hello, forced':22s} {n / total:8.0f} req/s   p50 {pct(times, 50) * 1000:6.2f} ms   "
         f"p99 {pct(times, 99) * 1000:6.2f} ms   (worker thread)"
+    )
+
+    # Python hello through the executor alone (no event loop, no thread hop): guest + host cost.
+    py_hello = apps["Python spin-sdk hello"]
+    py_slot = py_hello.slots["c"]
+    loop = asyncio.get_running_loop()
+
+    def executor_once() -> float:
+        source = BodySource(loop)
+        source.end()
+        sink = ResponseSink(loop, inline=True)
+        req = GuestRequest("GET", "http", "example.com", "/", [("host", b"example.com")], ("127.0.0.1", 1), source)
+        elapsed = py_hello._execute(py_slot, req, sink, 30.0)
+        assert sink.error is None and sink.started
+        return elapsed
+
+    n = max(50, int(1000 * scale))
+    t = time.perf_counter()
+    times = [executor_once() for _ in range(n)]
+    total = time.perf_counter() - t
+    print(
+        f"  {'Python hello, executor':22s} {n / total:8.0f} req/s   p50 {pct(times, 50) * 1000:6.2f} ms   "
+        f"p99 {pct(times, 99) * 1000:6.2f} ms   (called directly on this thread)"
     )
 
     # 3. instantiate time
