@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -492,7 +493,7 @@ class FutureIncomingResponse:
         return FnPollable(self._event.is_set, self._wait)
 
     def _wait(self, deadline: float) -> None:
-        self._event.wait(max(0.0, deadline - _now()))
+        self._event.wait(max(0.0, deadline - time.monotonic()))
 
     @property
     def value(self) -> Any:
@@ -500,12 +501,6 @@ class FutureIncomingResponse:
 
     def ready(self) -> bool:
         return self._event.is_set()
-
-
-def _now() -> float:
-    import time
-
-    return time.monotonic()
 
 
 def new_future_response(fut: FutureIncomingResponse) -> Any:
