@@ -19,6 +19,7 @@ from typing import Protocol
 
 from router import config as config_mod
 from router.config import AppConfig, ConfigError, RoutesConfig
+from router.heap import HeapPolicy
 from router.metrics import AppStats
 from router.reconcile import compose, plan
 from router.table import RoutingTable
@@ -67,6 +68,7 @@ class AppManager:
         self.reloads = 0  # completed swaps
         self.initial_done = asyncio.Event()
         self.unmatched = 0
+        self.heap = HeapPolicy()
         self._lock = asyncio.Lock()
         self._again = False
         self._last_ok = True
@@ -139,6 +141,7 @@ class AppManager:
 
         for version in outcome.retired:
             version.retire()
+        self.heap.after_swap(retired_any=bool(outcome.retired))
         for name in list(self.status):
             if name not in desired:
                 del self.status[name]
@@ -173,6 +176,7 @@ class AppManager:
     async def close(self) -> None:
         """Shutdown: release every version (after the server stopped taking requests)."""
         async with self._lock:
+            self.heap.close()
             for version in self.serving.values():
                 version.retire()
             self.serving = {}
