@@ -10,6 +10,7 @@ Modules, one concern each (pure ones first):
 - versions.py: one loaded app version, reference-counted by in-flight requests.
 - loader.py: registry pull + runtime load of one app.
 - manager.py: the control plane: reload, background loads, atomic table swap.
+- heap.py: keeps loaded apps out of the cyclic GC's full collections.
 - dispatch.py: the data plane: ASGI request -> table -> runtime, streaming both ways.
 - app.py: the Quart app on the shared port (lifespan, reserved /.well-known/lepton/ paths).
 - admin.py, metrics.py: the admin listener (HTML, JSON, Prometheus).
