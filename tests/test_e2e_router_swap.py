@@ -67,10 +67,12 @@ def test_hot_swap_under_load(router_server, sources: dict[str, str], tmp_path: P
                              router_cache_dir: Path) -> None:
     routes = tmp_path / "routes.toml"
     routes.write_text(_routes(router_cache_dir, {"main": (sources["v1"], "main.test"),
-                                                 "gone": (sources["gone"], "gone.test")}))
+                                                 "gone": (sources["gone"], "gone.test"),
+                                                 "steady": (sources["fresh"], "steady.test")}))
     server: RouterServer = router_server(routes)
     server.wait_ready()
     assert server.get("/", host="gone.test").text == "gone           \n"
+    steady_version = server.app_status("steady")["version"]  # type: ignore[index]
 
     clients = [Client(server.base_url + "/") for _ in range(4)]
     for client in clients:
@@ -92,7 +94,8 @@ def test_hot_swap_under_load(router_server, sources: dict[str, str], tmp_path: P
 
     # 2. v1 -> v2, remove one app, add another: one swap.
     write_routes(routes, _routes(router_cache_dir, {"main": (sources["v2"], "main.test"),
-                                                    "fresh": (sources["fresh"], "fresh.test")}))
+                                                    "fresh": (sources["fresh"], "fresh.test"),
+                                                    "steady": (sources["fresh"], "steady.test")}))
     for client in clients:
         client.join(timeout=120)
     for client in clients:
@@ -107,7 +110,8 @@ def test_hot_swap_under_load(router_server, sources: dict[str, str], tmp_path: P
     assert server.get("/", host="fresh.test").text == "fresh          \n"
     status = server.status()
     assert status["config_error"] is None
-    assert {a["name"]: a["state"] for a in status["apps"]} == {"main": "ready", "fresh": "ready"}
+    assert {a["name"]: a["state"] for a in status["apps"]} == {"main": "ready", "fresh": "ready", "steady": "ready"}
+    assert server.app_status("steady")["version"] == steady_version  # unchanged apps are not reloaded
     assert "released gone" in server.log()
 
 
