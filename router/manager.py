@@ -79,7 +79,9 @@ class AppManager:
     def ready(self) -> bool:
         """Every app serves some version. An app being updated still serves its old one, so a hot
         swap never makes the instance look unready to a load balancer."""
-        return self.initial_done.is_set() and all(s.state in SERVING_STATES for s in self.status.values())
+        if not self.initial_done.is_set() or self.config is None:  # never had a valid routes.toml
+            return False
+        return all(s.state in SERVING_STATES for s in self.status.values())
 
     # -- reload ------------------------------------------------------------------------------------
 

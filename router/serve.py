@@ -91,7 +91,7 @@ def serve(options: ServeOptions) -> int:
         name = sock.getsockname()
         log.info("listening on %s", name if isinstance(name, str) else f"{name[0]}:{name[1]}")
     if workers <= 1:
-        asyncio.run(_serve_worker(options, main, sockets, admin, admin_sockets, None))
+        asyncio.run(_serve_worker(options, server, main, sockets, admin, admin_sockets, None))
         return 0
     # With SO_REUSEPORT each worker listens on its own socket and the kernel spreads new
     # connections across them. One shared listening socket would let whichever worker wakes first
@@ -99,27 +99,29 @@ def serve(options: ServeOptions) -> int:
     # the other workers idle under keep-alive load. Our bound, never-listening sockets keep the
     # address reserved and proved bindable; unix:/fd:// listeners are shared instead.
     worker_sockets = None if _reuseport_capable(main.bind) else sockets
-    return _supervise(options, workers, main, worker_sockets, sockets, admin, admin_sockets)
+    return _supervise(options, server, workers, main, worker_sockets, sockets, admin, admin_sockets)
 
 
 def _reuseport_capable(binds: list[str]) -> bool:
     return hasattr(socket, "SO_REUSEPORT") and not any(b.startswith(("unix:", "fd://")) for b in binds)
 
 
-def _worker_entry(options: ServeOptions, main: HyperConfig, sockets: Sockets | None, admin: HyperConfig | None,
-                  admin_sockets: Sockets | None, shutdown_event: EventType) -> None:
+def _worker_entry(options: ServeOptions, server: config_mod.ServerConfig, main: HyperConfig,
+                  sockets: Sockets | None, admin: HyperConfig | None, admin_sockets: Sockets | None,
+                  shutdown_event: EventType) -> None:
     """Entry point of a worker process (spawned: everything here must be picklable)."""
     setup_logging(options.log_level)
-    asyncio.run(_serve_worker(options, main, sockets, admin, admin_sockets, shutdown_event))
+    asyncio.run(_serve_worker(options, server, main, sockets, admin, admin_sockets, shutdown_event))
 
 
-async def _serve_worker(options: ServeOptions, main: HyperConfig, sockets: Sockets | None,
-                        admin: HyperConfig | None, admin_sockets: Sockets | None,
+async def _serve_worker(options: ServeOptions, server: config_mod.ServerConfig, main: HyperConfig,
+                        sockets: Sockets | None, admin: HyperConfig | None, admin_sockets: Sockets | None,
                         shutdown_event: EventType | None) -> None:
-    cfg = config_mod.load(options.routes_path)
-    loader = AppLoader(cfg.server.cache_dir, cfg.server.state_dir)
+    # [server] as validated at startup: a worker (re)started later does not depend on the file
+    # being valid at that moment; the apps come from the manager's first reload.
+    loader = AppLoader(server.cache_dir, server.state_dir)
     manager = AppManager(options.routes_path, loader)
-    app = RouterApp(manager, TrustedProxies(cfg.server.trusted_proxies), watch=options.watch)
+    app = RouterApp(manager, TrustedProxies(server.trusted_proxies), watch=options.watch)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -153,8 +155,9 @@ async def _poll_event(event: EventType, stop: asyncio.Event) -> None:
     stop.set()
 
 
-def _supervise(options: ServeOptions, workers: int, main: HyperConfig, sockets: Sockets | None,
-               reserved: Sockets, admin: HyperConfig | None, admin_sockets: Sockets | None) -> int:
+def _supervise(options: ServeOptions, server: config_mod.ServerConfig, workers: int, main: HyperConfig,
+               sockets: Sockets | None, reserved: Sockets, admin: HyperConfig | None,
+               admin_sockets: Sockets | None) -> int:
     ctx = multiprocessing.get_context("spawn")
     shutdown_event = ctx.Event()
     processes: list[BaseProcess] = []
@@ -163,7 +166,7 @@ def _supervise(options: ServeOptions, workers: int, main: HyperConfig, sockets: 
     def spawn() -> None:
         process = ctx.Process(
             target=_worker_entry,
-            args=(options, main, sockets, admin, admin_sockets, shutdown_event),
+            args=(options, server, main, sockets, admin, admin_sockets, shutdown_event),
             name="lepton-router-worker",
         )
         process.start()
