@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator
@@ -86,6 +87,50 @@ def _decode_header(value: bytes) -> str:
     return value.decode("latin-1")
 
 
+class ThreadCap:
+    """How many worker threads an app may hold: an async semaphore usable from any event loop
+    (a RunningApp may be shared by several loops, e.g. one per thread in tests)."""
+
+    def __init__(self, limit: int) -> None:
+        self._free = limit
+        self._lock = threading.Lock()
+        self._waiters: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = deque()
+
+    async def acquire(self) -> None:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if self._free > 0 and not self._waiters:
+                self._free -= 1
+                return
+            fut: asyncio.Future[None] = loop.create_future()
+            self._waiters.append((loop, fut))
+        try:
+            await fut
+        except asyncio.CancelledError:
+            with self._lock:
+                if (loop, fut) in self._waiters:
+                    self._waiters.remove((loop, fut))
+                    raise
+            # Granted at the same moment it was cancelled: hand the slot on.
+            self.release()
+            raise
+
+    def release(self) -> None:
+        with self._lock:
+            while self._waiters:
+                loop, fut = self._waiters.popleft()
+                if not loop.is_closed():
+                    loop.call_soon_threadsafe(_grant, fut)
+                    return
+            self._free += 1
+
+
+def _grant(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+    # (A future cancelled meanwhile has already passed its slot on in ThreadCap.acquire.)
+
+
 @dataclass(eq=False)
 class ComponentSlot:
     """A component of the app as one executor serves it, with its execution-path statistics."""
@@ -127,7 +172,7 @@ class RunningApp:
         self._pool = pool
         # An app may hold at most this many worker threads, so one app's slow or stuck guests
         # cannot take every thread away from the other apps.
-        self._threads = asyncio.Semaphore(max_threads)
+        self._threads = ThreadCap(max_threads)
         self.closed = False
         self._warned_no_route = False
         self.log = logging.getLogger(f"lepton.app.{app.name}")

@@ -38,11 +38,10 @@ class IncomingHandlerExecutor:
         if not response.started:
             raise NoResponse("guest failed to produce a response")
         body = ctx.state.get("wasi-http.response-body")
-        if body is None or not body.stream_taken:
-            response.finish()
-        elif not body.finished:
+        if body is not None and not body.finished:
             # Returned without outgoing-body.finish: what was written is the whole body.
             body.finish()
+        response.finish()  # (a no-op if the body's finish already ended the response)
 
 
 def select_builtin(info: ComponentInfo, executor_config: Mapping[str, Any] | None) -> IncomingHandlerExecutor | None:

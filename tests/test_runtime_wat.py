@@ -222,22 +222,28 @@ def test_8_threads_x_200_requests_each_answer_matches(rt: Runtime) -> None:
     """Concurrent guests (inline on 8 loops, and on the worker pool) never mix up requests."""
     running = asyncio.run(rt.load_app(app(component("guest", GUEST_WAT)), SETTINGS))
     failures: list[str] = []
+    answered = [0] * 8
 
     def worker(n: int) -> None:
-        async def go() -> None:
-            for i in range(200):
-                payload = f"thread {n} request {i} ".encode() * (1 + (i % 7) * 300)
-                resp = await running.handle(request(f"/echo/{n}/{i}", body=payload, headers=[("x-n", f"{n}-{i}")]))
-                got = await read(resp)
-                if (
-                    resp.status != 200
-                    or got != payload
-                    or header(resp, "x-echo-path") != f"/echo/{n}/{i}"
-                    or header(resp, "x-req-x-n") != f"{n}-{i}"
-                ):
-                    failures.append(f"{n}/{i}: {resp.status} {len(got)}")
+        try:
+            asyncio.run(go(n))
+        except BaseException as exc:  # a crashed thread must fail the test, not vanish
+            failures.append(f"thread {n}: {exc!r}")
 
-        asyncio.run(go())
+    async def go(n: int) -> None:
+        for i in range(200):
+            # Up to ~80 KB: bodies over the 64 KiB read-ahead always take the worker pool.
+            payload = f"thread {n} request {i} ".encode() * (1 + (i % 7) * 600)
+            resp = await running.handle(request(f"/echo/{n}/{i}", body=payload, headers=[("x-n", f"{n}-{i}")]))
+            got = await read(resp)
+            if (
+                resp.status != 200
+                or got != payload
+                or header(resp, "x-echo-path") != f"/echo/{n}/{i}"
+                or header(resp, "x-req-x-n") != f"{n}-{i}"
+            ):
+                failures.append(f"{n}/{i}: {resp.status} {len(got)}")
+            answered[n] += 1
 
     threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
     for t in threads:
@@ -245,6 +251,7 @@ def test_8_threads_x_200_requests_each_answer_matches(rt: Runtime) -> None:
     for t in threads:
         t.join()
     assert failures == []
+    assert answered == [200] * 8
 
 
 async def test_precompiled_cache_hit_and_corrupt_entry_recovery(tmp_path: Path) -> None:
@@ -369,3 +376,10 @@ async def test_head_response_has_no_body(rt: Runtime) -> None:
     assert resp.status == 200
     assert header(resp, "content-type") == "text/plain"
     assert await read(resp) == b""
+
+
+async def test_body_finished_before_the_response_is_set(rt: Runtime) -> None:
+    running = await rt.load_app(app(component("guest", GUEST_WAT)), SETTINGS)
+    for _ in range(2):  # worker thread, then (once fast) possibly inline
+        resp = await running.handle(request("/late"))
+        assert (resp.status, await read(resp)) == (200, b"late\n")

@@ -397,10 +397,17 @@ def _resp_body(store: Any, self: Any) -> Any:
         return None
     resp.body_taken = True
     sink = _sink()
-    body = OutgoingBody(SinkOutputStream(sink), on_finish=lambda error: sink.finish(error))
+    body = OutgoingBody(SinkOutputStream(sink), on_finish=lambda error: _end_response_body(sink, error))
     ctx = context.current()
     ctx.state["wasi-http.response-body"] = body
     return own(ctx.table.push(body), OUTGOING_BODY)
+
+
+def _end_response_body(sink: ResponseSink, error: BaseException | None) -> None:
+    # A guest may finish the body before response-outparam.set (legal in wasi:http): the
+    # response is then complete once it is set, and the executor ends the sink after the call.
+    if sink.started:
+        sink.finish(error)
 
 
 def _body_write(store: Any, self: Any) -> Any:
