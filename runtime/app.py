@@ -92,6 +92,7 @@ class ThreadCap:
     (a RunningApp may be shared by several loops, e.g. one per thread in tests)."""
 
     def __init__(self, limit: int) -> None:
+        self.limit = limit
         self._free = limit
         self._lock = threading.Lock()
         self._waiters: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = deque()
@@ -114,6 +115,10 @@ class ThreadCap:
             # Granted at the same moment it was cancelled: hand the slot on.
             self.release()
             raise
+
+    @property
+    def in_use(self) -> int:
+        return self.limit - self._free
 
     def release(self) -> None:
         with self._lock:
@@ -172,7 +177,7 @@ class RunningApp:
         self._pool = pool
         # An app may hold at most this many worker threads, so one app's slow or stuck guests
         # cannot take every thread away from the other apps.
-        self._threads = ThreadCap(max_threads)
+        self.threads = ThreadCap(max_threads)
         self.closed = False
         self._warned_no_route = False
         self.log = logging.getLogger(f"lepton.app.{app.name}")
@@ -354,7 +359,7 @@ class RunningApp:
         started = time.monotonic()
         try:
             async with asyncio.timeout(timeout):
-                await self._threads.acquire()
+                await self.threads.acquire()
         except TimeoutError:
             slot.log.error("%s: no worker thread free for this app within %.1fs: 503", _what(request), timeout)
             return _simple(503)
@@ -363,7 +368,7 @@ class RunningApp:
         try:
             run = loop.run_in_executor(self._pool, self._execute, slot, request, sink, remaining)
         except BaseException:
-            self._threads.release()
+            self.threads.release()
             raise
 
         def tick(delay: float) -> None:
@@ -376,7 +381,7 @@ class RunningApp:
         loop.call_later(FIRST_TICK_S, tick, FIRST_TICK_S)
 
         def finished(fut: asyncio.Future[float]) -> None:
-            self._threads.release()
+            self.threads.release()
             if pump is not None and not pump.done():
                 pump.cancel()
             if not fut.cancelled() and fut.exception() is None and sink.error is None:

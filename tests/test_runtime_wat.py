@@ -212,8 +212,14 @@ async def test_client_going_away_stops_the_guest(rt: Runtime) -> None:
     assert isinstance(body, AsyncIterator)
     first = await body.__anext__()
     assert first
+    assert running.threads.in_use == 1
     await body.aclose()  # type: ignore[attr-defined]
-    # The guest's next write fails; the worker is free again and the app still serves.
+    # The guest's next write fails and it ends: its worker thread is given back.
+    for _ in range(500):
+        if running.threads.in_use == 0:
+            break
+        await asyncio.sleep(0.01)
+    assert running.threads.in_use == 0
     ok = await running.handle(request("/echo", body=b"after"))
     assert await read(ok) == b"after"
 
