@@ -194,3 +194,25 @@ def test_unknown_import_is_a_trap_naming_it() -> None:
     assert run is not None
     with pytest.raises(GuestTrap, match=r"unsupported import acme:missing/api@1.0.0#ping"):
         run(store)
+
+
+async def test_thread_cap_waits_releases_and_survives_cancellation() -> None:
+    from runtime.app import ThreadCap
+
+    cap = ThreadCap(1)
+    await cap.acquire()
+    assert cap.in_use == 1
+    cancelled = asyncio.create_task(cap.acquire())  # first in the queue, then gives up
+    await asyncio.sleep(0.01)
+    waiter = asyncio.create_task(cap.acquire())
+    await asyncio.sleep(0.01)
+    assert not waiter.done()
+    cancelled.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    cap.release()  # goes to `waiter`, not to the cancelled one
+    await asyncio.wait_for(waiter, 5)
+    assert cap.in_use == 1
+    # Granted from another event loop's thread.
+    await asyncio.to_thread(cap.release)
+    assert cap.in_use == 0
