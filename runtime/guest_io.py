@@ -208,6 +208,10 @@ class ResponseSink:
                 fut.set_result(head)
             elif failed:
                 fut.set_exception(error or RuntimeError("no response"))
+                # Mark it retrieved: the runner reads failures from the sink, and an unretrieved
+                # one would be logged, with a traceback, whenever the GC collects it (3.11 then
+                # calls ast.parse re-entrantly, which can break an ast.parse/compile in progress).
+                fut.exception()
         self._wakeup.set()
 
     @property

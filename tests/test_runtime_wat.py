@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import logging
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -389,3 +390,20 @@ async def test_body_finished_before_the_response_is_set(rt: Runtime) -> None:
     for _ in range(2):  # worker thread, then (once fast) possibly inline
         resp = await running.handle(request("/late"))
         assert (resp.status, await read(resp)) == (200, b"late\n")
+
+
+async def test_guest_faults_leave_no_unretrieved_futures(rt: Runtime) -> None:
+    # asyncio logs unretrieved future exceptions from the GC, formatting a traceback, which on
+    # Python 3.11 re-enters ast.parse and can break a compile() running at that moment.
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, object]] = []
+    loop.set_exception_handler(lambda _loop, context: reported.append(context))
+    running = await rt.load_app(app(component("guest", GUEST_WAT)), AppSettings(timeout_s=0.5, memory_bytes=32 * MiB))
+    slot = running.slots["guest"]
+    for path in ("/trap", "/oom", "/loop"):
+        assert (await running.handle(request(path))).status in (500, 504)  # worker thread
+        slot.recent.extend([0.0001] * 4)
+        assert (await running.handle(request(path))).status in (500, 504)  # inline (or its retry)
+    gc.collect()
+    await asyncio.sleep(0)
+    assert reported == []
