@@ -44,6 +44,21 @@ def status_ok(status: int) -> bool:
     return 100 <= status <= 600
 
 
+def buffered_request(request: GuestRequest, response: ResponseSink) -> tuple[list[tuple[str, str]], bytes] | None:
+    """The request as both inbound-http ABIs (component and Spin 1.x module) take it: headers as
+    strings and the whole body. None for a method Spin does not carry: the 405 has been sent and
+    the guest must not run."""
+    if request.method not in METHODS:
+        response.start(405, [])
+        response.finish()
+        return None
+    try:
+        headers = [(name, value.decode("utf-8")) for name, value in request.headers]
+    except UnicodeDecodeError as exc:
+        raise InboundHttpError(f"request header is not UTF-8: {exc}") from None
+    return headers, request.body.read_all(context.current().deadline)
+
+
 class InboundHttpExecutor:
     name = "spin-inbound-http"
     blocking = False
@@ -53,15 +68,10 @@ class InboundHttpExecutor:
 
     def run(self, guest: PreparedGuest, request: GuestRequest, response: ResponseSink) -> None:
         ctx = context.current()
-        if request.method not in METHODS:
-            response.start(405, [])
-            response.finish()
+        buffered = buffered_request(request, response)
+        if buffered is None:
             return
-        try:
-            headers = [(name, value.decode("utf-8")) for name, value in request.headers]
-        except UnicodeDecodeError as exc:
-            raise InboundHttpError(f"request header is not UTF-8: {exc}") from None
-        body = request.body.read_all(ctx.deadline)
+        headers, body = buffered
         store = guest.new_store(ctx, ctx.remaining())
         instance = guest.instantiate(store)
         func, sig = guest.export(store, instance, self.export_name, "handle-request")

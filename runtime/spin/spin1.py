@@ -43,7 +43,7 @@ from runtime.guest_io import GuestRequest, ResponseSink
 from runtime.spin import host_key_value
 from runtime.spin.host_outbound_http import spin_send
 from runtime.spin.host_variables import app_variables
-from runtime.spin.inbound_http import InboundHttpError, response_headers, status_ok
+from runtime.spin.inbound_http import buffered_request, response_headers, status_ok
 from runtime.spin.key_value import KvError, KvErrorKind, Store
 from runtime.spin.variables import VariableError, VariableErrorKind
 
@@ -291,15 +291,10 @@ class Spin1Executor:
 
     def run(self, guest: PreparedGuest, request: GuestRequest, response: ResponseSink) -> None:
         ctx = context.current()
-        if request.method not in METHODS:
-            response.start(405, [])
-            response.finish()
+        buffered = buffered_request(request, response)
+        if buffered is None:
             return
-        try:
-            headers = [(name, value.decode("utf-8")) for name, value in request.headers]
-        except UnicodeDecodeError as exc:
-            raise InboundHttpError(f"request header is not UTF-8: {exc}") from None
-        body = request.body.read_all(ctx.deadline)
+        headers, body = buffered
         assert guest.module is not None
         store = guest.new_store(ctx, ctx.remaining())
         wasi = WasiConfig()
