@@ -19,14 +19,13 @@ from registry.loaded import LoadedApp, LoadedComponent
 from runtime import context
 from runtime.capabilities import BaseCapability, InterfaceImpl, resource_type_id
 from runtime.errors import GuestTrap
-from runtime.spin import shared
 from runtime.spin.key_value import KeyValueManager, KvError, KvErrorKind, Store
+from runtime.spin.labelled import LabelledStorage
 from runtime.spin.wit import case, err, ok, record
 from runtime.types import AppSettings
 from runtime.values import own, rep
 
 NAME = "spin-key-value"
-PREPARED = NAME + ".prepared"
 MAX_OPEN_STORES = 256  # Spin's DEFAULT_STORE_TABLE_CAPACITY, per request
 
 SPIN_STORE = resource_type_id("fermyon:spin/key-value", "store")
@@ -34,42 +33,13 @@ WASI_BUCKET = resource_type_id("wasi:keyvalue/store", "bucket")
 WASI_CAS = resource_type_id("wasi:keyvalue/atomics", "cas")
 
 
-@dataclass(frozen=True)
-class PreparedKv:
-    manager: KeyValueManager
-    allowed: frozenset[str]
-
-
-def app_labels(app: LoadedApp) -> frozenset[str]:
-    labels = {"default"}
-    for comp in app.locked.components:
-        labels.update(comp.metadata_list("key_value_stores"))
-    return frozenset(labels)
-
-
-def manager_for(app: LoadedApp, settings: AppSettings) -> KeyValueManager:
-    labels = app_labels(app)
-    if settings.state_dir is None:
-        return shared.per_app(app, NAME, lambda: KeyValueManager(None, labels))
-    state = settings.state_dir.resolve()
-    return shared.per_key((NAME, state, labels), lambda: KeyValueManager(state, labels))
-
-
-def _prepared() -> PreparedKv:
-    ctx = context.current()
-    prepared = ctx.state.get(PREPARED)
-    if not isinstance(prepared, PreparedKv):
-        prepared = PreparedKv(
-            manager_for(ctx.app, ctx.settings), frozenset(ctx.component.locked.metadata_list("key_value_stores"))
-        )
-        ctx.state[PREPARED] = prepared
-    return prepared
+STORAGE = LabelledStorage(NAME, "key_value_stores", KeyValueManager)
 
 
 def _open(label: str) -> int:
     """Open a store for the current request; returns its rep. Raises KvError."""
     ctx = context.current()
-    prepared = _prepared()
+    prepared = STORAGE.current()
     count = ctx.state.get(NAME + ".open", 0)
     if count >= MAX_OPEN_STORES:
         raise KvError(KvErrorKind.STORE_TABLE_FULL)
@@ -308,4 +278,4 @@ class KeyValueCapability(BaseCapability):
         return InterfaceImpl(resources={"cas": (WASI_CAS, _drop_cas)}, funcs=_wasi_atomics_funcs())
 
     def prepare(self, app: LoadedApp, component: LoadedComponent, settings: AppSettings) -> Any:
-        return PreparedKv(manager_for(app, settings), frozenset(component.locked.metadata_list("key_value_stores")))
+        return STORAGE.prepare(app, component, settings)

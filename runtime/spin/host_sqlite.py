@@ -9,56 +9,25 @@ this runtime does not support); only the synchronous functions are served.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from registry.loaded import LoadedApp, LoadedComponent
 from runtime import context
 from runtime.capabilities import BaseCapability, InterfaceImpl, resource_type_id
 from runtime.errors import GuestTrap
-from runtime.spin import shared
+from runtime.spin.labelled import LabelledStorage
 from runtime.spin.sqlite import Connection, QueryResult, SqliteError, SqliteErrorKind, SqliteManager, SqlValue
 from runtime.spin.wit import case, err, ok, record
 from runtime.types import AppSettings
 from runtime.values import own, rep
 
 NAME = "spin-sqlite"
-PREPARED = NAME + ".prepared"
 
 V2_CONNECTION = resource_type_id("fermyon:spin/sqlite", "connection")
 V3_CONNECTION = resource_type_id("spin:sqlite/sqlite", "connection")
 
 
-@dataclass(frozen=True)
-class PreparedSqlite:
-    manager: SqliteManager
-    allowed: frozenset[str]
-
-
-def app_labels(app: LoadedApp) -> frozenset[str]:
-    labels = {"default"}
-    for comp in app.locked.components:
-        labels.update(comp.metadata_list("databases"))
-    return frozenset(labels)
-
-
-def manager_for(app: LoadedApp, settings: AppSettings) -> SqliteManager:
-    labels = app_labels(app)
-    if settings.state_dir is None:
-        return shared.per_app(app, NAME, lambda: SqliteManager(None, labels))
-    state = settings.state_dir.resolve()
-    return shared.per_key((NAME, state, labels), lambda: SqliteManager(state, labels))
-
-
-def _prepared() -> PreparedSqlite:
-    ctx = context.current()
-    prepared = ctx.state.get(PREPARED)
-    if not isinstance(prepared, PreparedSqlite):
-        prepared = PreparedSqlite(
-            manager_for(ctx.app, ctx.settings), frozenset(ctx.component.locked.metadata_list("databases"))
-        )
-        ctx.state[PREPARED] = prepared
-    return prepared
+STORAGE = LabelledStorage(NAME, "databases", SqliteManager)
 
 
 def _error(exc: SqliteError) -> Any:
@@ -68,7 +37,7 @@ def _error(exc: SqliteError) -> Any:
 
 
 def _open(label: str) -> int:
-    prepared = _prepared()
+    prepared = STORAGE.current()
     ctx = context.current()
     connection = prepared.manager.open(label, prepared.allowed)
     ctx.cleanups.append(connection.release)
@@ -151,4 +120,4 @@ class SqliteCapability(BaseCapability):
         )
 
     def prepare(self, app: LoadedApp, component: LoadedComponent, settings: AppSettings) -> Any:
-        return PreparedSqlite(manager_for(app, settings), frozenset(component.locked.metadata_list("databases")))
+        return STORAGE.prepare(app, component, settings)
