@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from registry.atomic import atomic_file, atomic_write
 from registry.digest import DigestVerifier, split_digest
 from registry.reference import Reference
 
@@ -93,22 +94,15 @@ class ContentCache:
         """Stream into a temp file, verify size and digest, then rename into place."""
         final = self.blob_path(digest)
         verifier = DigestVerifier(digest, size, where)
-        fd, tmp_name = tempfile.mkstemp(dir=self.tmp, prefix="blob-")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                for chunk in chunks:
-                    verifier.update(chunk)
-                    out.write(chunk)
-                    if progress is not None:
-                        progress(len(chunk))
-            verifier.check()
-            os.chmod(tmp_name, 0o444)  # cache content is shared: nobody should write to it
+        # 0o444: cache content is shared, nobody should write to it.
+        with atomic_file(final, tmp_dir=self.tmp, prefix="blob-", mode=0o444) as out:
+            for chunk in chunks:
+                verifier.update(chunk)
+                out.write(chunk)
+                if progress is not None:
+                    progress(len(chunk))
+            verifier.check()  # raising here discards the temp file; nothing reaches `final`
             final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp_name, final)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp_name)
-            raise
         return final
 
     def put_bytes(self, digest: str, data: bytes, where: str) -> Path:
@@ -185,15 +179,7 @@ class ContentCache:
     # --- helpers -----------------------------------------------------------------------------
 
     def _atomic_write(self, path: Path, data: bytes) -> None:
-        fd, tmp_name = tempfile.mkstemp(dir=self.tmp, prefix="write-")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-            os.replace(tmp_name, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp_name)
-            raise
+        atomic_write(path, data, tmp_dir=self.tmp, prefix="write-")
 
 
 def _rmtree(path: Path) -> None:

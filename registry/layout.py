@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from registry.atomic import atomic_file, atomic_write
 from registry.digest import sha256_digest, split_digest, verify_bytes
 from registry.errors import NotFoundError, RegistryError
 from registry.media import OCI_INDEX, OCI_MANIFEST, REF_NAME_ANNOTATION
@@ -119,16 +118,8 @@ class LayoutRepo:
         if final.is_file():
             return
         final.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as out, source.open("rb") as src:
-                shutil.copyfileobj(src, out, _CHUNK)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, final)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        with atomic_file(final, mode=0o644) as out, source.open("rb") as src:
+            shutil.copyfileobj(src, out, _CHUNK)
 
     def put_bytes(self, digest: str, data: bytes) -> None:
         final = self.blob_path(digest)
@@ -157,13 +148,4 @@ class LayoutRepo:
         self._atomic_write(self.path / "index.json", json.dumps(index, indent=2).encode() + b"\n")
 
     def _atomic_write(self, path: Path, data: bytes) -> None:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        atomic_write(path, data, mode=0o644)

@@ -11,8 +11,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import os
-import tempfile
 import threading
 import time
 import weakref
@@ -22,6 +20,7 @@ import wasmtime
 from wasmtime import Config, Engine, Module
 from wasmtime.component import Component
 
+from registry.atomic import atomic_write
 from runtime.compat import wasmtime_version
 
 log = logging.getLogger("lepton.runtime")
@@ -142,13 +141,6 @@ class CompiledCache:
         try:
             # Sidecar first: a reader that sees the .cwasm can always check it.
             for target, payload in ((entry.with_suffix(".sha256"), digest.encode()), (entry, bytes(data))):
-                fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".tmp-")
-                try:
-                    with os.fdopen(fd, "wb") as f:
-                        f.write(payload)
-                    os.replace(tmp, target)
-                except BaseException:
-                    Path(tmp).unlink(missing_ok=True)
-                    raise
+                atomic_write(target, payload, tmp_dir=self.dir)
         except OSError as exc:  # a read-only or full cache must not stop the app from loading
             log.warning("cannot write precompiled cache entry %s: %s", entry.name, exc)
