@@ -20,7 +20,7 @@ from runtime.types import AppSettings, MiB
 from tests.support.fixtures import FIXTURES_DIR, build_c_component, build_c_core_module
 from tests.support.registry_server import RegistryServer
 from tests.support.runtime_helpers import read, request
-from tests.test_spin_outbound_http import Upstream
+from tests.support.upstream import Upstream
 
 SRC = FIXTURES_DIR / "spin_c_inbound"
 SETTINGS = AppSettings(timeout_s=20.0, memory_bytes=64 * MiB, variables={"greeting": "hi there"})
@@ -31,13 +31,6 @@ def rt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
     runtime = Runtime(tmp_path_factory.mktemp("inbound-rt"))
     yield runtime
     runtime.close()
-
-
-@pytest.fixture
-def upstream() -> Iterator[Upstream]:
-    server = Upstream()
-    yield server
-    server.close()
 
 
 def inbound_component() -> Path:

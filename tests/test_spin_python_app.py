@@ -15,7 +15,7 @@ from runtime.testing import component, loaded_app
 from runtime.types import AppSettings, MiB
 from tests.support.fixtures import FIXTURES_DIR, build_python_app, cache_root
 from tests.support.runtime_helpers import read, request
-from tests.test_spin_outbound_http import Upstream
+from tests.support.upstream import Upstream
 
 pytestmark = pytest.mark.slow
 
@@ -33,13 +33,6 @@ def rt() -> Iterator[Runtime]:
     runtime = Runtime(cache_root() / "runtime-spin")
     yield runtime
     runtime.close()
-
-
-@pytest.fixture
-def upstream() -> Iterator[Upstream]:
-    server = Upstream()
-    yield server
-    server.close()
 
 
 def kv_app(wasm: Path, upstream_port: int, **metadata: object) -> object:
