@@ -59,12 +59,7 @@ class Reference:
         return Reference(self.registry, self.repository, self.tag, digest)
 
     def __str__(self) -> str:
-        out = f"{self.registry}/{self.repository}"
-        if self.tag is not None:
-            out += f":{self.tag}"
-        if self.digest is not None:
-            out += f"@{self.digest}"
-        return out
+        return f"{self.registry}/{self.repository}{_tag_and_digest(self.tag, self.digest)}"
 
 
 @dataclass(frozen=True)
@@ -76,12 +71,12 @@ class LayoutSource:
     digest: str | None
 
     def __str__(self) -> str:
-        out = f"{LAYOUT_PREFIX}{self.path}"
-        if self.tag is not None:
-            out += f":{self.tag}"
-        if self.digest is not None:
-            out += f"@{self.digest}"
-        return out
+        return f"{LAYOUT_PREFIX}{self.path}{_tag_and_digest(self.tag, self.digest)}"
+
+
+def _tag_and_digest(tag: str | None, digest: str | None) -> str:
+    """The `[:TAG][@DIGEST]` tail both source kinds print, as they are parsed."""
+    return (f":{tag}" if tag is not None else "") + (f"@{digest}" if digest is not None else "")
 
 
 def parse_reference(text: str) -> Reference:
