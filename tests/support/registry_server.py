@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import socket
 import subprocess
 import time
 import urllib.error
@@ -30,18 +29,13 @@ from typing import Any
 
 import pytest
 
+from tests.support.server import free_port
 from tests.support.tools import require_tool
 
 __all__ = ["RegistryServer", "auth_registry", "registry", "running_registry", "token_registry"]
 
 DOCKER_REGISTRY = "/usr/bin/docker-registry"
 READY_TIMEOUT_S = 30.0
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class RegistryServer:
@@ -63,7 +57,7 @@ class RegistryServer:
         self.token_realm = token_realm
         self.token_cert = token_cert
         self.token_service: Any = None  # set by the token_registry fixture
-        self.port = _free_port()
+        self.port = free_port()
         self._proc: subprocess.Popen[bytes] | None = None
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.storage_dir.mkdir(exist_ok=True)
