@@ -25,6 +25,8 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
+from runtime.spin.errors import GuestVisibleError
+
 T = TypeVar("T")
 
 KV_FILE_NAME = "sqlite_key_value.db"
@@ -52,11 +54,8 @@ class KvErrorKind(enum.Enum):
     OTHER = "other"
 
 
-class KvError(Exception):
-    def __init__(self, kind: KvErrorKind, message: str = "") -> None:
-        super().__init__(f"{kind.value}: {message}" if message else kind.value)
-        self.kind = kind
-        self.message = message
+class KvError(GuestVisibleError[KvErrorKind]):
+    """A key-value failure the guest receives as a `KvErrorKind` case."""
 
 
 class KeyValueManager:

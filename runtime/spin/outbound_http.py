@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import httpx
 
 from runtime.spin.allowed_hosts import AllowedHostError, AllowedHosts, OutboundUrl
+from runtime.spin.errors import GuestVisibleError
 
 DEFAULT_CONNECT_TIMEOUT_S = 10.0
 DEFAULT_READ_TIMEOUT_S = 60.0
@@ -48,11 +49,8 @@ class OutboundErrorKind(enum.Enum):
     INTERNAL = "internal-error"
 
 
-class OutboundHttpError(Exception):
-    def __init__(self, kind: OutboundErrorKind, message: str = "") -> None:
-        super().__init__(f"{kind.value}: {message}" if message else kind.value)
-        self.kind = kind
-        self.message = message
+class OutboundHttpError(GuestVisibleError[OutboundErrorKind]):
+    """An outbound request failure the guest receives as an `OutboundErrorKind` case."""
 
 
 @dataclass(frozen=True)

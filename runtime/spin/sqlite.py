@@ -20,6 +20,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from runtime.spin.errors import GuestVisibleError
+
 DEFAULT_LABEL = "default"
 _BUSY_TIMEOUT_S = 30.0
 
@@ -36,11 +38,8 @@ class SqliteErrorKind(enum.Enum):
     IO = "io"
 
 
-class SqliteError(Exception):
-    def __init__(self, kind: SqliteErrorKind, message: str = "") -> None:
-        super().__init__(f"{kind.value}: {message}" if message else kind.value)
-        self.kind = kind
-        self.message = message
+class SqliteError(GuestVisibleError[SqliteErrorKind]):
+    """A SQLite failure the guest receives as a `SqliteErrorKind` case."""
 
 
 @dataclass(frozen=True)
