@@ -12,6 +12,7 @@ its own cases and refuses list-keys cursors; an absent key is `none` (v2 / wasi)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +68,18 @@ def _drop(rep_: int) -> None:
         ctx.state[NAME + ".open"] = max(0, ctx.state.get(NAME + ".open", 1) - 1)
 
 
+def _store_method(fn: Any, on_error: Callable[[KvError], Any]) -> Any:
+    """A resource method: `fn` on the store behind the handle; ok(result), or on_error's err."""
+
+    def call(store: Any, handle: Any, *args: Any) -> Any:
+        try:
+            return ok(fn(_store(store, handle), *args))
+        except KvError as exc:
+            return on_error(exc)
+
+    return call
+
+
 # -- fermyon:spin/key-value@2.0.0 -------------------------------------------------------------
 
 
@@ -84,13 +97,7 @@ def _v2_funcs() -> dict[str, Any]:
             return _v2_error(exc)
 
     def method(fn: Any) -> Any:
-        def call(store: Any, handle: Any, *args: Any) -> Any:
-            try:
-                return ok(fn(_store(store, handle), *args))
-            except KvError as exc:
-                return _v2_error(exc)
-
-        return call
+        return _store_method(fn, _v2_error)
 
     return {
         "[static]store.open": open_,
@@ -116,6 +123,10 @@ def _v1_get(s: Store, key: str) -> bytes:
     return value
 
 
+def _v1_error(exc: KvError) -> Any:
+    return err(case("io", exc.message) if exc.kind is KvErrorKind.OTHER else case(exc.kind.value))
+
+
 def _v1_funcs() -> dict[str, Any]:
     def with_store(fn: Any) -> Any:
         def call(store: Any, handle: int, *args: Any) -> Any:
@@ -128,7 +139,7 @@ def _v1_funcs() -> dict[str, Any]:
             except _NoSuchKey:
                 return err(case("no-such-key"))
             except KvError as exc:
-                return err(case("io", exc.message) if exc.kind is KvErrorKind.OTHER else case(exc.kind.value))
+                return _v1_error(exc)
 
         return call
 
@@ -136,7 +147,7 @@ def _v1_funcs() -> dict[str, Any]:
         try:
             return ok(_open(label))
         except KvError as exc:
-            return err(case("io", exc.message) if exc.kind is KvErrorKind.OTHER else case(exc.kind.value))
+            return _v1_error(exc)
 
     def close(store: Any, handle: int) -> None:
         _drop(handle)
@@ -168,13 +179,7 @@ def _wasi_error(exc: KvError) -> Any:
 
 
 def _wasi_call(fn: Any) -> Any:
-    def call(store: Any, handle: Any, *args: Any) -> Any:
-        try:
-            return ok(fn(_store(store, handle), *args))
-        except KvError as exc:
-            return _wasi_error(exc)
-
-    return call
+    return _store_method(fn, _wasi_error)
 
 
 def _wasi_store_funcs() -> dict[str, Any]:
