@@ -68,6 +68,18 @@ def _drop(rep_: int) -> None:
         ctx.state[NAME + ".open"] = max(0, ctx.state.get(NAME + ".open", 1) - 1)
 
 
+def _store_open(type_id: int, on_error: Callable[[KvError], Any]) -> Any:
+    """A store constructor: the label opened for this request as an owned `type_id` handle."""
+
+    def open_(store: Any, label: str) -> Any:
+        try:
+            return ok(own(_open(label), type_id))
+        except KvError as exc:
+            return on_error(exc)
+
+    return open_
+
+
 def _store_method(fn: Any, on_error: Callable[[KvError], Any]) -> Any:
     """A resource method: `fn` on the store behind the handle; ok(result), or on_error's err."""
 
@@ -90,17 +102,11 @@ def _v2_error(exc: KvError) -> Any:
 
 
 def _v2_funcs() -> dict[str, Any]:
-    def open_(store: Any, label: str) -> Any:
-        try:
-            return ok(own(_open(label), SPIN_STORE))
-        except KvError as exc:
-            return _v2_error(exc)
-
     def method(fn: Any) -> Any:
         return _store_method(fn, _v2_error)
 
     return {
-        "[static]store.open": open_,
+        "[static]store.open": _store_open(SPIN_STORE, _v2_error),
         "[method]store.get": method(lambda s, key: s.get(key)),
         "[method]store.set": method(lambda s, key, value: s.set(key, value)),
         "[method]store.delete": method(lambda s, key: s.delete(key)),
@@ -183,12 +189,6 @@ def _wasi_call(fn: Any) -> Any:
 
 
 def _wasi_store_funcs() -> dict[str, Any]:
-    def open_(store: Any, identifier: str) -> Any:
-        try:
-            return ok(own(_open(identifier), WASI_BUCKET))
-        except KvError as exc:
-            return _wasi_error(exc)
-
     def list_keys(store: Any, handle: Any, cursor: str | None) -> Any:
         bucket = _store(store, handle)
         if cursor is not None:
@@ -199,7 +199,7 @@ def _wasi_store_funcs() -> dict[str, Any]:
             return _wasi_error(exc)
 
     return {
-        "open": open_,
+        "open": _store_open(WASI_BUCKET, _wasi_error),
         "[method]bucket.get": _wasi_call(lambda s, key: s.get(key)),
         "[method]bucket.set": _wasi_call(lambda s, key, value: s.set(key, value)),
         "[method]bucket.delete": _wasi_call(lambda s, key: s.delete(key)),
