@@ -309,7 +309,8 @@ class _Validator:
         source = body.get("source")
         if not isinstance(source, str) or not source.strip():
             self.problem(table, name, "source" if "source" in body else None,
-                         "`source` is required: an OCI reference or \"oci-layout:PATH[:TAG]\"")
+                         ("must be a non-empty string" if "source" in body else "`source` is required")
+                         + ": an OCI reference or \"oci-layout:PATH[:TAG]\"")
             source = ""
         source = source.strip()
         routes = self.routes(body, table, name)
