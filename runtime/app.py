@@ -3,7 +3,11 @@
 Execution path, per request: a guest runs INLINE on the event loop only when nothing can make it
 wait or run long: its request body is already complete (small bodies are read ahead), its
 executor and every capability it imports are non-blocking Python/wasmtime WASI, and its last
-runs each took under INLINE_MAX_S. Inline runs get a short epoch budget (INLINE_BUDGET_S); a run
+runs each cost under INLINE_MAX_S. A run's cost is the CPU time of the thread that ran it, unless
+the guest waited (on a pollable, its body, a slow client): then it is the wall time. CPU time is
+what the guest itself spends, so a loaded machine (the thread queued for the GIL or a core) does
+not push a fast guest off the inline path, while a guest that sleeps or waits still counts its
+wall time and stays on a worker thread. Inline runs get a short epoch budget (INLINE_BUDGET_S); a run
 that exceeds it is discarded (nothing has reached the client: inline responses are collected
 first) and re-run on a worker thread with the app's full timeout, and the component goes back to
 the worker pool until it proves fast again. Everything else runs on the worker pool, with the
@@ -36,8 +40,8 @@ from runtime.types import AppSettings, IncomingRequest, OutgoingResponse
 
 log = logging.getLogger("lepton.runtime")
 
-INLINE_MAX_S = 0.003  # a component whose recent runs were all faster may run inline
-INLINE_PROOF_RUNS = 4  # how many recent runs must have been that fast
+INLINE_MAX_S = 0.003  # a component whose recent runs all cost less may run inline
+INLINE_PROOF_RUNS = 4  # how many recent runs must have been that cheap
 INLINE_BUDGET_S = 0.25  # epoch budget of an inline run before it is retried on a worker thread
 READ_AHEAD_BYTES = 64 * 1024  # request bodies up to this size are read before the guest starts
 HEAD_GRACE_S = 1.0  # extra wait for a response head beyond the app timeout (host-side waits)
@@ -154,8 +158,9 @@ class ComponentSlot:
             and max(self.recent) < INLINE_MAX_S
         )
 
-    def record(self, seconds: float) -> None:
-        self.recent.append(seconds)
+    def record(self, cost: float) -> None:
+        """A successful run's cost (see module docstring)."""
+        self.recent.append(cost)
 
     def demote(self) -> None:
         self.recent.clear()
@@ -310,7 +315,8 @@ class RunningApp:
             source.end(exc)
 
     def _execute(self, slot: ComponentSlot, request: GuestRequest, sink: ResponseSink, timeout_s: float) -> float:
-        """Run the guest to completion on this thread; never raises (errors go to the sink)."""
+        """Run the guest to completion on this thread; never raises (errors go to the sink).
+        Returns the run's cost: thread CPU seconds, or wall seconds if the guest waited."""
         ctx = RequestContext(
             app=self.app,
             component=slot.guest.component,
@@ -320,6 +326,7 @@ class RunningApp:
             on_block=sink.flush,
         )
         started = time.perf_counter()
+        cpu_started = time.thread_time()
         try:
             with bind(ctx):
                 slot.executor.run(slot.guest, request, sink)
@@ -329,19 +336,21 @@ class RunningApp:
             sink.finish()
         finally:
             ctx.close()
-        return time.perf_counter() - started
+        if ctx.blocked or sink.waited:
+            return time.perf_counter() - started
+        return time.thread_time() - cpu_started
 
     def _run_inline(self, slot: ComponentSlot, request: GuestRequest) -> OutgoingResponse | None:
         loop = asyncio.get_running_loop()
         sink = ResponseSink(loop, inline=True)
         budget = min(self.settings.timeout_s, INLINE_BUDGET_S)
-        elapsed = self._execute(slot, request, sink, budget)
+        cost = self._execute(slot, request, sink, budget)
         if sink.error is not None and _is_timeout(sink.error) and budget < self.settings.timeout_s:
             slot.log.info("inline run exceeded %.0f ms; retrying on a worker thread", budget * 1000)
             return None
         if sink.error is None:
-            slot.record(elapsed)
-        if elapsed > INLINE_MAX_S * 4:
+            slot.record(cost)
+        if cost > INLINE_MAX_S * 4:
             slot.demote()
         return self._response(slot, request, sink, sink.error if not sink.started else None)
 

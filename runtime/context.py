@@ -77,6 +77,7 @@ class RequestContext:
     # Called before the guest blocks (waits on a body, a pollable, ...), so output it left
     # pending reaches the client first (see guest_io.ResponseSink).
     on_block: Any = None
+    blocked: bool = False  # the guest waited for something (see notify_block)
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -86,6 +87,8 @@ class RequestContext:
             raise DeadlineExceeded("request deadline exceeded")
 
     def notify_block(self) -> None:
+        """Called by host functions just before they wait for something not yet ready."""
+        self.blocked = True
         if self.on_block is not None:
             self.on_block()
 

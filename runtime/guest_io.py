@@ -157,6 +157,7 @@ class ResponseSink:
         self._wakeup = asyncio.Event()
         self.started = False
         self.bytes_written = 0
+        self.waited = False  # a write waited for the client to read (the guest was not running)
 
     # -- delivery to the loop ------------------------------------------------------------------
     def _event(self, urgent: bool) -> None:
@@ -239,6 +240,7 @@ class ResponseSink:
                     self._scheduled = True
                     self._pending_since = 0.0
                     self._loop.call_soon_threadsafe(self._deliver)
+                self.waited = True
                 while self._buffered > BUFFER_LIMIT and not self._closed:
                     remaining = None if deadline is None else deadline - time.monotonic()
                     if remaining is not None and remaining <= 0:
