@@ -617,18 +617,30 @@ def _flags() -> Converter:
     return Converter(lift, lower, frozenset({set}), "flags")
 
 
+_AnyPtr = ctypes.POINTER(ffi.wasmtime_component_resource_any_t)
+
+
 def _resource(owned: bool) -> Converter:
     def lift(c: CVal) -> Any:
         if c.kind != K_RESOURCE:
             raise _kind_error("resource", c)
-        return ResourceAny._from_ptr(ffi.take_pointer(c.of, "resource"))
+        # ResourceAny._from_ptr without its pointer-type check (the field's type is fixed): this
+        # runs for nearly every host call, so each avoided Python call counts.
+        res: ResourceAny = ResourceAny.__new__(ResourceAny)
+        res._set_ptr(ffi.take_pointer(c.of, "resource"))
+        return res
 
     def lower(store: Any, val: Any, dst: CVal) -> None:
         if isinstance(val, ResourceAny):
             # An own handle moves into wasm; a borrow lends a clone and the caller keeps its handle.
             ptr = val._consume() if owned else ffi.wasmtime_component_resource_any_clone(val.ptr())
         elif isinstance(val, ResourceHost):
-            ptr = val.to_any(store)._consume()
+            # ResourceHost.to_any, without wrapping the new pointer in a ResourceAny only to take
+            # it back out again.
+            ptr = _AnyPtr()
+            error = ffi.wasmtime_component_resource_host_to_any(store._context(), val.ptr(), byref(ptr))
+            if error:
+                raise WasmtimeError._from_ptr(error)
         else:
             raise TypeError("expected ResourceAny or ResourceHost for resource type")
         dst.kind = K_RESOURCE
@@ -928,12 +940,22 @@ def _host_call(idx: int, store: Any, ty_raw: Any, args: Any, nargs: int, results
 
 @ffi.wasmtime_component_func_callback_t
 def _func_impl(idx, context, ty_raw, args, nargs, results, nresults):  # type: ignore[no-untyped-def]
-    key = idx or 0
-
-    def run(store: Any) -> None:
-        _host_call(key, store, ty_raw, args, nargs, results, nresults)
-
-    return _catch_exceptions(context, run)
+    # _catch_exceptions, inlined: this runs for every host call, and the closure it needs cost
+    # a measurable share of a small guest's request.
+    store = wasmtime.StoreContext(context)
+    error: WasmtimeError | None = None
+    try:
+        _host_call(idx or 0, store, ty_raw, args, nargs, results, nresults)
+    except WasmtimeError as exc:
+        error = exc
+    except Exception as exc:
+        _pending.exc = exc
+        error = WasmtimeError("python exception")
+    finally:
+        store._invalidate()
+    if error is not None:
+        return ctypes.cast(error._consume(), ctypes.c_void_p).value
+    return 0
 
 
 @ctypes.CFUNCTYPE(None, ctypes.c_void_p)
