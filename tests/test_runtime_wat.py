@@ -332,6 +332,28 @@ async def test_inline_run_over_budget_is_retried_on_a_worker(rt: Runtime, caplog
     assert not slot.inline_now()  # demoted until it proves fast again
 
 
+async def test_a_guest_that_waits_is_judged_by_its_wall_time(rt: Runtime) -> None:
+    # Inline eligibility counts a run's CPU time, except when the guest waited: a guest that
+    # blocks would otherwise look cheap and be run on the event loop, stalling it.
+    running = await rt.load_app(app(component("guest", GUEST_WAT)), SETTINGS)
+    slot = running.slots["guest"]
+
+    async def slow_body() -> AsyncIterator[bytes]:
+        yield b"a"
+        await asyncio.sleep(0.1)  # the guest blocks reading the rest of its body
+        yield b"b"
+
+    resp = await running.handle(request("/echo", chunks=slow_body()))
+    assert (resp.status, await read(resp)) == (200, b"ab")
+    for _ in range(200):  # the run is recorded when its worker thread hands back, just after
+        if slot.recent:
+            break
+        await asyncio.sleep(0.01)
+    assert slot.recent[-1] >= 0.05  # wall time of the wait, not the few microseconds of CPU
+    slot.recent.extend([0.0001] * 3)
+    assert not slot.inline_now()
+
+
 async def test_one_app_cannot_take_every_worker_thread(tmp_path: Path) -> None:
     runtime = Runtime(tmp_path / "cache", workers=4)  # each app may hold 2 threads
     try:
