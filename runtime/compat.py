@@ -618,16 +618,24 @@ def _flags() -> Converter:
 
 
 _AnyPtr = ctypes.POINTER(ffi.wasmtime_component_resource_any_t)
+_OF_OFFSET = ffi.wasmtime_component_val_t.of.offset  # where a value's payload union starts
 
 
 def _resource(owned: bool) -> Converter:
     def lift(c: CVal) -> Any:
         if c.kind != K_RESOURCE:
             raise _kind_error("resource", c)
-        # ResourceAny._from_ptr without its pointer-type check (the field's type is fixed): this
-        # runs for nearly every host call, so each avoided Python call counts.
+        # ffi.take_pointer + ResourceAny._from_ptr, done directly on the value's memory (the
+        # union's members all sit at its start): this runs for nearly every host call, and the
+        # generic helpers build several throwaway ctypes objects each time.
+        slot = ctypes.c_void_p.from_address(ctypes.addressof(c) + _OF_OFFSET)
+        address = slot.value
+        if address is None:
+            raise ValueError("NULL resource pointer")
+        ptr = ctypes.cast(address, _AnyPtr)
+        slot.value = None  # moved out: the value's own cleanup must not free it
         res: ResourceAny = ResourceAny.__new__(ResourceAny)
-        res._set_ptr(ffi.take_pointer(c.of, "resource"))
+        res._set_ptr(ptr)
         return res
 
     def lower(store: Any, val: Any, dst: CVal) -> None:
