@@ -81,6 +81,12 @@ def _simple(status: int, body: bytes = b"", headers: list[tuple[str, str]] | Non
     return OutgoingResponse(status=status, headers=headers or [], body=_body(body))
 
 
+def _may_add_content_length(method: str, status: int, headers: list[tuple[str, str]]) -> bool:
+    if method == "HEAD" or status < 200 or status in (204, 304):
+        return False
+    return not any(name.lower() in ("content-length", "transfer-encoding") for name, _ in headers)
+
+
 def _encode_header(value: str) -> bytes:
     try:
         return value.encode("latin-1")
@@ -432,11 +438,13 @@ class RunningApp:
             slot.log.debug("guest failure detail", exc_info=error)
             return _simple(500)
         status, headers = sink.head_future.result()
-        return OutgoingResponse(
-            status=status,
-            headers=[(n, _decode_header(v)) for n, v in headers],
-            body=self._stream(slot, request, sink),
-        )
+        decoded = [(n, _decode_header(v)) for n, v in headers]
+        length = sink.complete_length()
+        if length is not None and _may_add_content_length(request.method, status, decoded):
+            # The guest finished before the head went out: frame the body by its length instead
+            # of chunking it (same message, one write less per response; what a proxy would do).
+            decoded.append(("content-length", str(length)))
+        return OutgoingResponse(status=status, headers=decoded, body=self._stream(slot, request, sink))
 
     async def _stream(self, slot: ComponentSlot, request: GuestRequest, sink: ResponseSink) -> AsyncIterator[bytes]:
         head_only = request.method == "HEAD"  # as hyper does for Spin: the guest's body is dropped

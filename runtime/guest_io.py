@@ -219,6 +219,13 @@ class ResponseSink:
     def finished(self) -> bool:
         return self._done
 
+    def complete_length(self) -> int | None:
+        """The body's full length if the guest already finished it cleanly and none was sent yet."""
+        with self._cond:
+            if self._done and self.error is None and self._buffered == self.bytes_written:
+                return self._buffered
+            return None
+
     # -- guest side ------------------------------------------------------------------------
     def start(self, status: int, headers: Sequence[tuple[str, bytes]]) -> None:
         with self._cond:
