@@ -858,12 +858,15 @@ class _ThreadLocalSet:
 _pending = threading.local()  # .exc: the Python exception a host function raised on this thread
 
 
-def _catch_exceptions(store_raw: Any, func: Callable[[Any], None]) -> Any:
-    """Stock `catch_exceptions` with the pending Python exception kept per thread."""
+def _catch_exceptions(store_raw: Any, func: Callable[..., None], *args: Any) -> Any:
+    """Stock `catch_exceptions` with the pending Python exception kept per thread.
+
+    Extra `args` are passed to `func(store, *args)`, so the per-host-call path needs no closure.
+    """
     store = wasmtime.StoreContext(store_raw)
     error: WasmtimeError | None = None
     try:
-        func(store)
+        func(store, *args)
     except WasmtimeError as exc:
         error = exc
     except Exception as exc:
@@ -948,22 +951,13 @@ def _host_call(idx: int, store: Any, ty_raw: Any, args: Any, nargs: int, results
 
 @ffi.wasmtime_component_func_callback_t
 def _func_impl(idx, context, ty_raw, args, nargs, results, nresults):  # type: ignore[no-untyped-def]
-    # _catch_exceptions, inlined: this runs for every host call, and the closure it needs cost
-    # a measurable share of a small guest's request.
-    store = wasmtime.StoreContext(context)
-    error: WasmtimeError | None = None
-    try:
-        _host_call(idx or 0, store, ty_raw, args, nargs, results, nresults)
-    except WasmtimeError as exc:
-        error = exc
-    except Exception as exc:
-        _pending.exc = exc
-        error = WasmtimeError("python exception")
-    finally:
-        store._invalidate()
-    if error is not None:
-        return ctypes.cast(error._consume(), ctypes.c_void_p).value
-    return 0
+    # Arguments go through _catch_exceptions rather than a closure: this runs for every host
+    # call, and building a closure cost a measurable share of a small guest's request.
+    return _catch_exceptions(context, _host_call_in_store, idx or 0, ty_raw, args, nargs, results, nresults)
+
+
+def _host_call_in_store(store: Any, idx: int, *rest: Any) -> None:
+    _host_call(idx, store, *rest)
 
 
 @ctypes.CFUNCTYPE(None, ctypes.c_void_p)

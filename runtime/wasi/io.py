@@ -185,30 +185,27 @@ def _poll(store: Any, pollables: list[Any]) -> list[int]:
 
 
 # -- wasi:io/streams ----------------------------------------------------------------------------
+def _read_chunk(store: Any, self: Any, n: int, blocking: bool) -> Any:
+    """Up to n bytes from the stream; None when closed; a stream-error value when it failed."""
+    ctx = context.current()
+    stream = ctx.table.get(rep(store, self), InputStream)
+    try:
+        return stream.read(min(n, MAX_READ), blocking, ctx.deadline)
+    except (StreamFailed, StreamClosed) as exc:
+        return _stream_error(exc)
+
+
 def _read(blocking: bool) -> Callable[..., Any]:
     def read(store: Any, self: Any, n: int) -> Any:
-        ctx = context.current()
-        stream = ctx.table.get(rep(store, self), InputStream)
-        try:
-            data = stream.read(min(n, MAX_READ), blocking, ctx.deadline)
-        except (StreamFailed, StreamClosed) as exc:
-            return _stream_error(exc)
-        if data is None:
-            return None  # err(closed)
-        return data
+        return _read_chunk(store, self, n, blocking)  # None is err(closed)
 
     return read
 
 
 def _skip(blocking: bool) -> Callable[..., Any]:
     def skip(store: Any, self: Any, n: int) -> Any:
-        ctx = context.current()
-        stream = ctx.table.get(rep(store, self), InputStream)
-        try:
-            data = stream.read(min(n, MAX_READ), blocking, ctx.deadline)
-        except (StreamFailed, StreamClosed) as exc:
-            return _stream_error(exc)
-        return None if data is None else len(data)
+        data = _read_chunk(store, self, n, blocking)
+        return len(data) if isinstance(data, bytes | bytearray | memoryview) else data
 
     return skip
 
