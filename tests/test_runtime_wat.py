@@ -206,6 +206,19 @@ async def test_large_download_is_not_buffered_whole(rt: Runtime) -> None:
     assert largest <= BUFFER_LIMIT + 64 * 1024
 
 
+async def test_finished_body_is_framed_by_its_length_and_a_streamed_one_is_not(rt: Runtime) -> None:
+    running = await rt.load_app(app(component("hello", HELLO_WAT)), SETTINGS)
+    resp = await running.handle(request("/"))
+    body = await read(resp)
+    assert header(resp, "content-length") == str(len(body)) == "16"
+    head = await running.handle(request("/", method="HEAD"))
+    assert header(head, "content-length") is None  # the GET body's length is not ours to claim
+    streaming = await rt.load_app(app(component("guest", GUEST_WAT)), SETTINGS)
+    big = await streaming.handle(request("/big/4096"))  # 4 MiB: still being written when the head goes out
+    assert header(big, "content-length") is None
+    assert len(await read(big)) == 4096 * 1024
+
+
 async def test_client_going_away_stops_the_guest(rt: Runtime) -> None:
     running = await rt.load_app(app(component("guest", GUEST_WAT)), SETTINGS)
     resp = await running.handle(request("/big/1048576"))  # 1 GiB if nobody stopped it
