@@ -9,7 +9,6 @@ mount at "/", http triggers `<id>-http-trigger`.
 
 from __future__ import annotations
 
-import hashlib
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from typing import Any
 
 import wasmtime
 
+from registry.digest import sha256_digest
 from registry.loaded import LoadedApp, LoadedComponent
 from registry.locked import (
     ContentPath,
@@ -52,10 +52,6 @@ def wasm_bytes(path: Path) -> bytes:
     return path.read_bytes()
 
 
-def digest_of(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
 def loaded_app(
     components: Sequence[ComponentSpec] | ComponentSpec,
     *,
@@ -75,7 +71,7 @@ def loaded_app(
     triggers = []
     for spec in specs:
         data = wasm_bytes(spec.wasm)
-        digest = digest_of(data)
+        digest = sha256_digest(data)
         wasm_path = spec.wasm
         if spec.wasm.suffix == ".wat":
             wasm_path = app_dir / f"{digest.split(':')[1]}.wasm"
@@ -108,7 +104,7 @@ def loaded_app(
         metadata=metadata,
         variables=dict(variables or {}),
     )
-    digest = manifest_digest or digest_of(lock.to_bytes())
+    digest = manifest_digest or sha256_digest(lock.to_bytes())
     return LoadedApp(
         source=source,
         reference=source,
