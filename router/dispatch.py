@@ -194,6 +194,10 @@ class Dispatcher:
             headers.append((b"connection", b"close"))
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
         body = response.body
+        if response.whole_body is not None and inbound.done:
+            # Nothing left to stream or to drain: one message, one write to the socket.
+            await send({"type": "http.response.body", "body": response.whole_body, "more_body": False})
+            return
         watcher: asyncio.Task[None] | None = None
         try:
             # Each chunk goes out as soon as the guest wrote it (no look-ahead: a streaming app

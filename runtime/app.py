@@ -78,7 +78,7 @@ async def _body(data: bytes) -> AsyncIterator[bytes]:
 
 
 def _simple(status: int, body: bytes = b"", headers: list[tuple[str, str]] | None = None) -> OutgoingResponse:
-    return OutgoingResponse(status=status, headers=headers or [], body=_body(body))
+    return OutgoingResponse(status=status, headers=headers or [], body=_body(body), whole_body=body)
 
 
 def _may_add_content_length(method: str, status: int, headers: list[tuple[str, str]]) -> bool:
@@ -439,12 +439,16 @@ class RunningApp:
             return _simple(500)
         status, headers = sink.head_future.result()
         decoded = [(n, _decode_header(v)) for n, v in headers]
-        length = sink.complete_length()
-        if length is not None and _may_add_content_length(request.method, status, decoded):
-            # The guest finished before the head went out: frame the body by its length instead
-            # of chunking it (same message, one write less per response; what a proxy would do).
-            decoded.append(("content-length", str(length)))
-        return OutgoingResponse(status=status, headers=decoded, body=self._stream(slot, request, sink))
+        whole = sink.take_complete()
+        if whole is None:
+            return OutgoingResponse(status=status, headers=decoded, body=self._stream(slot, request, sink))
+        # The guest finished before the head went out: frame the body by its length instead of
+        # chunking it, and hand it over whole (one message, one write; what a proxy would do).
+        if _may_add_content_length(request.method, status, decoded):
+            decoded.append(("content-length", str(len(whole))))
+        if request.method == "HEAD":
+            whole = b""  # as hyper does for Spin: the guest's body is dropped
+        return OutgoingResponse(status=status, headers=decoded, body=_body(whole), whole_body=whole)
 
     async def _stream(self, slot: ComponentSlot, request: GuestRequest, sink: ResponseSink) -> AsyncIterator[bytes]:
         head_only = request.method == "HEAD"  # as hyper does for Spin: the guest's body is dropped

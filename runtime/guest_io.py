@@ -219,12 +219,17 @@ class ResponseSink:
     def finished(self) -> bool:
         return self._done
 
-    def complete_length(self) -> int | None:
-        """The body's full length if the guest already finished it cleanly and none was sent yet."""
+    def take_complete(self) -> bytes | None:
+        """The whole body, if the guest already finished it cleanly and none was sent yet; the
+        sink is then closed (the caller owns the bytes). None leaves the sink streaming."""
         with self._cond:
-            if self._done and self.error is None and self._buffered == self.bytes_written:
-                return self._buffered
-            return None
+            if not (self._done and self.error is None and self._buffered == self.bytes_written):
+                return None
+            whole = b"".join(self._chunks) if len(self._chunks) != 1 else self._chunks[0]
+            self._chunks.clear()
+            self._buffered = 0
+        self.close()
+        return whole
 
     # -- guest side ------------------------------------------------------------------------
     def start(self, status: int, headers: Sequence[tuple[str, bytes]]) -> None:

@@ -40,3 +40,6 @@ class OutgoingResponse:
     status: int
     headers: list[tuple[str, str]]
     body: AsyncIterator[bytes]  # streamed as the guest writes it
+    # The whole body, when it was complete before the head was sent (``body`` then yields just
+    # this): the server can send it in one message instead of streaming it.
+    whole_body: bytes | None = None

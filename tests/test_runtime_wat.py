@@ -211,11 +211,14 @@ async def test_finished_body_is_framed_by_its_length_and_a_streamed_one_is_not(r
     resp = await running.handle(request("/"))
     body = await read(resp)
     assert header(resp, "content-length") == str(len(body)) == "16"
+    assert resp.whole_body == body  # handed over whole: the server sends it in one message
     head = await running.handle(request("/", method="HEAD"))
     assert header(head, "content-length") is None  # the GET body's length is not ours to claim
+    assert head.whole_body == b"" and await read(head) == b""
     streaming = await rt.load_app(app(component("guest", GUEST_WAT)), SETTINGS)
     big = await streaming.handle(request("/big/4096"))  # 4 MiB: still being written when the head goes out
     assert header(big, "content-length") is None
+    assert big.whole_body is None
     assert len(await read(big)) == 4096 * 1024
 
 
