@@ -21,6 +21,7 @@ from wasmtime import Config, Engine, Module
 from wasmtime.component import Component
 
 from registry.atomic import atomic_write
+from runtime import instance_pool
 from runtime.compat import wasmtime_version
 
 log = logging.getLogger("lepton.runtime")
@@ -31,10 +32,29 @@ ENGINE_SETTINGS = {"epoch_interruption": True, "cranelift_opt_level": "speed"}
 CONFIG_TAG = hashlib.sha256(repr(sorted(ENGINE_SETTINGS.items())).encode()).hexdigest()[:12]
 
 
-def make_engine() -> Engine:
+def _base_config() -> Config:
     config = Config()
     config.epoch_interruption = True
     config.cranelift_opt_level = "speed"
+    return config
+
+
+def make_engine(concurrency: int = 32) -> Engine:
+    """The engine, with the pooling allocator sized for `concurrency` guest threads when the
+    machine allows it (see runtime.instance_pool), else wasmtime's on-demand allocator."""
+    wanted = instance_pool.requested()
+    if wanted is False:
+        return Engine(_base_config())
+    limits = instance_pool.PoolLimits.for_concurrency(concurrency)
+    if wanted is None and not instance_pool.fits(limits):
+        log.warning(
+            "pooling instance allocator unavailable: cannot reserve %d GiB of address space "
+            "(ulimit -v?); allocating instances on demand",
+            limits.address_space // instance_pool.GiB,
+        )
+        return Engine(_base_config())
+    config = _base_config()
+    instance_pool.configure(config, limits)
     return Engine(config)
 
 

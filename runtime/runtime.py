@@ -53,7 +53,7 @@ class Runtime:
         compat.apply()
         if sys.getswitchinterval() > SWITCH_INTERVAL_S:
             sys.setswitchinterval(SWITCH_INTERVAL_S)
-        self.engine = make_engine()
+        self.engine = make_engine(concurrency=workers)
         self.cache = CompiledCache(self.engine, Path(cache_dir) / "compiled")
         self.capabilities = list(capabilities) if capabilities is not None else default_capabilities()
         self.executors = list(executors) if executors is not None else list(default_executors())
