@@ -24,7 +24,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator
 from concurrent.futures import Executor as PoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import wasmtime
 
@@ -154,22 +154,20 @@ class ComponentSlot:
     guest: PreparedGuest
     executor: Executor
     may_inline: bool  # static facts allow inline runs (see module docstring)
-    recent: deque[float] = field(default_factory=lambda: deque(maxlen=INLINE_PROOF_RUNS))
+    # The costs of the last runs. A tuple replaced whole: worker threads record, the loop reads.
+    recent: tuple[float, ...] = ()
     log: logging.Logger = log
 
     def inline_now(self) -> bool:
-        return (
-            self.may_inline
-            and len(self.recent) == INLINE_PROOF_RUNS
-            and max(self.recent) < INLINE_MAX_S
-        )
+        recent = self.recent
+        return self.may_inline and len(recent) == INLINE_PROOF_RUNS and max(recent) < INLINE_MAX_S
 
     def record(self, cost: float) -> None:
-        """A successful run's cost (see module docstring)."""
-        self.recent.append(cost)
+        """A successful run's cost (see module docstring); safe from any thread."""
+        self.recent = (*self.recent[1 - INLINE_PROOF_RUNS :], cost)
 
     def demote(self) -> None:
-        self.recent.clear()
+        self.recent = ()
 
 
 class RunningApp:
@@ -381,8 +379,23 @@ class RunningApp:
             return _simple(503)
         pump = None if complete else asyncio.create_task(self._pump(body_iter, source, max_body))
         remaining = max(0.001, timeout - (time.monotonic() - started))
+        ended = threading.Event()
+
+        def work() -> None:
+            # The worker ends its own run: the loop hears about the response from the sink alone
+            # (one wake-up per request), not also from a future chained back to it.
+            try:
+                cost = self._execute(slot, request, sink, remaining)
+                if sink.error is None:
+                    slot.record(cost)
+            finally:
+                ended.set()
+                self.threads.release()
+                if pump is not None and not pump.done() and not loop.is_closed():
+                    loop.call_soon_threadsafe(pump.cancel)  # the guest is done with the body
+
         try:
-            run = loop.run_in_executor(self._pool, self._execute, slot, request, sink, remaining)
+            self._pool.submit(work)
         except BaseException:
             self.threads.release()
             raise
@@ -390,20 +403,11 @@ class RunningApp:
         def tick(delay: float) -> None:
             # Pick up response events the guest left pending (it is busy and did not block).
             sink.flush_pending()
-            if not run.done():
+            if not ended.is_set():
                 delay = min(delay * 2, MAX_TICK_S)
                 loop.call_later(delay, tick, delay)
 
         loop.call_later(FIRST_TICK_S, tick, FIRST_TICK_S)
-
-        def finished(fut: asyncio.Future[float]) -> None:
-            self.threads.release()
-            if pump is not None and not pump.done():
-                pump.cancel()
-            if not fut.cancelled() and fut.exception() is None and sink.error is None:
-                slot.record(fut.result())
-
-        run.add_done_callback(finished)
         try:
             await asyncio.wait_for(asyncio.shield(sink.head_future), remaining + HEAD_GRACE_S)
         except TimeoutError:

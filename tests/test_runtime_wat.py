@@ -339,7 +339,7 @@ async def test_inline_run_over_budget_is_retried_on_a_worker(rt: Runtime, caplog
     assert slot.may_inline  # only wasi built-ins: eligible once it has proven fast
     assert (await running.handle(request("/echo"))).status == 200
     # Stand in for recent fast runs (real timings vary with machine load).
-    slot.recent.extend([0.0001] * 4)
+    slot.recent = (0.0001,) * 4
     assert slot.inline_now()
     with caplog.at_level(logging.INFO):
         resp = await running.handle(request("/loop"))
@@ -366,7 +366,7 @@ async def test_a_guest_that_waits_is_judged_by_its_wall_time(rt: Runtime) -> Non
             break
         await asyncio.sleep(0.01)
     assert slot.recent[-1] >= 0.05  # wall time of the wait, not the few microseconds of CPU
-    slot.recent.extend([0.0001] * 3)
+    slot.recent = (*slot.recent[-1:], *(0.0001,) * 3)
     assert not slot.inline_now()
 
 
@@ -440,7 +440,7 @@ async def test_guest_faults_leave_no_unretrieved_futures(rt: Runtime) -> None:
     slot = running.slots["guest"]
     for path in ("/trap", "/oom", "/loop"):
         assert (await running.handle(request(path))).status in (500, 504)  # worker thread
-        slot.recent.extend([0.0001] * 4)
+        slot.recent = (0.0001,) * 4
         assert (await running.handle(request(path))).status in (500, 504)  # inline (or its retry)
     gc.collect()
     await asyncio.sleep(0)
