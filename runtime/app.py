@@ -409,7 +409,9 @@ class RunningApp:
 
         loop.call_later(FIRST_TICK_S, tick, FIRST_TICK_S)
         try:
-            await asyncio.wait_for(asyncio.shield(sink.head_future), remaining + HEAD_GRACE_S)
+            # (Awaited directly: if this wait ends early, the sink no longer needs the future.)
+            async with asyncio.timeout(remaining + HEAD_GRACE_S):
+                await sink.head_future
         except TimeoutError:
             slot.log.error("%s: no response within %.1fs: 504", _what(request), timeout)
             sink.close()
