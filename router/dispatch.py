@@ -155,6 +155,8 @@ class Dispatcher:
                 if inbound.disconnected:
                     status = 499  # nginx's "client closed request": nobody to answer
                     return
+                if inbound.done:
+                    content_length = 0  # known empty: the runtime need not read it
             request = IncomingRequest(
                 method=scope["method"],
                 scheme=view.scheme,

@@ -253,7 +253,10 @@ class RunningApp:
         )
         body_iter = request.body.__aiter__()
         read_ahead: list[bytes] = []
-        if self._body_is_short(request):
+        if request.content_length == 0:
+            source.end()  # nothing to read (and no timer to arm for it)
+            complete = True
+        elif self._body_is_short(request):
             try:
                 async with asyncio.timeout(self.settings.timeout_s):
                     complete = await self._read_ahead(body_iter, source, read_ahead, max_body)

@@ -206,6 +206,13 @@ async def test_large_download_is_not_buffered_whole(rt: Runtime) -> None:
     assert largest <= BUFFER_LIMIT + 64 * 1024
 
 
+async def test_a_body_known_to_be_empty_reaches_the_guest_as_an_empty_stream(rt: Runtime) -> None:
+    running = await rt.load_app(app(component("guest", GUEST_WAT)), SETTINGS)
+    resp = await running.handle(request("/echo", body=b""))  # content-length: 0
+    assert (resp.status, await read(resp)) == (200, b"")
+    assert header(resp, "x-echo-method") == "POST"
+
+
 async def test_finished_body_is_framed_by_its_length_and_a_streamed_one_is_not(rt: Runtime) -> None:
     running = await rt.load_app(app(component("hello", HELLO_WAT)), SETTINGS)
     resp = await running.handle(request("/"))
