@@ -137,7 +137,7 @@ class Dispatcher:
         version = endpoint.version
         version.acquire()
         stats.inflight += 1
-        started = time.perf_counter()
+        started = self.manager.last_request_at = time.perf_counter()
         status = 500
         try:
             content_length = None

@@ -31,6 +31,7 @@ SERVING_STATES = frozenset({"ready", "updating"})
 # A load that takes longer than this (a registry that stopped answering mid-pull, say) is reported
 # as failed so the other apps' swap is not held up forever.
 LOAD_TIMEOUT_S = 600.0
+QUIET_S = 1.0  # no request for this long: a moment for heap maintenance (router/heap.py)
 
 
 class Loader(Protocol):
@@ -68,12 +69,18 @@ class AppManager:
         self.reloads = 0  # completed swaps
         self.initial_done = asyncio.Event()
         self.unmatched = 0
-        self.heap = HeapPolicy()
+        self.last_request_at = 0.0  # perf_counter() of the last routed request (set by the dispatcher)
+        self.heap = HeapPolicy(busy=self._busy)
         self._lock = asyncio.Lock()
         self._again = False
         self._last_ok = True
 
     # -- reads (request path) --------------------------------------------------------------------
+
+    def _busy(self) -> bool:
+        """Requests arrived within the last second (in flight right now says little: a fast
+        inline request starts and ends between two turns of the loop)."""
+        return time.perf_counter() - self.last_request_at < QUIET_S
 
     @property
     def ready(self) -> bool:

@@ -127,3 +127,18 @@ async def test_unknown_route_and_hop_by_hop_headers(dispatcher) -> None:  # type
     names = [k for k, _ in sent[0]["headers"]]
     assert b"x-req-x-a" in names  # the guest saw the request header
     assert all(n not in names for n in (b"connection", b"transfer-encoding", b"keep-alive"))
+
+
+async def test_a_routed_request_marks_the_server_busy_for_heap_maintenance(dispatcher) -> None:  # type: ignore[no-untyped-def]
+    dispatch, _, _ = dispatcher
+    manager = dispatch.manager
+    assert not manager._busy()  # nothing served yet: a quiet moment
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        pass
+
+    await dispatch(_scope("/g/x"), receive, send)
+    assert manager._busy()  # a request just now: the full collection waits
