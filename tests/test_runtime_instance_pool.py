@@ -100,3 +100,20 @@ def test_a_small_address_space_falls_back_to_on_demand_allocation() -> None:
     assert out.returncode == 0, out.stderr
     assert "pooling instance allocator unavailable" in out.stdout
     assert "instantiated" in out.stdout
+
+
+async def test_a_component_bigger_than_a_pool_slot_is_refused_at_load(tmp_path: Path) -> None:
+    from runtime import Runtime
+    from runtime.errors import AppLoadError
+    from runtime.testing import component, loaded_app
+    from runtime.types import AppSettings
+
+    instances = "\n".join(f"(core instance $i{i} (instantiate $m))" for i in range(70))
+    wat = tmp_path / "wide.wat"
+    wat.write_text(f"(component (core module $m (memory 1)) {instances})")
+    rt = Runtime(tmp_path / "cache")
+    try:
+        with pytest.raises(AppLoadError, match=r"app 'wide', component 'c'.*pooling allocator"):
+            await rt.load_app(loaded_app([component("c", wat)], name="wide"), AppSettings())
+    finally:
+        rt.close()
