@@ -1,6 +1,6 @@
 """lepton-router throughput and latency with wrk on loopback, against baselines measured in the same run.
 
-    python benchmarks/router_bench.py [--duration 5] [--rounds 3] [--connections 16] [--apps 1000]
+    python benchmarks/router_bench.py [--duration 5] [--rounds 5] [--connections 16] [--apps 1000]
 
 Reports medians of interleaved wrk runs (wrk -t1, bounded duration, after a warm-up):
   1. bare Quart hello on hypercorn vs lepton-router serving the WAT hello app: req/s, p99, ratio
@@ -195,7 +195,7 @@ def median_result(name: str, runs: list[Result]) -> Result:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved runs per configuration (median)")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved runs per configuration (median; the 1,000-app target is 5%%, about the spread of one run)")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--apps", type=int, default=1000)
     args = parser.parse_args()
