@@ -129,6 +129,19 @@ async def test_trap_is_500_and_next_request_succeeds(rt: Runtime) -> None:
         assert await read(ok) == b"still fine"
 
 
+async def test_blocking_write_of_more_than_4096_bytes_traps_as_in_wasmtime(
+    rt: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    running = await rt.load_app(app(component("guest", GUEST_WAT)), SETTINGS)
+    with caplog.at_level(logging.ERROR):
+        resp = await running.handle(request("/over"))  # 4097 bytes in one blocking-write-and-flush
+        assert resp.status == 500
+    assert "Buffer too large for blocking-write-and-flush (expected at most 4096)" in caplog.text
+    # The guest's own writes stay within the limit: 4 KiB pieces still carry big bodies.
+    big = await running.handle(request("/big/256"))
+    assert (big.status, len(await read(big))) == (200, 256 * 1024)
+
+
 async def test_infinite_loop_is_stopped_by_the_timeout(rt: Runtime) -> None:
     settings = AppSettings(timeout_s=0.5, memory_bytes=32 * MiB)
     running = await rt.load_app(app(component("guest", GUEST_WAT)), settings)

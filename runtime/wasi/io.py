@@ -22,6 +22,7 @@ INPUT_STREAM = resource_type_id("wasi:io/streams", "input-stream")
 OUTPUT_STREAM = resource_type_id("wasi:io/streams", "output-stream")
 
 MAX_READ = 1024 * 1024  # cap on one read's result, whatever length the guest asks for
+BLOCKING_WRITE_MAX = 4096  # bytes one blocking-write(-zeroes)-and-flush call may carry (WIT)
 POLL_SLICE = 0.005  # seconds between checks when waiting on several pollables at once
 
 
@@ -231,8 +232,17 @@ def _check_write(store: Any, self: Any) -> Any:
         return _stream_error(exc)
 
 
+def _check_blocking_size(what: str, size: int) -> None:
+    # The WIT contract of the blocking convenience calls, enforced as wasmtime (hence Spin) does:
+    # a guest that passes more traps there, so it must trap here too rather than work only on us.
+    if size > BLOCKING_WRITE_MAX:
+        raise GuestTrap(f"Buffer too large for {what} (expected at most {BLOCKING_WRITE_MAX})")
+
+
 def _write(blocking: bool, flush: bool) -> Callable[..., Any]:
     def write(store: Any, self: Any, contents: bytes) -> Any:
+        if blocking:
+            _check_blocking_size("blocking-write-and-flush", len(contents))
         ctx = context.current()
         stream = ctx.table.get(rep(store, self), OutputStream)
         try:
@@ -250,6 +260,8 @@ def _write_zeroes(blocking: bool) -> Callable[..., Any]:
     inner = _write(blocking, blocking)
 
     def write_zeroes(store: Any, self: Any, n: int) -> Any:
+        if blocking:
+            _check_blocking_size("blocking-write-zeroes-and-flush", n)
         return inner(store, self, bytes(n))
 
     return write_zeroes
