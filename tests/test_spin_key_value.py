@@ -103,3 +103,23 @@ def test_concurrent_increments_from_two_managers_are_atomic(tmp_path: Path) -> N
     final = managers[0].open("default", ["default"]).get("counter")
     assert final is not None
     assert int.from_bytes(final, "little", signed=True) == 6 * per_thread
+
+
+def test_opening_waits_for_a_writer_instead_of_failing_on_the_journal_switch(tmp_path: Path) -> None:
+    # A store file not yet in WAL mode (new, or written by a rollback-journal SQLite) while another
+    # connection holds a write lock: SQLite refuses the journal switch at once, without its busy
+    # handler. Seen as a flaky "database is locked" when an app's old and new versions both opened
+    # a new store during a swap; the open must wait for the lock like any other write.
+    writer = sqlite3.connect(tmp_path / "sqlite_key_value.db", isolation_level=None, check_same_thread=False)
+    writer.execute("CREATE TABLE spin_key_value (store TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, "
+                   "PRIMARY KEY (store, key))")
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("INSERT INTO spin_key_value VALUES ('default', 'k', x'01')")
+    release = threading.Timer(0.3, lambda: writer.execute("COMMIT"))
+    release.start()
+    try:
+        store = KeyValueManager(tmp_path, []).open("default", ["default"])
+        assert store.get("k") == b"\x01"  # opened once the writer committed, and sees its write
+    finally:
+        release.join()
+        writer.close()

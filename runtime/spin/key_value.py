@@ -21,6 +21,7 @@ from __future__ import annotations
 import enum
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -113,6 +114,26 @@ class KeyValueManager:
                 raise KvError(KvErrorKind.OTHER, str(exc)) from None
 
 
+def _enable_wal(conn: sqlite3.Connection) -> None:
+    """Switch the file to WAL, waiting out other connections doing the same.
+
+    Two managers opening a new file at once (an app's old and new versions during a swap) race to
+    change its journal mode, and SQLite answers the loser "database is locked" at once, without
+    its busy handler. So the change is retried, within the same busy timeout.
+    """
+    deadline = time.monotonic() + _BUSY_TIMEOUT_S
+    delay = 0.001
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
+
+
 def _connect(path: Path | None) -> sqlite3.Connection:
     try:
         # isolation_level=None: we issue BEGIN/COMMIT ourselves (see KeyValueManager.run).
@@ -123,7 +144,7 @@ def _connect(path: Path | None) -> sqlite3.Connection:
             conn = sqlite3.connect(
                 path, timeout=_BUSY_TIMEOUT_S, check_same_thread=False, isolation_level=None
             )
-            conn.execute("PRAGMA journal_mode=WAL")
+            _enable_wal(conn)
         conn.execute(_SCHEMA)
         return conn
     except (sqlite3.Error, OSError) as exc:
