@@ -225,11 +225,18 @@ class ResponseSink:
         with self._cond:
             if not (self._done and self.error is None and self._buffered == self.bytes_written):
                 return None
-            whole = b"".join(self._chunks) if len(self._chunks) != 1 else self._chunks[0]
-            self._chunks.clear()
-            self._buffered = 0
+            whole = self._take_buffered()
         self.close()
         return whole
+
+    def _take_buffered(self) -> bytes:
+        """Everything buffered, as one bytes; wakes a writer waiting for room. Hold _cond."""
+        chunks = self._chunks
+        batch = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        self._buffered = 0
+        self._cond.notify_all()
+        return batch
 
     # -- guest side ------------------------------------------------------------------------
     def start(self, status: int, headers: Sequence[tuple[str, bytes]]) -> None:
@@ -293,10 +300,7 @@ class ResponseSink:
             while True:
                 with self._cond:
                     if self._chunks:
-                        batch = b"".join(self._chunks) if len(self._chunks) > 1 else self._chunks[0]
-                        self._chunks.clear()
-                        self._buffered = 0
-                        self._cond.notify_all()
+                        batch = self._take_buffered()
                     else:
                         batch = b""
                         if self._done:
