@@ -239,30 +239,32 @@ def _check_blocking_size(what: str, size: int) -> None:
         raise GuestTrap(f"Buffer too large for {what} (expected at most {BLOCKING_WRITE_MAX})")
 
 
+def _write_to(store: Any, self: Any, contents: bytes, blocking: bool, flush: bool) -> Any:
+    ctx = context.current()
+    stream = ctx.table.get(rep(store, self), OutputStream)
+    try:
+        stream.write(contents, blocking, ctx.deadline)
+        if flush:
+            stream.flush(blocking, ctx.deadline)
+    except (StreamFailed, StreamClosed) as exc:
+        return _err(exc)
+    return OK_UNIT
+
+
 def _write(blocking: bool, flush: bool) -> Callable[..., Any]:
     def write(store: Any, self: Any, contents: bytes) -> Any:
         if blocking:
             _check_blocking_size("blocking-write-and-flush", len(contents))
-        ctx = context.current()
-        stream = ctx.table.get(rep(store, self), OutputStream)
-        try:
-            stream.write(contents, blocking, ctx.deadline)
-            if flush:
-                stream.flush(blocking, ctx.deadline)
-        except (StreamFailed, StreamClosed) as exc:
-            return _err(exc)
-        return OK_UNIT
+        return _write_to(store, self, contents, blocking, flush)
 
     return write
 
 
 def _write_zeroes(blocking: bool) -> Callable[..., Any]:
-    inner = _write(blocking, blocking)
-
     def write_zeroes(store: Any, self: Any, n: int) -> Any:
         if blocking:
             _check_blocking_size("blocking-write-zeroes-and-flush", n)
-        return inner(store, self, bytes(n))
+        return _write_to(store, self, bytes(n), blocking, blocking)
 
     return write_zeroes
 
