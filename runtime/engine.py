@@ -39,7 +39,7 @@ def _base_config() -> Config:
     return config
 
 
-def make_engine(concurrency: int = 32) -> Engine:
+def make_engine(*, concurrency: int) -> Engine:
     """The engine, with the pooling allocator sized for `concurrency` guest threads when the
     machine allows it (see runtime.instance_pool), else wasmtime's on-demand allocator."""
     wanted = instance_pool.requested()

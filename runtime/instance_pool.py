@@ -18,7 +18,6 @@ warning), as Spin does. ``LEPTON_POOLING=0`` turns the pool off (``1`` skips the
 from __future__ import annotations
 
 import ctypes
-import logging
 import mmap
 import os
 from dataclasses import dataclass
@@ -26,11 +25,10 @@ from dataclasses import dataclass
 from wasmtime import Config
 from wasmtime import _ffi as ffi
 
-log = logging.getLogger("lepton.runtime")
+from runtime.types import MiB
 
 POOLING_ENV = "LEPTON_POOLING"
-GiB = 1024 * 1024 * 1024
-MiB = 1024 * 1024
+GiB = 1024 * MiB
 # Address space of one memory slot: wasmtime's default 4 GiB reservation, its guard region and
 # slack for alignment.
 SLOT_BYTES = 4 * GiB + 64 * MiB
@@ -52,7 +50,7 @@ class PoolLimits:
     tables_per_component: int = 64
     table_elements: int = 200_000  # per table: SpiderMonkey-based components need tens of thousands
     max_memory_bytes: int = 4 * GiB  # wasm32's ceiling: the per-app limit is the Store's, not the pool's
-    max_instance_bytes: int = 4 * 1024 * 1024  # vmctx of one core/component instance
+    max_instance_bytes: int = 4 * MiB  # vmctx of one core/component instance
 
     @classmethod
     def for_concurrency(cls, threads: int) -> PoolLimits:

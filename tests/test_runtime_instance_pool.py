@@ -89,7 +89,7 @@ def test_a_small_address_space_falls_back_to_on_demand_allocation() -> None:
         from wasmtime import Store
         from wasmtime.component import Component, Linker
         from runtime.engine import make_engine
-        engine = make_engine()
+        engine = make_engine(concurrency=1)
         component = Component(engine, {WITH_MEMORY!r})
         store = Store(engine)
         Linker(engine).instantiate(store, component)

@@ -175,7 +175,7 @@ def test_unknown_import_is_a_trap_naming_it() -> None:
     from runtime.errors import GuestTrap
     from runtime.linking import build_linker
 
-    engine = make_engine()
+    engine = make_engine(concurrency=1)
     component = Component(
         engine,
         """(component
