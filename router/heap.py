@@ -13,9 +13,9 @@ MAINTENANCE_INTERVAL_S, so frequent swaps cost one pause now and then, not one e
 
 That pass walks every object in the process (measured: ~60 ms with one app loaded), so it waits
 for a quiet moment (the manager's `busy`: no request for a second), and is forced only once it
-has waited MAINTENANCE_MAX_WAIT_S. And a swap first collects the young generations before freezing, so the
-garbage of requests running at that moment is freed as usual instead of frozen with the apps
-(that was most of what the pass had to free: ~13,000 objects after 14 swaps under load).
+has waited MAINTENANCE_MAX_WAIT_S. And a swap first collects the young generations before
+freezing, so the garbage of requests running at that moment is freed as usual instead of frozen
+with the apps (that was most of what the pass had to free: ~13,000 objects after 14 swaps).
 """
 
 from __future__ import annotations
