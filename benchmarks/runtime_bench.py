@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import os
 import resource
 import statistics
 import sys
@@ -23,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from runtime import Runtime  # noqa: E402
+from runtime import Runtime, byte_bridge  # noqa: E402
 from runtime.context import RequestContext, bind  # noqa: E402
 from runtime.guest_io import BodySource, GuestRequest, ResponseSink  # noqa: E402
 from runtime.testing import component, loaded_app  # noqa: E402
@@ -38,6 +39,19 @@ SETTINGS = AppSettings(timeout_s=30.0, memory_bytes=256 * MiB, max_body_bytes=16
 def rss_mib() -> float:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * resource.getpagesize() / MiB
+
+
+def unbridged_runtime(cache_dir: Path) -> Runtime:
+    """A Runtime compiling components without the byte bridge (the echo baseline)."""
+    saved = os.environ.get(byte_bridge.BRIDGE_ENV)
+    os.environ[byte_bridge.BRIDGE_ENV] = "0"
+    try:
+        return Runtime(cache_dir)
+    finally:
+        if saved is None:
+            del os.environ[byte_bridge.BRIDGE_ENV]
+        else:
+            os.environ[byte_bridge.BRIDGE_ENV] = saved
 
 
 def pct(values: list[float], p: float) -> float:
@@ -195,24 +209,28 @@ async def main(quick: bool) -> None:
     for name in wasms:
         print(f"  {name:22s} {instantiate_ms(runtime, apps[name], 'c', 200 if not quick else 50):7.3f} ms")
 
-    # 4. 1 MiB POST echo
-    print("\n1 MiB POST echo (median of 20)")
+    # 4. 1 MiB POST echo, through the byte bridge and, as the baseline, without it
+    print("\n1 MiB POST echo (p50 of 20; Python 10): byte bridge on vs off (LEPTON_BYTE_BRIDGE=0)")
     data = bytes(range(256)) * 4096
-    guest_app = await runtime.load_app(loaded_app([component("c", GUEST_WAT)], name="guest"), SETTINGS)
-    for name, running, path in (
-        ("WAT echo", guest_app, "/echo"),
-        ("C echo", apps["C hello"], "/echo"),
-    ):
-        times = await timed_requests(running, path, 20, body=data)
-        print(f"  {name:22s} p50 {pct(times, 50) * 1000:7.1f} ms   max {max(times) * 1000:7.1f} ms")
-    py = apps["Python spin-sdk echo"]
-    times = []
-    for _ in range(10):
-        t = time.perf_counter()
-        resp = await py.handle(request("/raw", body=data, headers=[("x-echo", "raw")]))
-        assert await read(resp) == data
-        times.append(time.perf_counter() - t)
-    print(f"  {'Python echo (raw)':22s} p50 {pct(times, 50) * 1000:7.1f} ms   max {max(times) * 1000:7.1f} ms")
+    plain_runtime = unbridged_runtime(Path(tempfile.mkdtemp(prefix="lepton-bench-plain-")))
+    echoes = (
+        ("WAT echo", GUEST_WAT, "/echo", [], 20),
+        ("C echo", wasms["C hello"][0], "/echo", [], 20),
+        ("Python echo (raw)", wasms["Python spin-sdk echo"][0], "/raw", [("x-echo", "raw")], 10),
+    )
+    for name, wasm, path, headers, n in echoes:
+        p50s = []
+        for rt in (runtime, plain_runtime):
+            running = await rt.load_app(loaded_app([component("c", wasm)], name="echo"), SETTINGS)
+            times = []
+            for _ in range(n):
+                t = time.perf_counter()
+                resp = await running.handle(request(path, body=data, headers=headers))
+                assert await read(resp) == data
+                times.append(time.perf_counter() - t)
+            p50s.append(pct(times, 50) * 1000)
+        print(f"  {name:22s} p50 {p50s[0]:7.1f} ms   unbridged {p50s[1]:7.1f} ms   {p50s[1] / p50s[0]:5.1f}x")
+    plain_runtime.close()
 
     # 5. RSS over 20,000 requests
     n = int(20000 * scale)
@@ -225,7 +243,7 @@ async def main(quick: bool) -> None:
         marks.append(rss_mib())
     print(f"\nRSS over {n} WAT requests: {before:.1f} MiB -> {marks[-1]:.1f} MiB (max {max(marks):.1f})")
     py_before = rss_mib()
-    await timed_requests(py, "/bench", int(2000 * scale))
+    await timed_requests(apps["Python spin-sdk echo"], "/bench", int(2000 * scale))
     print(f"RSS over {int(2000 * scale)} Python requests: {py_before:.1f} MiB -> {rss_mib():.1f} MiB")
 
     # 6. isolation: slow and blocking guests vs another app's latency

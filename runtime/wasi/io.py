@@ -1,4 +1,5 @@
-"""wasi:io/{error,poll,streams}@0.2.x in Python, on per-request host objects.
+"""wasi:io/{error,poll,streams}@0.2.x in Python, on per-request host objects, and lepton:io/latin1
+(the byte bridge's string-carrying reads and writes, see runtime/byte_bridge.py).
 
 Streams and pollables are plain Python objects (subclasses below) kept in the request's resource
 table; other interfaces (http bodies, files, stdout, Spin's outbound HTTP) create them with
@@ -7,11 +8,13 @@ table; other interfaces (http bodies, files, stdout, Spin's outbound HTTP) creat
 
 from __future__ import annotations
 
+import codecs
 import time
 from collections.abc import Callable
 from typing import Any
 
 from runtime import context
+from runtime.byte_bridge import LATIN1_INTERFACE
 from runtime.capabilities import BaseCapability, InterfaceImpl, resource_type_id
 from runtime.errors import GuestTrap
 from runtime.values import own, rep, tag
@@ -304,15 +307,43 @@ def _splice(blocking: bool) -> Callable[..., Any]:
     return splice
 
 
+# -- lepton:io/latin1: the same reads and writes, with bytes carried as latin-1 strings -----------
+# (see runtime/byte_bridge.py: a string crosses wasmtime's C API as one buffer, list<u8> byte by byte)
+def _latin1_read(blocking: bool) -> Callable[..., Any]:
+    def read(store: Any, self: Any, n: int) -> Any:
+        data = _read_chunk(store, self, n, blocking)
+        return codecs.latin_1_decode(data)[0] if isinstance(data, bytes | bytearray | memoryview) else data
+
+    return read
+
+
+def _latin1_write(blocking: bool, flush: bool) -> Callable[..., Any]:
+    write = _write(blocking, flush)
+
+    def latin1_write(store: Any, self: Any, contents: str) -> Any:
+        return write(store, self, contents.encode("latin-1"))
+
+    return latin1_write
+
+
 class IoCapability(BaseCapability):
     name = "wasi-io"
-    interfaces = frozenset({"wasi:io/error", "wasi:io/poll", "wasi:io/streams"})
+    interfaces = frozenset({"wasi:io/error", "wasi:io/poll", "wasi:io/streams", LATIN1_INTERFACE})
 
     def implement(self, interface: str, version: str | None) -> InterfaceImpl:
         if interface == "wasi:io/error":
             return InterfaceImpl(
                 resources={"error": (ERROR, _drop(IoError))},
                 funcs={"[method]error.to-debug-string": _error_to_debug_string},
+            )
+        if interface == LATIN1_INTERFACE:
+            return InterfaceImpl(
+                funcs={
+                    "read": _latin1_read(False),
+                    "blocking-read": _latin1_read(True),
+                    "write": _latin1_write(False, False),
+                    "blocking-write-and-flush": _latin1_write(True, True),
+                }
             )
         if interface == "wasi:io/poll":
             return InterfaceImpl(
