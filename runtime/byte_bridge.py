@@ -51,7 +51,7 @@ _PREAMBLE = b"\x00asm\x0d\x00\x01\x00"
 _EMPTY_COMPONENT_SECTION = b"\x04\x08" + _PREAMBLE
 
 # Section ids of the component binary format.
-_CUSTOM, _CORE_TYPE, _ALIAS, _TYPE, _IMPORT, _EXPORT = 0, 3, 6, 7, 10, 11
+_CUSTOM, _ALIAS, _TYPE, _IMPORT, _EXPORT = 0, 6, 7, 10, 11
 _PREFIX_SECTIONS = {_CUSTOM, _ALIAS, _TYPE, _IMPORT}
 # Sorts (binary encoding) and what they are called in the text format.
 _SORT_FUNC, _SORT_TYPE, _SORT_COMPONENT, _SORT_INSTANCE = 0x01, 0x03, 0x04, 0x05

@@ -58,12 +58,14 @@ class PoolLimits:
 
     @property
     def memories(self) -> int:
-        # Most components have one or two memories; the address space is what this costs.
-        return 2 * self.component_instances
+        # Most components have one or two memories, and the byte bridge (runtime/byte_bridge.py)
+        # adds one; the address space is what this costs.
+        return 3 * self.component_instances
 
     @property
     def core_instances(self) -> int:
-        return 16 * self.component_instances
+        # A componentize-py component instantiates 14 core modules; the byte bridge adds two.
+        return 24 * self.component_instances
 
     @property
     def tables(self) -> int:

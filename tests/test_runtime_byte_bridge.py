@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -16,7 +17,8 @@ import pytest
 import wasmtime
 from wasmtime.component import Component
 
-from runtime import Runtime, byte_bridge
+from runtime import Runtime, byte_bridge, instance_pool
+from runtime.context import RequestContext, bind
 from runtime.engine import CompiledCache
 from runtime.testing import component, loaded_app
 from runtime.types import AppSettings, MiB
@@ -161,3 +163,36 @@ def test_a_bridge_wasmtime_refuses_falls_back_to_the_guest(
     assert isinstance(compiled, Component)
     assert BRIDGED_IMPORT not in _names(compiled, engine)[0]
     assert "byte bridge refused" in caplog.text
+
+
+async def test_bridged_sdk_instances_fill_the_pool_to_its_instance_bound() -> None:
+    # The bridge adds a memory and two core instances to every component: the pool's memory and
+    # core-instance totals must still outlast its component-instance bound, so that bound (not
+    # an exhausted memory pool) is what refuses the instance past it.
+    workers = 2
+    runtime = Runtime(fixtures.cache_root() / "runtime", workers=workers)
+    try:
+        running = await runtime.load_app(loaded_app([component("c", FIXTURES["python"]())], name="py"), SETTINGS)
+        guest = running.slots["c"].guest
+        assert BRIDGED_IMPORT in guest.link_report.provided
+        bound = instance_pool.PoolLimits.for_concurrency(workers).component_instances
+        stores, contexts = [], []
+        try:
+            for _ in range(bound):
+                ctx = RequestContext(guest.app, guest.component, guest.settings, time.monotonic() + 30, guest.log)
+                with bind(ctx):
+                    store = guest.new_store(ctx)
+                    guest.instantiate(store)
+                stores.append(store)
+                contexts.append(ctx)
+            ctx = RequestContext(guest.app, guest.component, guest.settings, time.monotonic() + 30, guest.log)
+            contexts.append(ctx)
+            with bind(ctx), pytest.raises(wasmtime.WasmtimeError, match=r"concurrent limit of \d+ for component instances"):
+                guest.instantiate(guest.new_store(ctx))
+        finally:
+            for store in stores:
+                store.close()
+            for ctx in contexts:
+                ctx.close()
+    finally:
+        runtime.close()
