@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import dataclass
 
 import wasmtime
@@ -47,6 +48,7 @@ def enabled() -> bool:
     return os.environ.get(BRIDGE_ENV, "1") != "0"
 
 
+_NAME = re.compile(r"[A-Za-z0-9:/@.\-\[\]+]+")
 _PREAMBLE = b"\x00asm\x0d\x00\x01\x00"
 _EMPTY_COMPONENT_SECTION = b"\x04\x08" + _PREAMBLE
 
@@ -111,7 +113,12 @@ class _Reader:
     def name(self) -> str:
         n = self.u32()
         self.pos += n
-        return self.data[self.pos - n : self.pos].decode("utf-8")
+        name = self.data[self.pos - n : self.pos].decode("utf-8")
+        # Names are pasted into the outer component's text: allow only what interface and
+        # function names use, so nothing in a guest can change that text's meaning.
+        if not _NAME.fullmatch(name):
+            raise _Unsupported(f"unexpected name {name!r}")
+        return name
 
 
 @dataclass

@@ -114,6 +114,16 @@ def test_what_cannot_be_bridged_is_left_alone() -> None:
         assert byte_bridge.bridge(engine, wasm) is None
 
 
+def test_names_that_could_change_the_outer_text_are_refused() -> None:
+    engine = wasmtime.Engine()
+    guest = _wasm_bytes(GUEST_WAT)
+    assert byte_bridge.bridge(engine, guest) is not None
+    export = b"wasi:http/incoming-handler@0.2.0"
+    assert guest.count(export) >= 1
+    # The same length, so the binary stays well formed; the guest's own export now has a quote.
+    assert byte_bridge.bridge(engine, guest.replace(export, b'wasi:http/incoming-handler@0.2"0')) is None
+
+
 def test_a_write_only_guest_gets_a_write_only_bridge() -> None:
     engine = wasmtime.Engine()
     hello = _wasm_bytes(HELLO_WAT)  # imports output-stream only: no input-stream to name
