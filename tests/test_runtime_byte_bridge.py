@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -86,6 +86,23 @@ async def test_every_byte_value_survives_the_round_trip(rt: Runtime, name: str, 
         resp = await running.handle(request(path, body=data, headers=headers))
         assert resp.status == 200
         assert await read(resp) == data, f"{name}: {size} bytes"
+
+
+async def test_a_failed_body_reaches_the_guest_as_a_stream_error(rt: Runtime, caplog: pytest.LogCaptureFixture) -> None:
+    # last-operation-failed carries an own<error> handle from the host through the bridge.
+    running = await rt.load_app(loaded_app([component("c", GUEST_WAT)], name="broken"), SETTINGS)
+    assert BRIDGED_IMPORT in running.slots["c"].guest.link_report.provided
+
+    async def breaks_off() -> AsyncIterator[bytes]:
+        yield ALL_BYTES * 100
+        raise ConnectionError("client went away")
+
+    with caplog.at_level(logging.ERROR):
+        resp = await running.handle(request("/echo", chunks=breaks_off()))
+        body = await read(resp)
+    assert resp.status == 200
+    assert body == ALL_BYTES * 100  # the echo ends at the error, without a trap
+    assert "trap" not in caplog.text
 
 
 async def test_js_text_body_through_the_bridge(rt: Runtime) -> None:
