@@ -8,7 +8,6 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from wasmtime.component import Component
@@ -31,6 +30,7 @@ from runtime.http_executor import select_builtin
 from runtime.linking import build_linker
 from runtime.routes import HTTP_TRIGGER, RouteError, Router
 from runtime.types import AppSettings
+from runtime.worker_pool import WorkerPool
 
 log = logging.getLogger("lepton.runtime")
 
@@ -57,7 +57,7 @@ class Runtime:
         self.cache = CompiledCache(self.engine, Path(cache_dir) / "compiled")
         self.capabilities = list(capabilities) if capabilities is not None else default_capabilities()
         self.executors = list(executors) if executors is not None else list(default_executors())
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lepton-guest")
+        self._pool = WorkerPool(max_workers=workers, thread_name_prefix="lepton-guest")
         self._app_threads = max(1, workers // 2)
         self._ticker = EpochTicker(self.engine)
 

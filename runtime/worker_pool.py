@@ -1,0 +1,101 @@
+"""The guest worker threads: a thread pool that hands work to the most recently idle thread.
+
+concurrent.futures.ThreadPoolExecutor queues work for whichever idle thread waited longest, so
+sequential requests rotate through all its threads, each with a cold stack and CPU cache, and
+often on another core. Here the thread that just finished takes the next request (LIFO), and is
+woken directly, through its own handoff queue. Measured on a WAT hello forced onto worker
+threads, sequential, in one process: see the README (Runtime, "Where a guest runs").
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
+from typing import Any
+
+_STOP = None  # handed to an idle worker to end it
+
+
+class _Job:
+    __slots__ = ("args", "fn", "future", "kwargs")
+
+    def __init__(self, future: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]):
+        self.future, self.fn, self.args, self.kwargs = future, fn, args, kwargs
+
+    def run(self) -> None:
+        if not self.future.set_running_or_notify_cancel():
+            return
+        try:
+            result = self.fn(*self.args, **self.kwargs)
+        except BaseException as exc:
+            self.future.set_exception(exc)
+        else:
+            self.future.set_result(result)
+
+
+class WorkerPool(Executor):
+    """Up to `max_workers` threads, started on demand and kept; work beyond them waits in order."""
+
+    def __init__(self, max_workers: int, thread_name_prefix: str = "worker") -> None:
+        if max_workers < 1:
+            raise ValueError("max_workers must be at least 1")
+        self._max = max_workers
+        self._prefix = thread_name_prefix
+        self._lock = threading.Lock()
+        self._idle: list[queue.SimpleQueue[_Job | None]] = []  # a stack: the last one idle is first
+        self._backlog: deque[_Job] = deque()
+        self._threads: list[threading.Thread] = []
+        self._shutdown = False
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        job = _Job(Future(), fn, args, kwargs)
+        with self._lock:
+            if self._shutdown:
+                raise RuntimeError("cannot schedule new work after shutdown")
+            if self._idle:
+                self._idle.pop().put(job)
+            elif len(self._threads) < self._max:
+                self._start(job)
+            else:
+                self._backlog.append(job)
+        return job.future
+
+    def _start(self, first: _Job) -> None:
+        handoff: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        handoff.put(first)
+        thread = threading.Thread(
+            target=self._work, args=(handoff,), name=f"{self._prefix}_{len(self._threads)}", daemon=True
+        )
+        self._threads.append(thread)
+        thread.start()
+
+    def _work(self, handoff: queue.SimpleQueue[_Job | None]) -> None:
+        job = handoff.get()
+        while job is not _STOP:
+            job.run()
+            del job  # (drop the finished job's references before waiting)
+            with self._lock:
+                if self._backlog:
+                    job = self._backlog.popleft()
+                    continue
+                if self._shutdown:
+                    return
+                self._idle.append(handoff)
+            job = handoff.get()
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        with self._lock:
+            self._shutdown = True
+            if cancel_futures:
+                while self._backlog:
+                    self._backlog.popleft().future.cancel()
+            for handoff in self._idle:
+                handoff.put(_STOP)
+            self._idle.clear()
+            threads = list(self._threads)
+        if wait:
+            for thread in threads:
+                thread.join()
