@@ -329,6 +329,15 @@ async def test_precompiled_cache_hit_and_corrupt_entry_recovery(tmp_path: Path) 
         assert (await running.handle(request("/"))).status == 200
     finally:
         third.close()
+    # A torn write (the entry cut short): detected the same way.
+    entries[0].write_bytes(entries[0].read_bytes()[:-100])
+    fourth = Runtime(cache)
+    try:
+        running = await fourth.load_app(app(component("hello", HELLO_WAT)), SETTINGS)
+        assert fourth.cache.stats["rejected"] == 1 and fourth.cache.stats["misses"] == 1
+        assert (await running.handle(request("/"))).status == 200
+    finally:
+        fourth.close()
 
 
 async def test_load_errors_name_app_and_component(rt: Runtime, tmp_path: Path) -> None:
