@@ -40,7 +40,8 @@ case of an option/result/variant explicitly, for values the stock tagging rule c
 What stays slow is wasmtime's own C API: a ``list<u8>`` crosses it as one 32-byte value per byte
 (``Vec<Val>`` and the C value array, each built and walked in Rust), tens of ms per MiB per
 direction; :func:`tune_allocator` (opt-in) removes the page-fault share of that. Python never sees
-a component's memory, so there is no cheaper path for bytes through the component API.
+a component's memory; a ``string`` crosses as one buffer, which is how stream bodies avoid this
+path altogether (runtime/byte_bridge.py).
 
 Only the exact wasmtime-py versions in :data:`PATCHED_VERSIONS` are patched: on any other version
 :func:`apply` logs a warning and changes nothing, and :meth:`Signature.call` falls back to the stock
