@@ -154,23 +154,27 @@ class CompiledCache:
                 return loaded
             self.stats["misses"] += 1
             started = time.monotonic()
-            compiled = self._compile_component(wasm_path) if component else Module.from_file(self.engine, wasm_path)
-            log.info("compiled %s (%s) in %.2fs", wasm_path.name, digest[:19], time.monotonic() - started)
+            if component:
+                compiled, how = self._compile_component(wasm_path)
+            else:
+                compiled, how = Module.from_file(self.engine, wasm_path), "core module"
+            log.info("compiled %s (%s, %s) in %.2fs", wasm_path.name, digest[:19], how, time.monotonic() - started)
             self._store(entry, compiled.serialize())
             self._live[str(entry)] = compiled
             return compiled
 
-    def _compile_component(self, wasm_path: Path) -> Component:
+    def _compile_component(self, wasm_path: Path) -> tuple[Component | Module, str]:
+        """The component (with the byte bridge when it applies) and which of the two it is."""
         if not self.bridge_bytes:
-            return Component.from_file(self.engine, wasm_path)
+            return Component.from_file(self.engine, wasm_path), "byte bridge off"
         guest = wasm_path.read_bytes()
         bridged = byte_bridge.bridge(self.engine, guest)
         if bridged is not None:
             try:
-                return Component(self.engine, bridged)
+                return Component(self.engine, bridged), "byte bridge"
             except wasmtime.WasmtimeError as exc:  # the guest itself is the judge: compile it alone
                 log.warning("byte bridge refused for %s, compiling it unbridged: %s", wasm_path.name, exc)
-        return Component(self.engine, guest)
+        return Component(self.engine, guest), "no byte bridge"
 
     def _try_load(self, entry: Path, component: bool) -> Component | Module | None:
         sidecar = entry.with_suffix(SIDECAR_SUFFIX)

@@ -159,13 +159,17 @@ async def test_a_write_only_guest_still_answers(rt: Runtime) -> None:
     assert await read(resp)
 
 
-def test_cache_compiles_bridged_and_keys_the_bridge(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cache_compiles_bridged_and_keys_the_bridge(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     engine = wasmtime.Engine()
     wasm = tmp_path / "guest.wasm"
     wasm.write_bytes(_wasm_bytes(GUEST_WAT))
     digest = "sha256:" + "ab" * 32
     cache = CompiledCache(engine, tmp_path / "on")
-    compiled = cache.load(wasm, digest)
+    with caplog.at_level(logging.INFO, logger="lepton.runtime"):
+        compiled = cache.load(wasm, digest)
+    assert "guest.wasm (sha256:abababababab, byte bridge) in" in caplog.text
     assert isinstance(compiled, Component)
     assert BRIDGED_IMPORT in _names(compiled, engine)[0]
     assert f"bridge{byte_bridge.BRIDGE_VERSION}" in cache.path_for(digest, "component").name
