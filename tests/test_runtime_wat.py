@@ -338,6 +338,23 @@ async def test_precompiled_cache_hit_and_corrupt_entry_recovery(tmp_path: Path) 
         assert (await running.handle(request("/"))).status == 200
     finally:
         fourth.close()
+    # No sidecar: the entry cannot be checked, so it is not trusted.
+    sidecar = entries[0].with_suffix(".crc32")
+    sidecar.unlink()
+    fifth = Runtime(cache)
+    try:
+        await fifth.load_app(app(component("hello", HELLO_WAT)), SETTINGS)
+        assert fifth.cache.stats["rejected"] == 1 and fifth.cache.stats["misses"] == 1
+    finally:
+        fifth.close()
+    # A store that stopped after its sidecar (no entry): a plain miss, nothing to reject.
+    entries[0].unlink()
+    sixth = Runtime(cache)
+    try:
+        await sixth.load_app(app(component("hello", HELLO_WAT)), SETTINGS)
+        assert sixth.cache.stats["rejected"] == 0 and sixth.cache.stats["misses"] == 1
+    finally:
+        sixth.close()
 
 
 async def test_load_errors_name_app_and_component(rt: Runtime, tmp_path: Path) -> None:
