@@ -1,8 +1,8 @@
 """The process-wide wasmtime Engine, its epoch ticker, and the precompiled-artifact cache.
 
 Compiled components are serialized to ``<cache_dir>/<digest>-<wasmtime version>-<config>.cwasm``
-(plus a ``.crc32`` sidecar: checksum and length) and loaded with ``deserialize_file`` (mmap; milliseconds instead of
-seconds). Entries are written atomically (temp file + rename). An entry that fails its checksum or
+(plus a ``.crc32`` sidecar: checksum and length) and loaded with ``deserialize_file`` (mmap;
+milliseconds instead of seconds). Entries are written atomically (temp file + rename). An entry that fails its checksum or
 that wasmtime refuses (another version or engine config) is deleted and recompiled.
 """
 
@@ -99,8 +99,12 @@ SIDECAR_SUFFIX = ".crc32"
 _CHUNK = 4 * 1024 * 1024  # (a small entry is read in one call; a big one is never held whole)
 
 
+def _sidecar_text(crc: int, size: int) -> str:
+    return f"crc32:{crc:08x} size:{size}"
+
+
 def _checksum(data: bytes | bytearray) -> str:
-    return f"crc32:{zlib.crc32(data):08x} size:{len(data)}"
+    return _sidecar_text(zlib.crc32(data), len(data))
 
 
 # Plain os calls: loading a small component from the cache is a fraction of a millisecond, and
@@ -122,7 +126,7 @@ def _file_checksum(path: Path) -> str:
             size += len(chunk)
     finally:
         os.close(fd)
-    return f"crc32:{crc:08x} size:{size}"
+    return _sidecar_text(crc, size)
 
 
 class CompiledCache:
@@ -143,7 +147,6 @@ class CompiledCache:
         hexdigest = digest.split(":", 1)[-1]
         if kind == "component" and self.bridge_bytes:
             kind = f"component-bridge{byte_bridge.BRIDGE_VERSION}"
-
         return self.dir / f"{hexdigest}-{kind}-wasmtime{self.version}-{CONFIG_TAG}.cwasm"
 
     def _lock(self, key: str) -> threading.Lock:
@@ -167,6 +170,7 @@ class CompiledCache:
                 return loaded
             self.stats["misses"] += 1
             started = time.monotonic()
+            compiled: Component | Module
             if component:
                 compiled, how = self._compile_component(wasm_path)
             else:
@@ -176,7 +180,7 @@ class CompiledCache:
             self._live[str(entry)] = compiled
             return compiled
 
-    def _compile_component(self, wasm_path: Path) -> tuple[Component | Module, str]:
+    def _compile_component(self, wasm_path: Path) -> tuple[Component, str]:
         """The component (with the byte bridge when it applies) and which of the two it is."""
         if not self.bridge_bytes:
             return Component.from_file(self.engine, wasm_path), "byte bridge off"
