@@ -33,6 +33,8 @@ import wasmtime
 from wasmtime import Engine
 from wasmtime.component import Component, ComponentInstanceType, FuncType, ResourceType
 
+from runtime import component_binary as binary
+
 log = logging.getLogger("lepton.runtime")
 
 # Part of the precompiled-cache key: change it whenever the composed output changes.
@@ -48,16 +50,9 @@ def enabled() -> bool:
     return os.environ.get(BRIDGE_ENV, "1") != "0"
 
 
+# Names are pasted into the outer component's text: only what interface and function names use,
+# so nothing in a guest can change that text's meaning.
 _NAME = re.compile(r"[A-Za-z0-9:/@.\-\[\]+]+")
-_PREAMBLE = b"\x00asm\x0d\x00\x01\x00"
-_EMPTY_COMPONENT_SECTION = b"\x04\x08" + _PREAMBLE
-
-# Section ids of the component binary format.
-_CUSTOM, _ALIAS, _TYPE, _IMPORT, _EXPORT = 0, 6, 7, 10, 11
-_PREFIX_SECTIONS = {_CUSTOM, _ALIAS, _TYPE, _IMPORT}
-# Sorts (binary encoding) and what they are called in the text format.
-_SORT_FUNC, _SORT_TYPE, _SORT_COMPONENT, _SORT_INSTANCE = 0x01, 0x03, 0x04, 0x05
-_SORT_TEXT = {_SORT_FUNC: "func", _SORT_TYPE: "type", _SORT_COMPONENT: "component", _SORT_INSTANCE: "instance"}
 
 # wasi:io/streams@0.2.x, in the text format. {I} {O} {SE} {P}: input-stream, output-stream,
 # stream-error, pollable. The last field names the bridged latin-1 function, if any.
@@ -84,140 +79,7 @@ _WRITES = ("write", "blocking-write-and-flush")
 
 
 class _Unsupported(Exception):
-    """This component's layout is not one the bridge knows; compile it unbridged."""
-
-
-# -- reading the guest's binary --------------------------------------------------------------------
-class _Reader:
-    def __init__(self, data: bytes, pos: int = 0, end: int | None = None) -> None:
-        self.data, self.pos, self.end = data, pos, len(data) if end is None else end
-
-    def u32(self) -> int:
-        result = shift = 0
-        while True:
-            if self.pos >= self.end:
-                raise _Unsupported("truncated LEB128")
-            byte = self.data[self.pos]
-            self.pos += 1
-            result |= (byte & 0x7F) << shift
-            if not byte & 0x80:
-                return result
-            shift += 7
-
-    def byte(self) -> int:
-        if self.pos >= self.end:
-            raise _Unsupported("truncated section")
-        self.pos += 1
-        return self.data[self.pos - 1]
-
-    def name(self) -> str:
-        n = self.u32()
-        self.pos += n
-        name = self.data[self.pos - n : self.pos].decode("utf-8")
-        # Names are pasted into the outer component's text: allow only what interface and
-        # function names use, so nothing in a guest can change that text's meaning.
-        if not _NAME.fullmatch(name):
-            raise _Unsupported(f"unexpected name {name!r}")
-        return name
-
-
-@dataclass
-class _Section:
-    id: int
-    start: int  # of the section id byte
-    body: int  # first byte of the contents
-    end: int
-
-
-def _sections(wasm: bytes) -> list[_Section]:
-    if wasm[:8] != _PREAMBLE:
-        raise _Unsupported("not a component")
-    reader, sections = _Reader(wasm, 8), []
-    while reader.pos < len(wasm):
-        start, sid = reader.pos, reader.byte()
-        size = reader.u32()
-        sections.append(_Section(sid, start, reader.pos, reader.pos + size))
-        reader.pos += size
-    return sections
-
-
-@dataclass
-class _Prefix:
-    """The guest's leading sections that only declare imports, and the index spaces they fill."""
-
-    end: int  # byte offset where the guest's own definitions begin
-    types: int
-    instance_imports: dict[str, int]  # import name -> instance index
-
-
-def _read_prefix(wasm: bytes, sections: list[_Section]) -> _Prefix:
-    counts = {_SORT_TYPE: 0, _SORT_INSTANCE: 0}
-    imports: dict[str, int] = {}
-    end = 8
-    for section in sections:
-        if section.id not in _PREFIX_SECTIONS:
-            break
-        end = section.end
-        reader = _Reader(wasm, section.body, section.end)
-        if section.id == _TYPE:
-            counts[_SORT_TYPE] += reader.u32()
-        elif section.id == _ALIAS:
-            for _ in range(reader.u32()):
-                sort = reader.byte()
-                if sort not in counts:  # core items or functions before any definition
-                    raise _Unsupported(f"alias of sort {sort:#x} among the imports")
-                target = reader.byte()
-                if target == 0x00:  # export of an instance
-                    reader.u32()
-                    reader.name()
-                elif target == 0x02:  # outer
-                    reader.u32()
-                    reader.u32()
-                else:
-                    raise _Unsupported("core alias among the imports")
-                counts[sort] += 1
-        elif section.id == _IMPORT:
-            for _ in range(reader.u32()):
-                if reader.byte() != 0x00:
-                    raise _Unsupported("import name with a version suffix")
-                name = reader.name()
-                kind = reader.byte()
-                if kind == _SORT_INSTANCE:
-                    imports[name] = counts[_SORT_INSTANCE]
-                    counts[_SORT_INSTANCE] += 1
-                    reader.u32()
-                elif kind == _SORT_TYPE:
-                    bound = reader.byte()
-                    if bound == 0x00:
-                        reader.u32()
-                    counts[_SORT_TYPE] += 1
-                else:
-                    raise _Unsupported(f"top-level import {name!r} is not an instance")
-    if not imports:
-        raise _Unsupported("no imports")
-    return _Prefix(end, counts[_SORT_TYPE], imports)
-
-
-def _exports(wasm: bytes, sections: list[_Section]) -> list[tuple[str, int]]:
-    found = []
-    for section in sections:
-        if section.id != _EXPORT:
-            continue
-        reader = _Reader(wasm, section.body, section.end)
-        for _ in range(reader.u32()):
-            if reader.byte() != 0x00:
-                raise _Unsupported("export name with a version suffix")
-            name = reader.name()
-            sort = reader.byte()
-            if sort == 0x00:
-                raise _Unsupported("core export")
-            reader.u32()
-            if reader.byte() == 0x01:  # a type ascription follows; the guest's own exports have none
-                raise _Unsupported(f"export {name!r} with a type ascription")
-            if sort not in _SORT_TEXT:
-                raise _Unsupported(f"export of sort {sort:#x}")
-            found.append((name, sort))
-    return found
+    """Nothing to bridge, or nothing this bridge knows how to; compile the component as it is."""
 
 
 # -- the bridge and the outer component, in the text format ----------------------------------------
@@ -439,7 +301,7 @@ def _bridge_wat(plan: _Plan) -> str:
 )"""
 
 
-def _outer_wat(prefix: _Prefix, plan: _Plan, exports: list[tuple[str, int]]) -> str:
+def _outer_wat(prefix: binary.ImportPrefix, plan: _Plan, exports: list[tuple[str, int]]) -> str:
     # Placeholders fill the index spaces exactly as the guest's import sections do; they are cut
     # out of the encoded result and the guest's own sections put in their place.
     imports, version = prefix.instance_imports, plan.version
@@ -454,7 +316,7 @@ def _outer_wat(prefix: _Prefix, plan: _Plan, exports: list[tuple[str, int]]) -> 
     ]
     export_lines = []
     for i, (name, sort) in enumerate(exports):
-        text = _SORT_TEXT[sort]
+        text = binary.SORT_TEXT[sort]
         export_lines += [f'(alias export $guest "{name}" ({text} $x{i}))', f'(export "{name}" ({text} $x{i}))']
     nl2 = "\n  "
     # The first definition after the placeholders must not be an import (see _splice). The
@@ -473,27 +335,17 @@ def _outer_wat(prefix: _Prefix, plan: _Plan, exports: list[tuple[str, int]]) -> 
 )"""
 
 
-def _splice(outer: bytes, guest: bytes, prefix: _Prefix) -> bytes:
-    sections = _sections(outer)
-    first_own = next(s for s in sections if s.id != _IMPORT)  # the placeholders are all imports
-    rest = outer[first_own.start :]
-    if rest.count(_EMPTY_COMPONENT_SECTION) != 1:
-        raise _Unsupported("cannot find the guest's place in the outer component")
-    guest_section = bytes([4]) + _leb(len(guest)) + guest
-    return _PREAMBLE + guest[8 : prefix.end] + rest.replace(_EMPTY_COMPONENT_SECTION, guest_section)
-
-
-def _leb(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
+def _splice(outer: bytes, guest: bytes, prefix: binary.ImportPrefix) -> bytes:
+    own = next(s for s in binary.sections(outer) if s.id != binary.IMPORT)  # placeholders: imports
+    rest = outer[own.start :]
+    if rest.count(binary.EMPTY_COMPONENT_SECTION) != 1:
+        raise binary.LayoutError("cannot find the guest's place in the outer component")
+    spliced = rest.replace(binary.EMPTY_COMPONENT_SECTION, binary.component_section(guest))
+    return binary.PREAMBLE + guest[8 : prefix.end] + spliced
 
 
 # -- entry point ---------------------------------------------------------------------------------------
-def _plan(engine: Engine, guest: bytes, prefix: _Prefix) -> _Plan:
+def _plan(engine: Engine, guest: bytes, prefix: binary.ImportPrefix) -> _Plan:
     # wasmtime reads the import types: a component made of the guest's import sections alone
     # compiles in about a millisecond.
     probe = Component(engine, guest[: prefix.end])
@@ -523,11 +375,15 @@ def bridge(engine: Engine, guest: bytes) -> bytes | None:
     The result is not validated here: compiling it does that, and a caller falls back to the
     guest itself if that fails."""
     try:
-        sections = _sections(guest)
-        prefix = _read_prefix(guest, sections)
+        sections = binary.sections(guest)
+        prefix = binary.import_prefix(guest, sections)
+        exports = binary.exports(guest, sections)
+        odd = [name for name in (*prefix.instance_imports, *(name for name, _ in exports)) if not _NAME.fullmatch(name)]
+        if odd:
+            raise _Unsupported(f"unexpected name {odd[0]!r}")
         plan = _plan(engine, guest, prefix)
-        outer = wasmtime.wat2wasm(_outer_wat(prefix, plan, _exports(guest, sections)))
+        outer = wasmtime.wat2wasm(_outer_wat(prefix, plan, exports))
         return _splice(bytes(outer), guest, prefix)
-    except (_Unsupported, wasmtime.WasmtimeError, UnicodeDecodeError) as exc:
+    except (_Unsupported, binary.LayoutError, wasmtime.WasmtimeError) as exc:
         log.debug("no byte bridge for this component: %s", exc)
         return None
