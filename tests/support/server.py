@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -39,10 +40,31 @@ START_TIMEOUT_S = 30.0
 READY_TIMEOUT_S = 120.0
 
 
+LOWEST_PORT = 10000
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+    """A port nobody has bound, for a server started later. It is taken below the kernel's
+    ephemeral range: a port from bind(0) is an ephemeral one, and an outgoing connection (a
+    registry client's keep-alive, say) can be given it before the server listens on it."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    high = _ephemeral_low()
+    for _ in range(500):
+        port = random.randrange(LOWEST_PORT, high)
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port on {host} between {LOWEST_PORT} and {high}")
 
 
 def hello_wasm(message: str) -> bytes:
