@@ -96,6 +96,7 @@ def is_component(wasm_path: Path) -> bool:
 # such damage and cost a fifth of SHA-256 (40 MiB, a Python SDK component: 6 ms instead of 22 ms,
 # most of its load time).
 SIDECAR_SUFFIX = ".crc32"
+LEGACY_SIDECAR_SUFFIX = ".sha256"  # (before 2026-11-29)
 _CHUNK = 4 * 1024 * 1024  # (a small entry is read in one call; a big one is never held whole)
 
 
@@ -202,6 +203,12 @@ class CompiledCache:
             except FileNotFoundError:
                 if not entry.exists():
                     return None  # not cached (or a store that stopped after the sidecar)
+                legacy = entry.with_suffix(LEGACY_SIDECAR_SUFFIX)
+                if legacy.exists():  # written before the CRC sidecar: expected once, not damage
+                    log.info("precompiled cache entry %s is from an older version; recompiling", entry.name)
+                    for p in (entry, legacy):
+                        p.unlink(missing_ok=True)
+                    return None
                 raise
             if actual != expected:
                 raise ValueError("checksum mismatch")

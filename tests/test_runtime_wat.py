@@ -347,6 +347,16 @@ async def test_precompiled_cache_hit_and_corrupt_entry_recovery(tmp_path: Path) 
         assert fifth.cache.stats["rejected"] == 1 and fifth.cache.stats["misses"] == 1
     finally:
         fifth.close()
+    # An entry from before the CRC sidecar (a .sha256 one): replaced quietly, not rejected.
+    fifth_entry = next((cache / "compiled").glob("*.cwasm"))
+    fifth_entry.with_suffix(".crc32").rename(fifth_entry.with_suffix(".sha256"))
+    upgraded = Runtime(cache)
+    try:
+        await upgraded.load_app(app(component("hello", HELLO_WAT)), SETTINGS)
+        assert upgraded.cache.stats["rejected"] == 0 and upgraded.cache.stats["misses"] == 1
+        assert not fifth_entry.with_suffix(".sha256").exists()
+    finally:
+        upgraded.close()
     # A store that stopped after its sidecar (no entry): a plain miss, nothing to reject.
     entries[0].unlink()
     sixth = Runtime(cache)
