@@ -318,53 +318,35 @@ async def test_precompiled_cache_hit_and_corrupt_entry_recovery(tmp_path: Path) 
         assert kept.slots
     finally:
         second.close()
+    entry = entries[0]
     # Corrupt the entry: detected, recompiled, served.
-    data = bytearray(entries[0].read_bytes())
+    data = bytearray(entry.read_bytes())
     data[len(data) // 2] ^= 0xFF
-    entries[0].write_bytes(bytes(data))
-    third = Runtime(cache)
-    try:
-        running = await third.load_app(app(component("hello", HELLO_WAT)), SETTINGS)
-        assert third.cache.stats["rejected"] == 1 and third.cache.stats["misses"] == 1
-        assert (await running.handle(request("/"))).status == 200
-    finally:
-        third.close()
+    entry.write_bytes(bytes(data))
+    assert await _load_in_a_new_runtime(cache) == ({"hits": 0, "misses": 1, "rejected": 1, "shared": 0}, 200)
     # A torn write (the entry cut short): detected the same way.
-    entries[0].write_bytes(entries[0].read_bytes()[:-100])
-    fourth = Runtime(cache)
-    try:
-        running = await fourth.load_app(app(component("hello", HELLO_WAT)), SETTINGS)
-        assert fourth.cache.stats["rejected"] == 1 and fourth.cache.stats["misses"] == 1
-        assert (await running.handle(request("/"))).status == 200
-    finally:
-        fourth.close()
+    entry.write_bytes(entry.read_bytes()[:-100])
+    assert await _load_in_a_new_runtime(cache) == ({"hits": 0, "misses": 1, "rejected": 1, "shared": 0}, 200)
     # No sidecar: the entry cannot be checked, so it is not trusted.
-    sidecar = entries[0].with_suffix(".crc32")
-    sidecar.unlink()
-    fifth = Runtime(cache)
-    try:
-        await fifth.load_app(app(component("hello", HELLO_WAT)), SETTINGS)
-        assert fifth.cache.stats["rejected"] == 1 and fifth.cache.stats["misses"] == 1
-    finally:
-        fifth.close()
+    entry.with_suffix(".crc32").unlink()
+    assert await _load_in_a_new_runtime(cache) == ({"hits": 0, "misses": 1, "rejected": 1, "shared": 0}, 200)
     # An entry from before the CRC sidecar (a .sha256 one): replaced quietly, not rejected.
-    fifth_entry = next((cache / "compiled").glob("*.cwasm"))
-    fifth_entry.with_suffix(".crc32").rename(fifth_entry.with_suffix(".sha256"))
-    upgraded = Runtime(cache)
-    try:
-        await upgraded.load_app(app(component("hello", HELLO_WAT)), SETTINGS)
-        assert upgraded.cache.stats["rejected"] == 0 and upgraded.cache.stats["misses"] == 1
-        assert not fifth_entry.with_suffix(".sha256").exists()
-    finally:
-        upgraded.close()
+    entry.with_suffix(".crc32").rename(entry.with_suffix(".sha256"))
+    assert await _load_in_a_new_runtime(cache) == ({"hits": 0, "misses": 1, "rejected": 0, "shared": 0}, 200)
+    assert not entry.with_suffix(".sha256").exists()
     # A store that stopped after its sidecar (no entry): a plain miss, nothing to reject.
-    entries[0].unlink()
-    sixth = Runtime(cache)
+    entry.unlink()
+    assert await _load_in_a_new_runtime(cache) == ({"hits": 0, "misses": 1, "rejected": 0, "shared": 0}, 200)
+
+
+async def _load_in_a_new_runtime(cache: Path) -> tuple[dict[str, int], int]:
+    """(cache stats, status of one request) of the hello app loaded by a fresh Runtime."""
+    runtime = Runtime(cache)
     try:
-        await sixth.load_app(app(component("hello", HELLO_WAT)), SETTINGS)
-        assert sixth.cache.stats["rejected"] == 0 and sixth.cache.stats["misses"] == 1
+        running = await runtime.load_app(app(component("hello", HELLO_WAT)), SETTINGS)
+        return dict(runtime.cache.stats), (await running.handle(request("/"))).status
     finally:
-        sixth.close()
+        runtime.close()
 
 
 async def test_load_errors_name_app_and_component(rt: Runtime, tmp_path: Path) -> None:
