@@ -159,12 +159,19 @@ async def test_a_write_only_guest_still_answers(rt: Runtime) -> None:
     assert await read(resp)
 
 
-def test_cache_compiles_bridged_and_keys_the_bridge(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    engine = wasmtime.Engine()
+@pytest.fixture
+def guest_wasm(tmp_path: Path) -> Path:
+    """The WAT guest as a binary file, as the cache reads components."""
     wasm = tmp_path / "guest.wasm"
     wasm.write_bytes(_wasm_bytes(GUEST_WAT))
+    return wasm
+
+
+def test_cache_compiles_bridged_and_keys_the_bridge(
+    tmp_path: Path, guest_wasm: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = wasmtime.Engine()
+    wasm = guest_wasm
     digest = "sha256:" + "ab" * 32
     cache = CompiledCache(engine, tmp_path / "on")
     with caplog.at_level(logging.INFO, logger="lepton.runtime"):
@@ -183,11 +190,10 @@ def test_cache_compiles_bridged_and_keys_the_bridge(
 
 
 def test_a_bridge_wasmtime_refuses_falls_back_to_the_guest(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, guest_wasm: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     engine = wasmtime.Engine()
-    wasm = tmp_path / "guest.wasm"
-    wasm.write_bytes(_wasm_bytes(GUEST_WAT))
+    wasm = guest_wasm
     monkeypatch.setattr(byte_bridge, "bridge", lambda engine, guest: guest[:-1])  # truncated output
     with caplog.at_level(logging.WARNING):
         compiled = CompiledCache(engine, tmp_path / "cache").load(wasm, "sha256:" + "cd" * 32)
