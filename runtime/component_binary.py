@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 PREAMBLE = b"\x00asm\x0d\x00\x01\x00"
-EMPTY_COMPONENT_SECTION = b"\x04\x08" + PREAMBLE  # a nested `(component)` with nothing in it
 
 # Section ids.
 CUSTOM, ALIAS, TYPE, IMPORT, EXPORT, COMPONENT = 0, 6, 7, 10, 11, 4
@@ -167,3 +166,6 @@ def leb128(n: int) -> bytes:
         out.append(byte | (0x80 if n else 0))
         if not n:
             return bytes(out)
+
+
+EMPTY_COMPONENT_SECTION = component_section(PREAMBLE)  # a nested `(component)` with nothing in it

@@ -85,7 +85,7 @@ def deadline_ticks(seconds: float) -> int:
 
 def is_component(wasm_path: Path) -> bool:
     """Core modules have layer 0 in the header (version 1); components have layer 1."""
-    header = _read_prefix(wasm_path, 8)
+    header = _read_head(wasm_path, 8)
     if header[:4] != b"\0asm":
         raise ValueError(f"{wasm_path} is not a wasm binary")
     return header[6:8] == b"\x01\x00"
@@ -110,7 +110,7 @@ def _checksum(data: bytes | bytearray) -> str:
 
 # Plain os calls: loading a small component from the cache is a fraction of a millisecond, and
 # pathlib's and io's layers were a sixth of it.
-def _read_prefix(path: Path, limit: int) -> bytes:
+def _read_head(path: Path, limit: int) -> bytes:
     fd = os.open(path, os.O_RDONLY)
     try:
         return os.read(fd, limit)
@@ -198,7 +198,7 @@ class CompiledCache:
         sidecar = entry.with_suffix(SIDECAR_SUFFIX)
         try:
             try:
-                expected = _read_prefix(sidecar, 256).decode().strip()
+                expected = _read_head(sidecar, 256).decode().strip()
                 actual = _file_checksum(entry)
             except FileNotFoundError:
                 if not entry.exists():
