@@ -60,15 +60,16 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
 
 
+async def timed_request(running, path: str, body: bytes | None = None) -> float:  # type: ignore[no-untyped-def]
+    t = time.perf_counter()
+    resp = await running.handle(request(path, body=body))
+    await read(resp)
+    assert resp.status == 200, resp.status
+    return time.perf_counter() - t
+
+
 async def timed_requests(running, path: str, n: int, body: bytes | None = None) -> list[float]:  # type: ignore[no-untyped-def]
-    times = []
-    for _ in range(n):
-        t = time.perf_counter()
-        resp = await running.handle(request(path, body=body))
-        await read(resp)
-        assert resp.status == 200, resp.status
-        times.append(time.perf_counter() - t)
-    return times
+    return [await timed_request(running, path, body) for _ in range(n)]
 
 
 def instantiate_ms(runtime: Runtime, running, cid: str, n: int) -> float:  # type: ignore[no-untyped-def]
@@ -172,16 +173,9 @@ async def main(quick: bool) -> None:
         assert sink.error is None and sink.started
         return elapsed
 
-    async def handled_once(running, path) -> float:  # type: ignore[no-untyped-def]
-        t = time.perf_counter()
-        resp = await running.handle(request(path))
-        await read(resp)
-        assert resp.status == 200, resp.status
-        return time.perf_counter() - t
-
     # (label, app, path, requests per round, runner, how it ran)
-    cases = [(name, apps[name], path, counts[name], handled_once, "") for name, (_, path) in wasms.items()]
-    cases.append(("WAT hello, forced", apps["WAT hello"], "/", counts["WAT hello"], handled_once, "worker thread"))
+    cases = [(name, apps[name], path, counts[name], timed_request, "") for name, (_, path) in wasms.items()]
+    cases.append(("WAT hello, forced", apps["WAT hello"], "/", counts["WAT hello"], timed_request, "worker thread"))
     cases.append(("Python hello, executor", py_hello, "/", 1000, executor_once, "called directly on this thread"))
     for _, running, path, _, _, _ in cases:
         await timed_requests(running, path, 50)  # warm up (and prove inline eligibility)
