@@ -1,11 +1,11 @@
-"""runtime.compat: stock wasmtime-py 50 conversions vs patched, measured in one run.
+"""runtime.engine.patches: stock wasmtime-py 50 conversions vs patched, measured in one run.
 
     python benchmarks/compat_bench.py [--quick]
 
 Uses the pass-through component of tests/support/compat_component.py: each ``f-NAME(x)`` call
 lowers x into the guest, the guest calls the host import ``h-NAME`` (lift x, lower the reply) and
 returns the reply (lift); ``repeat-*`` exports make many host calls from one export call.
-Thread-safety counts for stock are taken before runtime.compat is imported (importing the runtime
+Thread-safety counts for stock are taken before runtime.engine.patches is imported (importing the runtime
 package applies the patch process-wide). Timings alternate stock and patched rounds after that:
 stock keeps its own linker (defined before the patch, so it keeps the stock host-call callback)
 and the stock ``Func.__call__``.
@@ -85,7 +85,7 @@ def bytes_roundtrip(bench: Bench, size: int, repeat: int) -> float:
 
 
 def calls_per_second(bench: Bench, name: str, value: Any, n: int, sig: Any = None) -> float:
-    """Guest export calls per second (each makes one host call); `sig`: a compat.Signature."""
+    """Guest export calls per second (each makes one host call); `sig`: a patches.Signature."""
     store, inst = bench.guest()
     func = inst.get_func(store, f"f-{name}")
     bench.reply.pop(name, None)
@@ -329,13 +329,13 @@ def main() -> None:
     stock_bench = Bench(engine, component, stock_call)
     stock = safety(stock_bench, args)
 
-    from runtime import compat  # importing the runtime package applies the patch
+    from runtime.engine import patches  # importing the runtime package applies the patch
 
-    assert compat.apply()
+    assert patches.apply()
     bench = Bench(engine, component, Func.__call__)
     sig_store, sig_inst = bench.guest()
     sigs = {
-        n: compat.signature_of(sig_inst.get_func(sig_store, f"f-{n}"), sig_store)
+        n: patches.signature_of(sig_inst.get_func(sig_store, f"f-{n}"), sig_store)
         for n in ("num", "rec", "wide")
     }
     stock_rounds, patched_rounds = [], []
@@ -345,12 +345,12 @@ def main() -> None:
     stock.update(medians(stock_rounds))
     patched = medians(patched_rounds)
     patched.update(safety(bench, args))
-    tuned_ok = compat.tune_allocator()
+    tuned_ok = patches.tune_allocator()
     tuned = {f"bytes_{size}": bytes_roundtrip(bench, size, args.repeat) for size in (64 * 1024, MiB)}
     streams = rust_streams(engine, max(args.repeat, 3))
 
     print(
-        f"wasmtime-py {compat.wasmtime_version()}, python {sys.version.split()[0]}, one run, same process, "
+        f"wasmtime-py {patches.wasmtime_version()}, python {sys.version.split()[0]}, one run, same process, "
         f"medians of {args.rounds} alternating stock/patched rounds"
     )
     print(f"{'measure':48} {'stock':>12} {'patched':>12} {'ratio':>8}")

@@ -8,7 +8,7 @@ Reports medians of interleaved wrk runs (wrk -t1, bounded duration, after a warm
   2. 1 vs N configured apps (the same request hits one app; the others only make the table big);
   3. p99 while routes.toml flips the app between two versions every second vs steady state;
   4. --workers 2 vs 1 worker (wrk shares the machine's cores with the server).
-Targets (issue 4): >= 50% of bare Quart; N apps cost <= 5%; p99 during swaps <= 2x steady;
+Targets: >= 50% of bare Quart; N apps cost <= 5%; p99 during swaps <= 2x steady;
 workers 2 >= 1.3x.
 """
 

@@ -24,9 +24,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from runtime import Runtime, byte_bridge  # noqa: E402
-from runtime.context import RequestContext, bind  # noqa: E402
-from runtime.guest_io import BodySource, GuestRequest, ResponseSink  # noqa: E402
+from runtime import Runtime  # noqa: E402
+from runtime.core.context import RequestContext, bind  # noqa: E402
+from runtime.core.guest_io import BodySource, GuestRequest, ResponseSink  # noqa: E402
+from runtime.engine import byte_bridge  # noqa: E402
 from runtime.testing import component, loaded_app  # noqa: E402
 from runtime.types import AppSettings, MiB  # noqa: E402
 from tests.support import fixtures  # noqa: E402

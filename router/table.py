@@ -1,6 +1,6 @@
 """The routing table: pure data plus a pure lookup from (Host, path) to one app.
 
-Rules (issue 4):
+Rules:
 - the request Host is compared case-insensitively, without port and trailing dot;
 - an exact host beats a `*.suffix` wildcard (the longest suffix first), which beats apps with no
   `hosts` (any host). When the more specific host group has no prefix that matches the path, the

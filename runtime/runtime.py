@@ -1,5 +1,10 @@
-"""Runtime: one per process. Owns the Engine, the epoch ticker, the precompiled cache and the
-worker pool, and turns LoadedApps into RunningApps."""
+"""Runtime: the composition root. One per process: it owns the Engine, the epoch ticker, the
+precompiled cache and the worker pool, lists the host capabilities and executors this host
+offers, and turns LoadedApps into RunningApps.
+
+This is the one module that names concrete capabilities and executors (as Spin's runtime-factors
+crate lists its factors); runtime.core knows none of them.
+"""
 
 from __future__ import annotations
 
@@ -7,30 +12,42 @@ import asyncio
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from wasmtime.component import Component
 
 from registry.loaded import LoadedApp, LoadedComponent
-from runtime import compat
-from runtime.app import ComponentSlot, RunningApp
-from runtime.capabilities import (
-    Capability,
-    Executor,
-    ExecutorProvider,
-    default_capabilities,
-    default_executors,
-)
-from runtime.context import RequestContext, bind
-from runtime.engine import CompiledCache, EpochTicker, make_engine
+from runtime.capabilities.key_value.host import KeyValueCapability
+from runtime.capabilities.outbound_http.host import OutboundHttpCapability
+from runtime.capabilities.sqlite.host import SqliteCapability
+from runtime.capabilities.unsupported import UnsupportedCapability
+from runtime.capabilities.variables.host import VariablesCapability
+from runtime.capabilities.wasi.cli import CliCapability
+from runtime.capabilities.wasi.clocks import ClocksCapability
+from runtime.capabilities.wasi.filesystem import FilesystemCapability
+from runtime.capabilities.wasi.http import HttpTypesCapability
+from runtime.capabilities.wasi.io import IoCapability
+from runtime.capabilities.wasi.sockets import SocketsCapability
+from runtime.core.context import bind
+from runtime.core.contract import Capability, ComponentInfo, Executor, ExecutorProvider
+from runtime.core.guest import PreparedGuest, component_info
+from runtime.core.linking import build_linker
+from runtime.engine import patches
+from runtime.engine.config import make_engine
+from runtime.engine.epoch import EpochTicker
+from runtime.engine.precompiled import CompiledCache
+from runtime.engine.worker_pool import WorkerPool
 from runtime.errors import AppLoadError
-from runtime.guest import PreparedGuest, component_info
-from runtime.http_executor import select_builtin
-from runtime.linking import build_linker
-from runtime.routes import HTTP_TRIGGER, RouteError, Router
+from runtime.http.app import RunningApp
+from runtime.http.executors.inbound_http import InboundHttpProvider
+from runtime.http.executors.spin1 import Spin1Provider
+from runtime.http.executors.wagi import WagiProvider
+from runtime.http.executors.wasi_http import WasiHttpProvider
+from runtime.http.routes import HTTP_TRIGGER, RouteError, Router
+from runtime.http.scheduling import ComponentSlot
 from runtime.types import AppSettings
-from runtime.worker_pool import WorkerPool
 
 log = logging.getLogger("lepton.runtime")
 
@@ -39,6 +56,32 @@ DEFAULT_WORKERS = 32  # guests blocked on slow clients or outbound calls each ho
 # call; with CPython's default 5 ms switch interval it then queues behind the event loop thread
 # (measured: 1 MiB echo 112 ms at 5 ms, 70-76 ms at 0.2-1 ms). Process-wide, set once.
 SWITCH_INTERVAL_S = 0.001
+
+
+def default_capabilities() -> list[Capability]:
+    """Every host interface this host offers. Order matters: the first capability that provides
+    an interface implements it, so Spin's come first (outbound HTTP claims
+    wasi:http/outgoing-handler) and the WASI ones after."""
+    return [
+        VariablesCapability(),
+        KeyValueCapability(),
+        SqliteCapability(),
+        OutboundHttpCapability(),
+        UnsupportedCapability(),
+        IoCapability(),
+        CliCapability(),
+        ClocksCapability(),
+        HttpTypesCapability(),
+        FilesystemCapability(),
+        SocketsCapability(),
+    ]
+
+
+def default_executors() -> list[ExecutorProvider]:
+    """How a component is entered, asked in order: the first provider that claims it runs it.
+    The explicit ones (WAGI, Spin 1.x modules, Spin 2 inbound-http) before wasi:http, the default
+    for components."""
+    return [WagiProvider(), Spin1Provider(), InboundHttpProvider(), WasiHttpProvider()]
 
 
 class Runtime:
@@ -50,13 +93,15 @@ class Runtime:
         executors: Sequence[ExecutorProvider] | None = None,
         workers: int = DEFAULT_WORKERS,
     ) -> None:
-        compat.apply()
+        # Host functions defined before the patches keep the stock (slow, not thread-safe)
+        # callbacks: patch before any Linker exists.
+        patches.apply()
         if sys.getswitchinterval() > SWITCH_INTERVAL_S:
             sys.setswitchinterval(SWITCH_INTERVAL_S)
         self.engine = make_engine(concurrency=workers)
         self.cache = CompiledCache(self.engine, Path(cache_dir) / "compiled")
         self.capabilities = list(capabilities) if capabilities is not None else default_capabilities()
-        self.executors = list(executors) if executors is not None else list(default_executors())
+        self.executors = list(executors) if executors is not None else default_executors()
         self._pool = WorkerPool(max_workers=workers, thread_name_prefix="lepton-guest")
         self._app_threads = max(1, workers // 2)
         self._ticker = EpochTicker(self.engine)
@@ -94,6 +139,13 @@ class Runtime:
         return RunningApp(app, settings, router, slots, self._pool, self._app_threads)
 
     # -- blocking work, on a worker thread ----------------------------------------------------------
+    def _select_executor(self, info: ComponentInfo, config: Mapping[str, Any] | None) -> Executor | None:
+        for provider in self.executors:
+            executor = provider.select(info, config)
+            if executor is not None:
+                return executor
+        return None
+
     def _prepare(
         self, app: LoadedApp, component: LoadedComponent, settings: AppSettings, executor_config: object
     ) -> ComponentSlot:
@@ -104,13 +156,7 @@ class Runtime:
             raise AppLoadError(app.name, f"cannot compile {component.wasm_path.name}: {exc}", component=cid, field="source") from exc
         info = component_info(self.engine, compiled)
         config = executor_config if isinstance(executor_config, dict) else None
-        executor: Executor | None = None
-        for provider in self.executors:
-            executor = provider.select(info, config)
-            if executor is not None:
-                break
-        if executor is None:
-            executor = select_builtin(info, config)
+        executor = self._select_executor(info, config)
         if executor is None:
             what = "component" if info.kind == "component" else "core module"
             raise AppLoadError(
@@ -130,24 +176,16 @@ class Runtime:
             self._trial_instantiate(guest)
             if guest.link_report.unsupported:
                 guest_log.warning("imports with no host implementation (calls trap): %s", ", ".join(guest.link_report.unsupported))
-        builtin = all(type(c).__module__.startswith("runtime.wasi.") for c in guest.capabilities)
         may_inline = (
             not executor.blocking
             and isinstance(compiled, Component)
-            and builtin
-            and not any(c.blocking for c in guest.capabilities)
+            and all(c.inline_safe and not c.blocking for c in guest.capabilities)
         )
         return ComponentSlot(guest=guest, executor=executor, may_inline=may_inline, log=guest_log)
 
     def _trial_instantiate(self, guest: PreparedGuest) -> None:
         """Instantiate once at load so link errors fail the load, not the first request."""
-        ctx = RequestContext(
-            app=guest.app,
-            component=guest.component,
-            settings=guest.settings,
-            deadline=time.monotonic() + guest.settings.timeout_s,
-            log=guest.log,
-        )
+        ctx = guest.new_context(deadline=time.monotonic() + guest.settings.timeout_s)
         try:
             with bind(ctx):
                 store = guest.new_store(ctx)
@@ -160,4 +198,4 @@ class Runtime:
             ctx.close()
 
 
-__all__ = ["Runtime"]
+__all__ = ["Runtime", "default_capabilities", "default_executors"]

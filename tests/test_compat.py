@@ -1,4 +1,4 @@
-"""runtime.compat against real wasmtime and a real component (tests/support/compat_component.py)."""
+"""runtime.engine.patches against real wasmtime and a real component (tests/support/compat_component.py)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,9 @@ from wasmtime.component import Component, FuncType, Linker, Record, Variant
 from wasmtime.component import _linker as wt_linker
 from wasmtime.component import _types as wt_types
 
-from runtime import compat
+from runtime.engine import patches
+from runtime.engine.patches import host_calls, install
+from runtime.engine.patches import state as patch_state
 from tests.support.compat_component import CASES, passthrough_wat
 
 MiB = 1024 * 1024
@@ -29,7 +31,7 @@ MiB = 1024 * 1024
 
 @pytest.fixture(scope="module", autouse=True)
 def _patched() -> None:
-    assert compat.apply() is True
+    assert patches.apply() is True
 
 
 # ------------------------------------------------------------------------------------------------
@@ -72,7 +74,7 @@ GENERATORS: dict[str, Callable[[random.Random], Any]] = {
     # result<_, string>: ok is None, err is a str.
     "unit-res": lambda r: None if r.random() < 0.5 else _text(r),
     "opt": lambda r: None if r.random() < 0.3 else _bytes(r),
-    # result<option<list<u8>>, u32>: untagged, and `ok` accepts any object (see compat.Case)
+    # result<option<list<u8>>, u32>: untagged, and `ok` accepts any object (see patches.Case)
     "optres": lambda r: None if r.random() < 0.3 else _bytes(r),
     "var": lambda r: r.choice([None, r.randrange(0, 2**32), _text(r)]),
     "tvar": lambda r: r.choice(
@@ -210,24 +212,24 @@ def test_explicit_case_selects_what_stock_rules_cannot(
     func = guest.funcs["optres"]
     assert func is not None
     # By stock rules 7 would be tried as `ok` (whose option payload accepts object) and fail.
-    _tls.expect = exp = _Expect(reply=compat.Case("err", 9))
-    assert func(guest.store, compat.Case("err", 7)) == 9  # lifted bare, as stock does
+    _tls.expect = exp = _Expect(reply=patches.Case("err", 9))
+    assert func(guest.store, patches.Case("err", 7)) == 9  # lifted bare, as stock does
     assert exp.seen == [("optres", 7)]
-    _tls.expect = exp = _Expect(reply=compat.Case("ok", None))
-    assert func(guest.store, compat.Case("ok", b"x")) is None
+    _tls.expect = exp = _Expect(reply=patches.Case("ok", None))
+    assert func(guest.store, patches.Case("ok", b"x")) is None
     assert exp.seen == [("optres", b"x")]
     # Case also works for tagged types and options
     tres = guest.funcs["tres"]
     assert tres is not None
-    _tls.expect = exp = _Expect(reply=compat.Case("ok", 2))
-    assert tres(guest.store, compat.Case("err", 1)) == Variant("ok", 2)
+    _tls.expect = exp = _Expect(reply=patches.Case("ok", 2))
+    assert tres(guest.store, patches.Case("err", 1)) == Variant("ok", 2)
     assert exp.seen == [("tres", Variant("err", 1))]
-    _tls.expect = _Expect(reply=compat.Case("none"))
+    _tls.expect = _Expect(reply=patches.Case("none"))
     opt = guest.funcs["opt"]
     assert opt is not None
-    assert opt(guest.store, compat.Case("some", b"abc")) is None
+    assert opt(guest.store, patches.Case("some", b"abc")) is None
     with pytest.raises(ValueError):
-        opt(guest.store, compat.Case("maybe", b"abc"))
+        opt(guest.store, patches.Case("maybe", b"abc"))
 
 
 def test_bytes_like_values_lower_as_list_u8(
@@ -376,7 +378,7 @@ def test_signature_call_without_rereading_types(
     engine: wasmtime.Engine, linker: Linker, component: Component
 ) -> None:
     probe = Guest(engine, linker, component)
-    sigs = {c.name: compat.signature_of(probe.funcs[c.name], probe.store) for c in CASES}  # type: ignore[arg-type]
+    sigs = {c.name: patches.signature_of(probe.funcs[c.name], probe.store) for c in CASES}  # type: ignore[arg-type]
     rng = random.Random(3)
     for _ in range(3):  # fresh store per "request", signatures reused
         guest = Guest(engine, linker, component)
@@ -402,10 +404,10 @@ def test_host_signature_cache_is_evicted_when_wasmtime_frees_the_definition(
     assert len(mine) == len(CASES)
     guest = Guest(engine, linker, component)
     guest.roundtrip("num", 1, 2)
-    assert mine & set(compat._host_signatures)
+    assert mine & set(host_calls._host_signatures)
     del guest
     linker.close()
-    assert not mine & set(compat._host_signatures)
+    assert not mine & set(host_calls._host_signatures)
     assert not mine & set(wt_linker.FUNCTIONS.handles)
 
 
@@ -424,7 +426,7 @@ def _param_types(component: Component, engine: wasmtime.Engine) -> Iterator[tupl
 def test_compiled_converters_agree_with_stock(engine: wasmtime.Engine, component: Component) -> None:
     rng = random.Random(4)
     for name, ty in _param_types(component, engine):
-        conv = compat.compile_valtype(ty)
+        conv = patches.compile_valtype(ty)
         for _ in range(20):
             value = GENERATORS[name](rng)
             raw = ffi.wasmtime_component_val_t()
@@ -439,7 +441,7 @@ def test_classes_match_stock_add_classes(engine: wasmtime.Engine, component: Com
     for name, ty in _param_types(component, engine):
         stock: set[type] = set()
         ty.add_classes(stock)
-        mine = compat.compile_valtype(ty).classes
+        mine = patches.compile_valtype(ty).classes
         if name in ("bytes", "opt", "optres"):
             assert mine - {bytearray, memoryview} == stock  # list<u8> also lowers other bytes-likes
         else:
@@ -463,8 +465,8 @@ with linker.root() as root:
 core = wasmtime.Linker(engine)
 core.define_func("host", "f", wasmtime.FuncType([wasmtime.ValType.i32()], [wasmtime.ValType.i32()]), lambda n: n + 1)
 
-from runtime import compat  # the runtime package applies the patch on import
-assert compat.is_applied()
+from runtime.engine import patches  # (a Runtime applies the patches when it is made)
+assert patches.apply()
 gc.collect()
 # ctypes callback thunks come from libffi's closure pool: new ones reuse freed slots, so a freed
 # stock callback would now point at one of these.
@@ -502,39 +504,39 @@ def test_core_memory_helpers_are_bounds_checked(engine: wasmtime.Engine) -> None
     memory = instance.exports(store)["m"]
     assert isinstance(memory, wasmtime.Memory)
     payload = random.Random(5).randbytes(1000)
-    compat.write_memory(memory, store, 100, payload)
-    assert compat.read_memory(memory, store, 100, 1000) == payload
+    patches.write_memory(memory, store, 100, payload)
+    assert patches.read_memory(memory, store, 100, 1000) == payload
     assert bytes(memory.read(store, 100, 1100)) == payload  # agrees with wasmtime's own view
-    compat.write_memory(memory, store, 65536 - 3, memoryview(b"xyz"))
-    assert compat.read_memory(memory, store, 65533, 3) == b"xyz"
-    assert compat.read_memory(memory, store, 65536, 0) == b""
+    patches.write_memory(memory, store, 65536 - 3, memoryview(b"xyz"))
+    assert patches.read_memory(memory, store, 65533, 3) == b"xyz"
+    assert patches.read_memory(memory, store, 65536, 0) == b""
     for ptr, length in ((65535, 2), (-1, 1), (0, 65537)):
         with pytest.raises(IndexError):
-            compat.read_memory(memory, store, ptr, length)
+            patches.read_memory(memory, store, ptr, length)
     with pytest.raises(IndexError):
-        compat.write_memory(memory, store, 65535, b"ab")
+        patches.write_memory(memory, store, 65535, b"ab")
 
 
 def test_apply_is_idempotent() -> None:
-    assert compat.apply() is True
-    assert compat.apply() is True
-    assert compat.is_applied()
-    assert wt_linker.func_impl is compat._func_impl
+    assert patches.apply() is True
+    assert patches.apply() is True
+    assert patches.is_applied()
+    assert wt_linker.func_impl is host_calls._func_impl
 
 
 def test_unknown_wasmtime_version_warns_and_patches_nothing(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    fresh = compat._State()
-    monkeypatch.setattr(compat, "_state", fresh)
-    monkeypatch.setattr(compat, "wasmtime_version", lambda: "49.0.0")
+    fresh = patch_state._State()
+    monkeypatch.setattr(install, "state", fresh)
+    monkeypatch.setattr(install, "wasmtime_version", lambda: "49.0.0")
     sentinel = object()
     monkeypatch.setattr(wt_linker, "func_impl", sentinel)
-    with caplog.at_level(logging.WARNING, logger="runtime.compat"):
-        assert compat.apply() is False
+    with caplog.at_level(logging.WARNING, logger="runtime.engine.patches"):
+        assert patches.apply() is False
     assert "49.0.0" in caplog.text
     assert wt_linker.func_impl is sentinel
-    assert not compat.is_applied()
+    assert not patches.is_applied()
 
 
 def test_stock_case_cache_race_reproduced_deterministically_and_fixed(

@@ -1,6 +1,6 @@
-"""Spin v3 route matching (runtime/routes.py): table tests, no wasm, no sockets.
+"""Spin v3 route matching (runtime/http/routes.py): table tests, no wasm, no sockets.
 
-Expected values follow Spin v3.6.3 (`crates/routes`) on routefinder 0.5.4 (see spin-compat.md 3.2).
+Expected values follow Spin v3.6.3 (`crates/routes`) on routefinder 0.5.4 (see docs/reference/spin-compat.md, Route matching).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from registry.locked import LockedApp, LockedTrigger
-from runtime.routes import (
+from runtime.http.routes import (
     RouteError,
     Router,
     StaticResponse,
@@ -359,7 +359,7 @@ def test_unknown_component_is_an_error() -> None:
 
 
 def test_duplicate_routes_last_wins_and_an_error_is_logged(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.ERROR, logger="runtime.routes"):
+    with caplog.at_level(logging.ERROR, logger="runtime.http.routes"):
         r = Router.from_locked(
             app(
                 trigger("t0", "/", "root"),
@@ -374,7 +374,7 @@ def test_duplicate_routes_last_wins_and_an_error_is_logged(caplog: pytest.LogCap
 
 
 def test_same_pattern_different_string_is_not_a_duplicate(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.ERROR, logger="runtime.routes"):
+    with caplog.at_level(logging.ERROR, logger="runtime.http.routes"):
         r = Router.from_locked(app(trigger("a", "/foo", "a"), trigger("b", "/foo/", "b")))
     assert len(r.routes) == 2
     assert hit(r, "/foo") == "a"
@@ -392,7 +392,7 @@ def test_same_pattern_different_string_is_not_a_duplicate(caplog: pytest.LogCapt
     ],
 )
 def test_reserved_routes_are_reported(route: str, reserved: bool, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.ERROR, logger="runtime.routes"):
+    with caplog.at_level(logging.ERROR, logger="runtime.http.routes"):
         r = Router.from_locked(app(trigger("t", route, "c")))
     assert r.contains_reserved_route() is reserved
     assert ("never be reached" in caplog.text) is reserved
@@ -401,7 +401,7 @@ def test_reserved_routes_are_reported(route: str, reserved: bool, caplog: pytest
 def test_trigger_base(caplog: pytest.LogCaptureFixture) -> None:
     t = trigger("t", "/a", "c")
     Router.from_locked(app(t, metadata={"name": "x", "trigger": {"type": "http"}}))
-    with caplog.at_level(logging.WARNING, logger="runtime.routes"):
+    with caplog.at_level(logging.WARNING, logger="runtime.http.routes"):
         Router.from_locked(app(t, metadata={"name": "x", "trigger": {"type": "http", "base": "/"}}))
     assert "deprecated" in caplog.text
     with pytest.raises(RouteError, match="deprecated trigger 'base'"):
@@ -423,7 +423,7 @@ def test_empty_app_routes_nothing() -> None:
 
 def _reference_match(segments: tuple[Any, ...], path: str) -> list[str] | None:
     """routefinder 0.5.4 `RouteSpec::matches`, step by step (the specification of `Router.match`)."""
-    from runtime.routes import Seg
+    from runtime.http.routes import Seg
 
     rest = path.strip("/")
     captures: list[str] = []
@@ -464,7 +464,7 @@ def _reference_match(segments: tuple[Any, ...], path: str) -> list[str] | None:
 def test_compiled_matching_agrees_with_routefinders_algorithm() -> None:
     import random
 
-    from runtime.routes import _spec_regex
+    from runtime.http.routes import _spec_regex
 
     rng = random.Random(7)
     atoms = ["a", "b", "ab", ":x", ":y", "*", "a.b", ":p.json", "x.:q", ""]

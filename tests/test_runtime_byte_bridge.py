@@ -17,9 +17,10 @@ import pytest
 import wasmtime
 from wasmtime.component import Component
 
-from runtime import Runtime, byte_bridge, instance_pool
-from runtime.context import RequestContext, bind
-from runtime.engine import CompiledCache
+from runtime import Runtime
+from runtime.core.context import RequestContext, bind
+from runtime.engine import byte_bridge, instance_pool
+from runtime.engine.precompiled import CompiledCache
 from runtime.testing import component, loaded_app
 from runtime.types import AppSettings, MiB
 from tests.support import fixtures

@@ -1,11 +1,11 @@
-"""runtime.component_binary: the sections, import prefix and exports the byte bridge relies on."""
+"""runtime.engine.component_binary: the sections, import prefix and exports the byte bridge relies on."""
 
 from __future__ import annotations
 
 import pytest
 import wasmtime
 
-from runtime import component_binary as binary
+from runtime.engine import component_binary as binary
 
 WITH_IMPORTS = """(component
   (import "a:b/c@1.0.0" (instance $c (export "r" (type (sub resource)))))

@@ -13,8 +13,8 @@ import wasmtime
 from wasmtime import Store
 from wasmtime.component import Component, Linker
 
-from runtime import instance_pool
-from runtime.engine import _base_config, make_engine
+from runtime.engine import instance_pool
+from runtime.engine.config import _base_config, make_engine
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -88,7 +88,7 @@ def test_a_small_address_space_falls_back_to_on_demand_allocation() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (64 << 30, 64 << 30))
         from wasmtime import Store
         from wasmtime.component import Component, Linker
-        from runtime.engine import make_engine
+        from runtime.engine.config import make_engine
         engine = make_engine(concurrency=1)
         component = Component(engine, {WITH_MEMORY!r})
         store = Store(engine)

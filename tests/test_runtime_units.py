@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from runtime.capabilities import resource_type_id, split_import_name
-from runtime.engine import EPOCH_TICK_S, deadline_ticks, is_component
+from runtime.capabilities.wasi.cli import LogOutputStream
+from runtime.capabilities.wasi.filesystem import FsError, resolve_confined
+from runtime.capabilities.wasi.http import HEADER_FORBIDDEN, HEADER_INVALID, _check
+from runtime.core.contract import resource_type_id, split_import_name
+from runtime.core.guest_io import BUFFER_LIMIT, BodyError, BodySource, ResponseSink, SinkClosed
+from runtime.engine.epoch import EPOCH_TICK_S, deadline_ticks
+from runtime.engine.precompiled import is_component
 from runtime.errors import DeadlineExceeded
-from runtime.guest_io import BUFFER_LIMIT, BodyError, BodySource, ResponseSink, SinkClosed
-from runtime.wasi.cli import LogOutputStream
-from runtime.wasi.filesystem import FsError, resolve_confined
-from runtime.wasi.http_types import HEADER_FORBIDDEN, HEADER_INVALID, _check
 
 
 @pytest.fixture
@@ -170,10 +171,10 @@ def test_unknown_import_is_a_trap_naming_it() -> None:
     from wasmtime import Store
     from wasmtime.component import Component
 
-    from runtime.capabilities import default_capabilities
-    from runtime.engine import make_engine
+    from runtime.core.linking import build_linker
+    from runtime.engine.config import make_engine
     from runtime.errors import GuestTrap
-    from runtime.linking import build_linker
+    from runtime.runtime import default_capabilities
 
     engine = make_engine(concurrency=1)
     component = Component(
@@ -197,7 +198,7 @@ def test_unknown_import_is_a_trap_naming_it() -> None:
 
 
 async def test_thread_cap_waits_releases_and_survives_cancellation() -> None:
-    from runtime.app import ThreadCap
+    from runtime.http.app import ThreadCap
 
     cap = ThreadCap(1)
     await cap.acquire()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from runtime import AppLoadError, Runtime
-from runtime.guest_io import BUFFER_LIMIT
+from runtime.core.guest_io import BUFFER_LIMIT
 from runtime.testing import component, loaded_app
 from runtime.types import AppSettings, MiB
 from tests.support.runtime_helpers import GUEST_WAT, HELLO_WAT, header, read, request

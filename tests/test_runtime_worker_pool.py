@@ -1,4 +1,4 @@
-"""runtime.worker_pool: bounded, in order beyond its bound, and the last idle thread goes first."""
+"""runtime.engine.worker_pool: bounded, in order beyond its bound, and the last idle thread goes first."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from runtime.worker_pool import WorkerPool
+from runtime.engine.worker_pool import WorkerPool
 
 
 def test_results_and_exceptions_come_back_through_futures() -> None:

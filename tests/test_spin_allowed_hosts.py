@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.spin.allowed_hosts import (
+from runtime.capabilities.support.allowed_hosts import (
     AllowedHost,
     AllowedHostError,
     AllowedHosts,

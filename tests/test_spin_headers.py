@@ -1,4 +1,4 @@
-"""spin-* headers, mount-prefix stripping and reserved routes (runtime/spin_headers.py)."""
+"""spin-* headers, mount-prefix stripping and reserved routes (runtime/http/spin_headers.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import json
 import pytest
 
 from registry.locked import LockedTrigger
-from runtime.routes import RouteMatch, Router, http_route
-from runtime.spin_headers import (
+from runtime.http.routes import RouteMatch, Router, http_route
+from runtime.http.spin_headers import (
     AppPath,
     format_client_addr,
     full_url,

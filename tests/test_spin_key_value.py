@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.spin.key_value import KeyValueManager, KvError, KvErrorKind
+from runtime.capabilities.key_value.store import KeyValueManager, KvError, KvErrorKind
 
 
 def test_default_store_always_exists_and_labels_are_checked(tmp_path: Path) -> None:

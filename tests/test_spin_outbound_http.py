@@ -7,14 +7,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from runtime.spin.allowed_hosts import AllowedHosts
-from runtime.spin.outbound_http import (
+from runtime.capabilities.outbound_http.client import (
     OutboundErrorKind,
     OutboundHttpClient,
     OutboundHttpError,
     SelfOrigin,
     Timeouts,
 )
+from runtime.capabilities.support.allowed_hosts import AllowedHosts
 from tests.support.upstream import Upstream
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.spin.sqlite import QueryResult, SqliteError, SqliteErrorKind, SqliteManager
+from runtime.capabilities.sqlite.store import QueryResult, SqliteError, SqliteErrorKind, SqliteManager
 
 
 def test_labels(tmp_path: Path) -> None:

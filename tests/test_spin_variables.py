@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from registry.locked import LockedApp
-from runtime.spin.errors import SpinConfigError
-from runtime.spin.variables import (
+from runtime.capabilities.support.errors import SpinConfigError
+from runtime.capabilities.variables.resolve import (
     AppVariables,
     Template,
     VariableError,

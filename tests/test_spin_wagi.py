@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.spin.wagi import (
+from runtime.http.executors.wagi_cgi import (
     INSUFFICIENT_RESPONSE,
     WagiConfig,
     WagiConfigError,

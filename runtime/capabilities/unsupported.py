@@ -1,0 +1,78 @@
+"""Spin interfaces this host does not implement: redis, postgres, mysql, mqtt, llm.
+
+SDKs import all of them (a Python spin-sdk component imports every Spin interface), so they must
+link, and a call must return the interface's own error value rather than trap, as Spin does when
+a destination is not allowed or no backend is configured. Only the entry points can be called:
+every connection-based interface fails at `open`, so its methods (left to the runtime's traps)
+are unreachable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from runtime.capabilities.support.wit import case, err
+from runtime.core.contract import BaseCapability, Drop, InterfaceImpl, resource_type_id
+
+NAME = "spin-unsupported"
+
+
+def _message(what: str) -> str:
+    return f"{what} is not supported by this host (lepton-router)"
+
+
+def _failing(value: Callable[[], Any]) -> Callable[..., Any]:
+    def fn(store: Any, *args: Any) -> Any:
+        return err(value())
+
+    return fn
+
+
+# (versionless interface, versioned?) -> {function name: error value}
+def _table() -> dict[tuple[str, bool], dict[str, Callable[[], Any]]]:
+    redis = lambda: case("other", _message("redis"))  # noqa: E731
+    rdbms_pg = lambda: case("connection-failed", _message("postgres"))  # noqa: E731
+    rdbms_my = lambda: case("connection-failed", _message("mysql"))  # noqa: E731
+    mqtt = lambda: case("connection-failed", _message("mqtt"))  # noqa: E731
+    llm = lambda: case("runtime-error", _message("llm"))  # noqa: E731
+    v1_redis = lambda: "error"  # noqa: E731  redis-types `error` is an enum {success, error}
+    v1_pg = lambda: case("connection-failed", _message("postgres"))  # noqa: E731
+    v1_my = lambda: case("connection-failed", _message("mysql"))  # noqa: E731
+    redis_v1_funcs = ("publish", "get", "set", "incr", "del", "sadd", "smembers", "srem", "execute")
+    return {
+        ("fermyon:spin/redis", True): {"[static]connection.open": redis},
+        ("fermyon:spin/postgres", True): {"[static]connection.open": rdbms_pg},
+        ("spin:postgres/postgres", True): {"[static]connection.open": rdbms_pg},
+        ("fermyon:spin/mysql", True): {"[static]connection.open": rdbms_my},
+        ("spin:mysql/mysql", True): {"[static]connection.open": rdbms_my},
+        ("fermyon:spin/mqtt", True): {"[static]connection.open": mqtt},
+        ("spin:mqtt/mqtt", True): {"[static]connection.open": mqtt},
+        ("spin:redis/redis", True): {"[static]connection.open": redis},
+        ("fermyon:spin/llm", True): {"infer": llm, "generate-embeddings": llm},
+        ("fermyon:spin/llm", False): {"infer": llm, "generate-embeddings": llm},
+        ("fermyon:spin/redis", False): dict.fromkeys(redis_v1_funcs, v1_redis),
+        ("fermyon:spin/postgres", False): {"query": v1_pg, "execute": v1_pg},
+        ("fermyon:spin/mysql", False): {"query": v1_my, "execute": v1_my},
+    }
+
+
+_TABLE = _table()
+
+
+class UnsupportedCapability(BaseCapability):
+    name = NAME
+    blocking = False
+    interfaces = frozenset(interface for interface, _ in _TABLE)
+
+    def implement(self, interface: str, version: str | None) -> InterfaceImpl:
+        funcs = _TABLE.get((interface, version is not None)) or _TABLE.get((interface, True), {})
+        resources: dict[str, tuple[int, Drop]] = {}
+        if "[static]connection.open" in funcs:
+            # The resource must exist for the component to link; no value of it is ever made.
+            resources["connection"] = (resource_type_id(interface, "connection"), _no_drop)
+        return InterfaceImpl(resources=resources, funcs={name: _failing(value) for name, value in funcs.items()})
+
+
+def _no_drop(rep: int) -> None:
+    pass

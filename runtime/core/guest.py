@@ -1,0 +1,110 @@
+"""A component (or core module) ready to serve: compiled, linked, with its exports resolved.
+
+One PreparedGuest per component per loaded app. Each request makes a fresh Store (limits,
+epoch deadline, WASI environment) and a fresh instance: Spin's per-request isolation.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from wasmtime import Engine, Module, Store, WasiConfig
+from wasmtime.component import Component, ExportIndex, Func, Instance, Linker
+
+from registry.loaded import LoadedApp, LoadedComponent
+from runtime.core.context import RequestContext
+from runtime.core.contract import Capability, ComponentInfo
+from runtime.core.linking import LinkReport
+from runtime.engine.epoch import deadline_ticks
+from runtime.engine.patches import Signature, signature_of
+from runtime.types import AppSettings
+
+
+def component_info(engine: Engine, compiled: Component | Module) -> ComponentInfo:
+    if isinstance(compiled, Component):
+        ty = compiled.type
+        return ComponentInfo(
+            kind="component",
+            exports=frozenset(ty.exports(engine)),
+            imports=frozenset(ty.imports(engine)),
+        )
+    return ComponentInfo(
+        kind="module",
+        exports=frozenset(e.name for e in compiled.exports),
+        imports=frozenset(f"{i.module}/{i.name}" for i in compiled.imports),
+    )
+
+
+@dataclass(eq=False)
+class PreparedGuest:
+    engine: Engine
+    app: LoadedApp
+    component: LoadedComponent
+    settings: AppSettings
+    info: ComponentInfo
+    log: logging.Logger
+    compiled: Component | Module
+    linker: Linker | None = None  # component linker; None for core modules (executor links)
+    link_report: LinkReport | None = None
+    prepared_state: dict[str, Any] = field(default_factory=dict)  # capability name -> prepare()
+    _exports: dict[tuple[str, str], ExportIndex] = field(default_factory=dict)
+    _signatures: dict[tuple[str, str], Signature] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def capabilities(self) -> list[Capability]:
+        return self.link_report.capabilities if self.link_report else []
+
+    @property
+    def module(self) -> Module | None:
+        return self.compiled if isinstance(self.compiled, Module) else None
+
+    def new_context(self, deadline: float, on_block: Callable[[], None] | None = None) -> RequestContext:
+        """The per-request state of one run of this component (see runtime.core.context)."""
+        return RequestContext(
+            app=self.app,
+            component=self.component,
+            settings=self.settings,
+            deadline=deadline,
+            log=self.log,
+            prepared=self.prepared_state,
+            on_block=on_block,
+        )
+
+    def new_store(self, ctx: RequestContext, timeout_s: float | None = None) -> Store:
+        store = Store(self.engine)
+        store.set_epoch_deadline(deadline_ticks(self.settings.timeout_s if timeout_s is None else timeout_s))
+        wasi = WasiConfig()
+        if self.component.locked.env:
+            wasi.env = sorted(self.component.locked.env.items())
+        store.set_wasi(wasi)
+        store.set_limits(memory_size=self.settings.memory_bytes)
+        return store
+
+    def instantiate(self, store: Store) -> Instance:
+        assert self.linker is not None and isinstance(self.compiled, Component)
+        return self.linker.instantiate(store, self.compiled)
+
+    def export(self, store: Store, instance: Instance, interface_export: str, func_name: str) -> tuple[Func, Signature]:
+        """A function of an exported interface, with its compiled signature (both cached)."""
+        key = (interface_export, func_name)
+        assert isinstance(self.compiled, Component)
+        with self._lock:
+            index = self._exports.get(key)
+            if index is None:
+                outer = self.compiled.get_export_index(interface_export)
+                inner = self.compiled.get_export_index(func_name, outer) if outer is not None else None
+                if inner is None:
+                    raise LookupError(f"component does not export {interface_export}#{func_name}")
+                index = self._exports[key] = inner
+        func = instance.get_func(store, index)
+        if func is None:
+            raise LookupError(f"{interface_export}#{func_name} is not a function")
+        sig = self._signatures.get(key)
+        if sig is None:
+            sig = self._signatures[key] = signature_of(func, store)
+        return func, sig

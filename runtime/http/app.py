@@ -1,0 +1,322 @@
+"""RunningApp: one loaded app answering requests: Spin's semantics on the way in (mount prefix,
+well-known endpoints, route matching, static responses, spin-* headers, body size), then the run
+(runtime.http.scheduling decides inline or on a worker thread), then the guest's response or the
+error it maps to (runtime.http.responses).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator
+from concurrent.futures import Executor as PoolExecutor
+
+from registry.loaded import LoadedApp
+from runtime.core.guest_io import BodySource, BodyTooLarge, GuestRequest, ResponseSink
+from runtime.http.responses import (
+    body_of,
+    decode_header,
+    describe,
+    encode_header,
+    first_line,
+    is_timeout,
+    may_add_content_length,
+    simple_response,
+)
+from runtime.http.routes import Router
+from runtime.http.scheduling import INLINE_BUDGET_S, INLINE_MAX_S, ComponentSlot, ThreadCap, execute
+from runtime.http.spin_headers import (
+    guest_request_headers,
+    spin_headers,
+    strip_mount_prefix,
+    well_known_response,
+)
+from runtime.types import AppSettings, IncomingRequest, OutgoingResponse
+
+log = logging.getLogger("lepton.runtime")
+
+READ_AHEAD_BYTES = 64 * 1024  # request bodies up to this size are read before the guest starts
+HEAD_GRACE_S = 1.0  # extra wait for a response head beyond the app timeout (host-side waits)
+# The loop's timer for response events a busy guest left pending: first after FIRST_TICK_S (a
+# typical guest has finished by then, so it costs nothing), then backing off to MAX_TICK_S.
+FIRST_TICK_S = 0.01
+MAX_TICK_S = 0.05
+
+
+class RunningApp:
+    def __init__(
+        self,
+        app: LoadedApp,
+        settings: AppSettings,
+        router: Router,
+        slots: dict[str, ComponentSlot],
+        pool: PoolExecutor,
+        max_threads: int,
+    ) -> None:
+        self.app = app
+        self.settings = settings
+        self.router = router
+        self.slots = slots  # by component id
+        self._pool = pool
+        # An app may hold at most this many worker threads, so one app's slow or stuck guests
+        # cannot take every thread away from the other apps.
+        self.threads = ThreadCap(max_threads)
+        self.closed = False
+        self._warned_no_route = False
+        self.log = logging.getLogger(f"lepton.app.{app.name}")
+
+    def close(self) -> None:
+        """Release the app (called once its last in-flight request has ended)."""
+        self.closed = True
+        self.slots = {}
+
+    # -- request handling ---------------------------------------------------------------------
+    async def handle(self, request: IncomingRequest) -> OutgoingResponse:
+        app_path = strip_mount_prefix(request.path, request.query, request.mount_prefix)
+        if app_path is None:
+            return simple_response(404)
+        reserved = well_known_response(
+            app_path.path, name=self.app.name, version=self.app.version, oci_image_digest=self.app.manifest_digest
+        )
+        if reserved is not None:
+            return simple_response(reserved.status, reserved.body, list(reserved.headers))
+        match = self.router.match(app_path.path)
+        if match is None:
+            if not self._warned_no_route:
+                self._warned_no_route = True
+                self.log.warning("no route for %s (further misses are not logged)", app_path.path)
+            return simple_response(404)
+        route = match.route
+        if route.static_response is not None:
+            sr = route.static_response
+            return simple_response(sr.status, sr.body or b"", list(sr.headers))
+        assert route.component_id is not None
+        slot = self.slots.get(route.component_id)
+        if slot is None:
+            self.log.error("app is closed or component %s is not loaded", route.component_id)
+            return simple_response(503)
+        max_body = self.settings.max_body_bytes
+        if request.content_length is not None and request.content_length > max_body:
+            return simple_response(413)
+        spin = spin_headers(
+            scheme=request.scheme,
+            host=request.host,
+            path=request.path,
+            query=request.query,
+            mount_prefix=request.mount_prefix,
+            match=match,
+            client_addr=request.client_addr,
+        )
+        headers = guest_request_headers(list(request.headers), spin, request.mount_prefix)
+        loop = asyncio.get_running_loop()
+        source = BodySource(loop)
+        guest_request = GuestRequest(
+            method=request.method,
+            scheme=request.scheme,
+            authority=request.host,
+            path_with_query=app_path.path_with_query,
+            headers=[(n, encode_header(v)) for n, v in headers],
+            client_addr=request.client_addr,
+            body=source,
+            route=match,
+            spin_headers=dict(spin),
+            full_path=request.path,
+            query=request.query,
+            http_version=request.http_version,
+        )
+        body_iter = request.body.__aiter__()
+        read_ahead: list[bytes] = []
+        if request.content_length == 0:
+            source.end()  # nothing to read (and no timer to arm for it)
+            complete = True
+        elif self._body_is_short(request):
+            try:
+                async with asyncio.timeout(self.settings.timeout_s):
+                    complete = await self._read_ahead(body_iter, source, read_ahead, max_body)
+            except BodyTooLarge:
+                return simple_response(413)
+            except TimeoutError:
+                return simple_response(408)
+            except Exception as exc:  # the client's body broke off (disconnect, protocol error)
+                self.log.info("request body could not be read: %s", exc)
+                return simple_response(400)
+        else:
+            complete = False
+        if complete and slot.inline_now():
+            response = self._run_inline(slot, guest_request)
+            if response is not None:
+                return response
+            # Over the inline budget: run again on a worker thread with a fresh, full body.
+            slot.demote()
+            source = BodySource(loop)
+            for chunk in read_ahead:
+                source.feed(chunk)
+            source.end()
+            guest_request.body = source
+        return await self._run_threaded(slot, guest_request, body_iter, complete, max_body)
+
+    @staticmethod
+    def _body_is_short(request: IncomingRequest) -> bool:
+        if request.content_length is not None:
+            return request.content_length <= READ_AHEAD_BYTES
+        # HTTP/1.x without Content-Length or Transfer-Encoding has no body at all.
+        return request.http_version.startswith("1") and not any(
+            n == "transfer-encoding" for n, _ in request.headers
+        )
+
+    @staticmethod
+    async def _read_ahead(
+        body_iter: AsyncIterator[bytes], source: BodySource, kept: list[bytes], max_body: int
+    ) -> bool:
+        async for chunk in body_iter:
+            source.feed(chunk)
+            kept.append(chunk)
+            if source.total > max_body:
+                raise BodyTooLarge()
+            if source.total > READ_AHEAD_BYTES:
+                return False
+        source.end()
+        return True
+
+    async def _pump(self, body_iter: AsyncIterator[bytes], source: BodySource, max_body: int) -> None:
+        """Feed the rest of the request body to the guest as it arrives (bounded buffer)."""
+        try:
+            async for chunk in body_iter:
+                source.feed(chunk)
+                if source.total > max_body:
+                    source.end(BodyTooLarge(f"request body larger than {max_body} bytes"))
+                    return
+                await source.wait_for_space()
+            source.end()
+        except asyncio.CancelledError:
+            source.end(ConnectionError("request cancelled"))
+            raise
+        except Exception as exc:  # client went away mid-body
+            source.end(exc)
+
+    def _run_inline(self, slot: ComponentSlot, request: GuestRequest) -> OutgoingResponse | None:
+        loop = asyncio.get_running_loop()
+        sink = ResponseSink(loop, inline=True)
+        budget = min(self.settings.timeout_s, INLINE_BUDGET_S)
+        cost = execute(slot, request, sink, budget)
+        if sink.error is not None and is_timeout(sink.error) and budget < self.settings.timeout_s:
+            slot.log.info("inline run exceeded %.0f ms; retrying on a worker thread", budget * 1000)
+            return None
+        if sink.error is None:
+            slot.record(cost)
+        if cost > INLINE_MAX_S * 4:
+            slot.demote()
+        return self._response(slot, request, sink, sink.error if not sink.started else None)
+
+    async def _run_threaded(
+        self,
+        slot: ComponentSlot,
+        request: GuestRequest,
+        body_iter: AsyncIterator[bytes],
+        complete: bool,
+        max_body: int,
+    ) -> OutgoingResponse:
+        loop = asyncio.get_running_loop()
+        sink = ResponseSink(loop)
+        source = request.body
+        timeout = self.settings.timeout_s
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(timeout):
+                await self.threads.acquire()
+        except TimeoutError:
+            slot.log.error("%s: no worker thread free for this app within %.1fs: 503", describe(request), timeout)
+            return simple_response(503)
+        pump = None if complete else asyncio.create_task(self._pump(body_iter, source, max_body))
+        remaining = max(0.001, timeout - (time.monotonic() - started))
+        ended = threading.Event()
+
+        def work() -> None:
+            # The worker ends its own run: the loop hears about the response from the sink alone
+            # (one wake-up per request), not also from a future chained back to it.
+            try:
+                cost = execute(slot, request, sink, remaining)
+                if sink.error is None:
+                    slot.record(cost)
+            finally:
+                ended.set()
+                self.threads.release()
+                if pump is not None and not pump.done() and not loop.is_closed():
+                    loop.call_soon_threadsafe(pump.cancel)  # the guest is done with the body
+
+        try:
+            self._pool.submit(work)
+        except BaseException:
+            self.threads.release()
+            raise
+
+        def tick(delay: float) -> None:
+            # Pick up response events the guest left pending (it is busy and did not block).
+            sink.flush_pending()
+            if not ended.is_set():
+                delay = min(delay * 2, MAX_TICK_S)
+                loop.call_later(delay, tick, delay)
+
+        loop.call_later(FIRST_TICK_S, tick, FIRST_TICK_S)
+        try:
+            # (Awaited directly: if this wait ends early, the sink no longer needs the future.)
+            async with asyncio.timeout(remaining + HEAD_GRACE_S):
+                await sink.head_future
+        except TimeoutError:
+            slot.log.error("%s: no response within %.1fs: 504", describe(request), timeout)
+            sink.close()
+            return simple_response(504)
+        except asyncio.CancelledError:
+            sink.close()  # the client is gone: the guest's next write fails and it ends
+            raise
+        except Exception as exc:
+            return self._response(slot, request, sink, exc, source)
+        return self._response(slot, request, sink, None, source)
+
+    def _response(
+        self,
+        slot: ComponentSlot,
+        request: GuestRequest,
+        sink: ResponseSink,
+        error: BaseException | None,
+        source: BodySource | None = None,
+    ) -> OutgoingResponse:
+        if error is not None:
+            if source is not None and isinstance(source.error, BodyTooLarge):
+                slot.log.warning("%s: request body over %d bytes: 413", describe(request), self.settings.max_body_bytes)
+                return simple_response(413)
+            if is_timeout(error):
+                slot.log.error(
+                    "%s: timed out after %.1fs: 504 (%s)", describe(request), self.settings.timeout_s, first_line(error)
+                )
+                return simple_response(504)
+            slot.log.error("%s: guest failed: 500 (%s)", describe(request), first_line(error))
+            slot.log.debug("guest failure detail", exc_info=error)
+            return simple_response(500)
+        status, headers = sink.head_future.result()
+        decoded = [(n, decode_header(v)) for n, v in headers]
+        whole = sink.take_complete()
+        if whole is None:
+            return OutgoingResponse(status=status, headers=decoded, body=self._stream(slot, request, sink))
+        # The guest finished before the head went out: frame the body by its length instead of
+        # chunking it, and hand it over whole (one message, one write; what a proxy would do).
+        if may_add_content_length(request.method, status, decoded):
+            decoded.append(("content-length", str(len(whole))))
+        if request.method == "HEAD":
+            whole = b""  # as hyper does for Spin: the guest's body is dropped
+        return OutgoingResponse(status=status, headers=decoded, body=body_of(whole), whole_body=whole)
+
+    async def _stream(self, slot: ComponentSlot, request: GuestRequest, sink: ResponseSink) -> AsyncIterator[bytes]:
+        head_only = request.method == "HEAD"  # as hyper does for Spin: the guest's body is dropped
+        try:
+            async for chunk in sink.chunks():
+                if not head_only:
+                    yield chunk
+        finally:
+            with contextlib.suppress(Exception):
+                sink.close()
+        if sink.error is not None:
+            slot.log.error("%s: response body truncated: %s", describe(request), first_line(sink.error))

@@ -1,0 +1,56 @@
+"""The wasi:http/incoming-handler@0.2.x executor (Spin's default for components)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from runtime.capabilities.wasi.http import RESPONSE_BODY, new_incoming_request, new_response_outparam
+from runtime.core import context
+from runtime.core.contract import ComponentInfo
+from runtime.core.guest import PreparedGuest
+from runtime.core.guest_io import GuestRequest, ResponseSink
+
+INCOMING_HANDLER = "wasi:http/incoming-handler"
+
+
+class NoResponse(Exception):
+    """The guest returned without setting a response ("guest failed to produce a response")."""
+
+
+class IncomingHandlerExecutor:
+    name = "wasi-http"
+    blocking = False
+
+    def __init__(self, export_name: str) -> None:
+        self.export_name = export_name  # e.g. "wasi:http/incoming-handler@0.2.3"
+
+    def run(self, guest: PreparedGuest, request: GuestRequest, response: ResponseSink) -> None:
+        ctx = context.current()
+        ctx.response = response
+        ctx.request = request  # for host APIs that need it (Spin self requests' origin)
+        store = guest.new_store(ctx, ctx.remaining())
+        instance = guest.instantiate(store)
+        func, sig = guest.export(store, instance, self.export_name, "handle")
+        sig.call(func, store, new_incoming_request(request), new_response_outparam())
+        func.post_return(store)
+        if not response.started:
+            raise NoResponse("guest failed to produce a response")
+        body = ctx.get(RESPONSE_BODY)
+        if body is not None and not body.finished:
+            # Returned without outgoing-body.finish: what was written is the whole body.
+            body.finish()
+        response.finish()  # (a no-op if the body's finish already ended the response)
+
+
+class WasiHttpProvider:
+    """Claims components exporting wasi:http/incoming-handler (any 0.2.x) under an http executor."""
+
+    def select(self, info: ComponentInfo, executor_config: Mapping[str, Any] | None) -> IncomingHandlerExecutor | None:
+        if info.kind != "component":
+            return None
+        kind = (executor_config or {}).get("type", "http")
+        if kind not in ("http", "spin"):
+            return None
+        export = info.exports_interface(INCOMING_HANDLER)
+        return IncomingHandlerExecutor(export) if export is not None else None
