@@ -27,7 +27,15 @@ Credentials (Spin's order): `$XDG_CONFIG_HOME/fermyon/registry-auth.json`, then 
 Errors are `registry.errors.RegistryError` subclasses whose messages name the source and what
 failed: `AuthError`, `NotFoundError`, `UnreachableError`, `DigestMismatchError`, `LockError`,
 `UnsafePathError`, `InvalidReferenceError`.
+
+`load_app`, `push_app` and `mirror_app` are imported on first use: they bring in the HTTP and
+OCI client libraries, which the pure modules (`registry.locked`, `registry.loaded`) and their
+importers (route matching, configuration) must not pay for.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from registry.cache import default_cache_dir
 from registry.errors import (
@@ -41,9 +49,11 @@ from registry.errors import (
     UnsafePathError,
 )
 from registry.loaded import LoadedApp, LoadedComponent
-from registry.mirror import mirror_app
-from registry.pull import load_app
-from registry.push import push_app
+
+if TYPE_CHECKING:
+    from registry.mirror import mirror_app
+    from registry.pull import load_app
+    from registry.push import push_app
 
 __all__ = [
     "AuthError",
@@ -61,3 +71,19 @@ __all__ = [
     "mirror_app",
     "push_app",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "load_app":
+        from registry.pull import load_app
+
+        return load_app
+    if name == "push_app":
+        from registry.push import push_app
+
+        return push_app
+    if name == "mirror_app":
+        from registry.mirror import mirror_app
+
+        return mirror_app
+    raise AttributeError(f"module 'registry' has no attribute {name!r}")
