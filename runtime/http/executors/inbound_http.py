@@ -10,7 +10,10 @@ name the last value wins); the response body is sent in one piece.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
+
+from wasmtime import Store
 
 from runtime.capabilities.support.wit import record
 from runtime.core import context
@@ -44,10 +47,19 @@ def status_ok(status: int) -> bool:
     return 100 <= status <= 600
 
 
-def buffered_request(request: GuestRequest, response: ResponseSink) -> tuple[list[tuple[str, str]], bytes] | None:
-    """The request as both inbound-http ABIs (component and Spin 1.x module) take it: headers as
-    strings and the whole body. None for a method Spin does not carry: the 405 has been sent and
-    the guest must not run."""
+@dataclass(frozen=True)
+class BufferedRun:
+    """A request as both inbound-http ABIs (component and Spin 1.x module) take it, and the Store
+    to run the guest in."""
+
+    headers: list[tuple[str, str]]  # as strings (the ABIs carry no bytes)
+    body: bytes  # whole
+    store: Store
+
+
+def start_buffered_run(guest: PreparedGuest, request: GuestRequest, response: ResponseSink) -> BufferedRun | None:
+    """Read the whole request and make the guest's Store. None for a method Spin does not carry:
+    the 405 has been sent and the guest must not run."""
     if request.method not in METHODS:
         response.start(405, [])
         response.finish()
@@ -56,7 +68,9 @@ def buffered_request(request: GuestRequest, response: ResponseSink) -> tuple[lis
         headers = [(name, value.decode("utf-8")) for name, value in request.headers]
     except UnicodeDecodeError as exc:
         raise InboundHttpError(f"request header is not UTF-8: {exc}") from None
-    return headers, request.body.read_all(context.current().deadline)
+    ctx = context.current()
+    body = request.body.read_all(ctx.deadline)
+    return BufferedRun(headers, body, guest.new_store(ctx, ctx.remaining()))
 
 
 class InboundHttpExecutor:
@@ -67,12 +81,11 @@ class InboundHttpExecutor:
         self.export_name = export_name
 
     def run(self, guest: PreparedGuest, request: GuestRequest, response: ResponseSink) -> None:
-        ctx = context.current()
-        buffered = buffered_request(request, response)
-        if buffered is None:
+        run = start_buffered_run(guest, request, response)
+        if run is None:
             return
-        headers, body = buffered
-        store = guest.new_store(ctx, ctx.remaining())
+        ctx = context.current()
+        headers, body, store = run.headers, run.body, run.store
         instance = guest.instantiate(store)
         func, sig = guest.export(store, instance, self.export_name, "handle-request")
         req = record(

@@ -45,7 +45,7 @@ from runtime.core.contract import ComponentInfo
 from runtime.core.guest import PreparedGuest
 from runtime.core.guest_io import GuestRequest, ResponseSink
 from runtime.errors import GuestTrap
-from runtime.http.executors.inbound_http import buffered_request, response_headers, status_ok
+from runtime.http.executors.inbound_http import response_headers, start_buffered_run, status_ok
 
 HANDLER = "handle-http-request"
 REALLOC = "canonical_abi_realloc"
@@ -290,13 +290,12 @@ class Spin1Executor:
             return self._linker
 
     def run(self, guest: PreparedGuest, request: GuestRequest, response: ResponseSink) -> None:
-        ctx = context.current()
-        buffered = buffered_request(request, response)
-        if buffered is None:
+        run = start_buffered_run(guest, request, response)
+        if run is None:
             return
-        headers, body = buffered
+        ctx = context.current()
+        headers, body, store = run.headers, run.body, run.store
         assert guest.module is not None
-        store = guest.new_store(ctx, ctx.remaining())
         wasi = WasiConfig()
         wasi.env = sorted(guest.component.locked.env.items())
         if guest.component.files_dir is not None:
