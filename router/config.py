@@ -19,6 +19,7 @@ from typing import Any
 
 from router.tomlpos import locate
 from router.units import parse_duration, parse_size
+from runtime.http.spin_headers import normalize_prefix
 from runtime.types import AppSettings
 
 RESERVED_PREFIX = "/.well-known/lepton"
@@ -180,13 +181,6 @@ def resolve_source(source: str, base_dir: Path) -> str:
 def normalise_host(host: str) -> str:
     """A configured host pattern in canonical form (lower case, no trailing dot)."""
     return host.strip().lower().rstrip(".")
-
-
-def normalise_prefix(prefix: str) -> str:
-    prefix = prefix.strip()
-    if prefix in ("", "/"):
-        return ""
-    return prefix[:-1] if prefix.endswith("/") else prefix
 
 
 class _Validator:
@@ -400,7 +394,10 @@ class _Validator:
         if not isinstance(raw, str):
             self.problem(table, app, key, '`prefix` must be a path such as "/hello"')
             return ""
-        prefix = normalise_prefix(raw)
+        if raw.strip() and not raw.strip().startswith("/"):
+            self.problem(table, app, key, f"{raw!r} must start with '/' and contain only plain path segments")
+            return ""
+        prefix = normalize_prefix(raw)  # the runtime strips mount prefixes by the same rule
         if not prefix:
             return ""
         segments = prefix.split("/")[1:]

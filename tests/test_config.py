@@ -273,3 +273,12 @@ def test_routes_conflict_between_apps(tmp_path: Path) -> None:
         tmp_path,
     )
     assert problems == [f"{tmp_path / 'routes.toml'}:6: app 'b': field 'prefix': any host /x is also claimed by app 'a'"]
+
+
+@pytest.mark.parametrize(("prefix", "expected"), [("/hello/", "/hello"), ("/", ""), ("//", ""), (" /a/b ", "/a/b")])
+def test_prefix_is_normalised_as_the_runtime_strips_it(tmp_path: Path, prefix: str, expected: str) -> None:
+    # One rule for both: the prefix routes.toml declares is the one the runtime strips.
+    from runtime.http.spin_headers import normalize_prefix
+
+    config = _parse(f'[apps.a]\nsource = "r/a"\nprefix = "{prefix}"\n', tmp_path)
+    assert config.apps["a"].routes[0].prefix == expected == normalize_prefix(prefix)

@@ -17,6 +17,7 @@ from wasmtime import Store
 
 from runtime.capabilities.support.wit import record
 from runtime.core import context
+from runtime.core.context import RequestContext
 from runtime.core.contract import ComponentInfo
 from runtime.core.guest import PreparedGuest
 from runtime.core.guest_io import GuestRequest, ResponseSink
@@ -52,6 +53,7 @@ class BufferedRun:
     """A request as both inbound-http ABIs (component and Spin 1.x module) take it, and the Store
     to run the guest in."""
 
+    ctx: RequestContext
     headers: list[tuple[str, str]]  # as strings (the ABIs carry no bytes)
     body: bytes  # whole
     store: Store
@@ -70,7 +72,7 @@ def start_buffered_run(guest: PreparedGuest, request: GuestRequest, response: Re
         raise InboundHttpError(f"request header is not UTF-8: {exc}") from None
     ctx = context.current()
     body = request.body.read_all(ctx.deadline)
-    return BufferedRun(headers, body, guest.new_store(ctx, ctx.remaining()))
+    return BufferedRun(ctx, headers, body, guest.new_store(ctx, ctx.remaining()))
 
 
 class InboundHttpExecutor:
@@ -84,8 +86,7 @@ class InboundHttpExecutor:
         run = start_buffered_run(guest, request, response)
         if run is None:
             return
-        ctx = context.current()
-        headers, body, store = run.headers, run.body, run.store
+        ctx, headers, body, store = run.ctx, run.headers, run.body, run.store
         instance = guest.instantiate(store)
         func, sig = guest.export(store, instance, self.export_name, "handle-request")
         req = record(

@@ -293,8 +293,7 @@ class Spin1Executor:
         run = start_buffered_run(guest, request, response)
         if run is None:
             return
-        ctx = context.current()
-        headers, body, store = run.headers, run.body, run.store
+        ctx, headers, body, store = run.ctx, run.headers, run.body, run.store
         assert guest.module is not None
         wasi = WasiConfig()
         wasi.env = sorted(guest.component.locked.env.items())
