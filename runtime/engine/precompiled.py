@@ -170,8 +170,18 @@ class CompiledCache:
     def _store(self, entry: Path, data: bytes | bytearray) -> None:
         checksum = _checksum(data)
         try:
-            # Sidecar first: a reader that sees the .cwasm can always check it.
-            for target, payload in ((entry.with_suffix(SIDECAR_SUFFIX), checksum.encode()), (entry, bytes(data))):
-                atomic_write(target, payload, tmp_dir=self.dir)
+            try:
+                self._write(entry, data, checksum)
+            except FileNotFoundError:
+                # The directory went away while serving (an operator cleaning up, a tmp reaper):
+                # make it again rather than run uncached until a restart.
+                log.warning("precompiled cache directory %s is missing; recreating it", self.dir)
+                self.dir.mkdir(parents=True, exist_ok=True)
+                self._write(entry, data, checksum)
         except OSError as exc:  # a read-only or full cache must not stop the app from loading
             log.warning("cannot write precompiled cache entry %s: %s", entry.name, exc)
+
+    def _write(self, entry: Path, data: bytes | bytearray, checksum: str) -> None:
+        # Sidecar first: a reader that sees the .cwasm can always check it.
+        for target, payload in ((entry.with_suffix(SIDECAR_SUFFIX), checksum.encode()), (entry, bytes(data))):
+            atomic_write(target, payload, tmp_dir=self.dir)
