@@ -1,6 +1,6 @@
 """The on-disk content cache shared by every app and version.
 
-Layout under the cache root (see README "App sources, cache, auth and mirror"):
+Layout under the cache root (see docs/reference/routes-toml.md, cache_dir):
 
     blobs/sha256/<hex>            verified content by digest: wasm, files, locks, configs, manifests
     refs/<registry>/<repo>/<tag>.json   last manifest digest seen for a tag (the offline fallback)

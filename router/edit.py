@@ -1,6 +1,6 @@
 """Edit routes.toml for `lepton-router add/remove`: tomllib in, tomli-w out, other apps untouched.
 
-tomli-w cannot keep comments, so an edited file loses them (documented in the README). The edited
+tomli-w cannot keep comments, so an edited file loses them (documented in docs/reference/cli.md). The edited
 document is validated as a whole before it is written, and written atomically (temp file + rename)
 so a running server's watcher never reads a half-written file.
 """

@@ -72,7 +72,7 @@ def test_canonical_json_matches_olpc() -> None:
 
 
 def test_image_config_matches_spin_size_and_digest() -> None:
-    # Size and digest of the config for a known lock (Spin's OCI layout: docs/reference/spin-compat.md).
+    # Size and digest of the config for a known lock (docs/reference/spin-compat.md, Example image config).
     config = spin_image_config("sha256:5651635fb46376c3942354027f213957dafe20ccddb091b1b29452990cedaf91")
     import hashlib
 

@@ -4,7 +4,7 @@ concurrent.futures.ThreadPoolExecutor queues work for whichever idle thread wait
 sequential requests rotate through all its threads, each with a cold stack and CPU cache, and
 often on another core. Here the thread that just finished takes the next request (LIFO), and is
 woken directly, through its own handoff queue. Measured on a WAT hello forced onto worker
-threads, sequential, in one process: see the README (Runtime, "Where a guest runs").
+threads, sequential, in one process: see docs/explanation/execution-path.md.
 """
 
 from __future__ import annotations
