@@ -83,6 +83,12 @@ class PreparedGuest:
             wasi.env = sorted(self.component.locked.env.items())
         store.set_wasi(wasi)
         store.set_limits(memory_size=self.settings.memory_bytes)
+        # The Store owns the instance (its slot in the pooling allocator, its linear memory). Free
+        # it when the request's guest work ends, however it ends: left to reference counting, a
+        # failed run (an exception's traceback holds the frames that hold the Store) waits for the
+        # cyclic GC, and abandoned uploads once exhausted the pool for every app that way.
+        # Registered first, so it runs after every other cleanup of the request.
+        ctx.cleanups.insert(0, store.close)
         return store
 
     def instantiate(self, store: Store) -> Instance:
