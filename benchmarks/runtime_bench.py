@@ -28,6 +28,7 @@ from runtime import Runtime  # noqa: E402
 from runtime.core.context import RequestContext, bind  # noqa: E402
 from runtime.core.guest_io import BodySource, GuestRequest, ResponseSink  # noqa: E402
 from runtime.engine import byte_bridge  # noqa: E402
+from runtime.http.scheduling import execute  # noqa: E402
 from runtime.testing import component, loaded_app  # noqa: E402
 from runtime.types import AppSettings, MiB  # noqa: E402
 from tests.support import fixtures  # noqa: E402
@@ -169,7 +170,7 @@ async def main(quick: bool) -> None:
         sink = ResponseSink(loop, inline=True)
         req = GuestRequest("GET", "http", "example.com", "/", [("host", b"example.com")], ("127.0.0.1", 1), source)
         t = time.perf_counter()
-        py_hello._execute(py_slot, req, sink, 30.0)
+        execute(py_slot, req, sink, 30.0)
         elapsed = time.perf_counter() - t
         assert sink.error is None and sink.started
         return elapsed
