@@ -113,7 +113,9 @@ class Dispatcher:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
         path = raw_path.decode("latin-1")
-        headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"]]
+        # Names as text (ASGI servers give them lower-cased); values stay bytes all the way to the
+        # guest: only what routing reads is decoded (router.proxy.client_view).
+        headers = [(k.decode("latin-1").lower(), v) for k, v in scope["headers"]]
         client = scope.get("client") or ("0.0.0.0", 0)
         view = client_view((client[0], client[1]), scope["scheme"], headers, self.trusted)
         route = self.manager.table.lookup(request_host(view.host), path)
@@ -144,7 +146,7 @@ class Dispatcher:
             chunked = False
             for key, value in headers:
                 if key == "content-length":
-                    content_length = int(value) if value.isdigit() else None
+                    content_length = int(value) if value.isdigit() else None  # (bytes.isdigit: ASCII only)
                 elif key == "transfer-encoding":
                     chunked = True
             inbound = _Inbound(receive)
@@ -188,7 +190,7 @@ class Dispatcher:
     async def _send_response(self, response: OutgoingResponse, inbound: _Inbound, send: Send, app: str,
                              http_version: str) -> None:
         headers = [
-            (k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers if k.lower() not in HOP_BY_HOP
+            (k.encode("latin-1"), v) for k, v in response.headers if k.lower() not in HOP_BY_HOP
         ]
         closing = response.status == 413 and not inbound.done and http_version in ("1.0", "1.1")
         if closing:

@@ -38,12 +38,12 @@ class TrustedProxies:
         return any(ip in net for net in self.networks)
 
 
-def _header_values(headers: Sequence[tuple[str, str]], name: str) -> list[str]:
-    """All comma-separated values of a (possibly repeated) header, in order."""
+def _header_values(headers: Sequence[tuple[str, bytes]], name: str) -> list[str]:
+    """All comma-separated values of a (possibly repeated) header, in order, as text."""
     values: list[str] = []
     for key, value in headers:
         if key == name:
-            values.extend(v.strip() for v in value.split(","))
+            values.extend(v.strip() for v in value.decode("latin-1").split(","))
     return [v for v in values if v]
 
 
@@ -70,14 +70,15 @@ def _parse_forwarded_addr(value: str) -> tuple[str, int] | None:
 def client_view(
     peer: tuple[str, int],
     scheme: str,
-    headers: Sequence[tuple[str, str]],
+    headers: Sequence[tuple[str, bytes]],
     trusted: TrustedProxies,
 ) -> ClientView:
-    """peer: the TCP peer; headers: lower-case names. Host falls back to the Host header."""
+    """peer: the TCP peer; headers: lower-case names, values as received (only the few this
+    reads are decoded). Host falls back to the Host header."""
     host = ""
     for key, value in headers:
         if key == "host":
-            host = value
+            host = value.decode("latin-1")
             break
     if not trusted or not trusted.trusts(peer[0]):
         return ClientView(addr=peer, scheme=scheme, host=host)

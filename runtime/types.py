@@ -1,4 +1,9 @@
-"""The boundary between router/ and runtime/: one request in, one streaming response out."""
+"""The boundary between router/ and runtime/: one request in, one streaming response out.
+
+Headers are (name, value) pairs with the name a lower-case ``str`` and the value ``bytes``, as
+they come off the wire: values are decoded only where a rule needs their text (routing reads
+Host and X-Forwarded-*), never decoded and re-encoded on the way through (wasi:http hands the
+guest bytes, too)."""
 
 from __future__ import annotations
 
@@ -27,7 +32,7 @@ class IncomingRequest:
     host: str  # the Host header (authority) as trusted by the router; "" when absent
     path: str  # raw, percent-encoded path as received, including the mount prefix
     query: str  # raw query string, without "?"
-    headers: Sequence[tuple[str, str]]  # as received, lower-case names; no spin-* added yet
+    headers: Sequence[tuple[str, bytes]]  # as received, lower-case names; no spin-* added yet
     client_addr: tuple[str, int]  # trusted client address
     body: AsyncIterator[bytes]  # streamed as it arrives
     mount_prefix: str = ""  # router prefix such as "/hello"; stripped before the app routes
@@ -38,7 +43,7 @@ class IncomingRequest:
 @dataclass
 class OutgoingResponse:
     status: int
-    headers: list[tuple[str, str]]
+    headers: list[tuple[str, bytes]]  # as the guest set them (names as given, lower-case by wasi:http)
     body: AsyncIterator[bytes]  # streamed as the guest writes it
     # The whole body, when it was complete before the head was sent (``body`` then yields just
     # this): the server can send it in one message instead of streaming it.

@@ -5,10 +5,10 @@ from __future__ import annotations
 from router.proxy import TrustedProxies, client_view
 
 HEADERS = [
-    ("host", "internal:8080"),
-    ("x-forwarded-for", "203.0.113.9, 198.51.100.7"),
-    ("x-forwarded-proto", "https"),
-    ("x-forwarded-host", "app.example.com"),
+    ("host", b"internal:8080"),
+    ("x-forwarded-for", b"203.0.113.9, 198.51.100.7"),
+    ("x-forwarded-proto", b"https"),
+    ("x-forwarded-host", b"app.example.com"),
 ]
 
 
@@ -32,13 +32,13 @@ def test_trusted_peer_rightmost_untrusted_wins() -> None:
 
 
 def test_chain_of_trusted_proxies() -> None:
-    headers = [("x-forwarded-for", "203.0.113.9, 10.1.2.3"), ("x-forwarded-for", "10.0.0.5")]
+    headers = [("x-forwarded-for", b"203.0.113.9, 10.1.2.3"), ("x-forwarded-for", b"10.0.0.5")]
     view = client_view(("127.0.0.1", 1), "http", headers, TrustedProxies(["127.0.0.1", "10.0.0.0/8"]))
     assert view.addr == ("203.0.113.9", 0)
 
 
 def test_spoofed_garbage_stops_chain() -> None:
-    headers = [("x-forwarded-for", "not-an-ip, [2001:db8::1]:443"), ("x-forwarded-proto", "gopher")]
+    headers = [("x-forwarded-for", b"not-an-ip, [2001:db8::1]:443"), ("x-forwarded-proto", b"gopher")]
     view = client_view(("::1", 1), "http", headers, TrustedProxies(["::1"]))
     assert view.addr == ("2001:db8::1", 443)
     assert view.scheme == "http"

@@ -70,7 +70,7 @@ async def test_conformance_request_shape(rt: Runtime) -> None:
     assert resp.status == 200
     assert header(resp, "x-echo-authority") == "example.com"
     assert header(resp, "x-echo-path") == "/base/path/end/rest?key=value"
-    spin = {n.removeprefix("x-req-"): v for n, v in resp.headers if n.startswith("x-req-spin-")}
+    spin = {n.removeprefix("x-req-"): v.decode() for n, v in resp.headers if n.startswith("x-req-spin-")}
     assert spin == {
         "spin-path-info": "/rest",
         "spin-full-url": "http://example.com/base/path/end/rest?key=value",

@@ -240,21 +240,21 @@ def test_full_url() -> None:
 
 def test_guest_request_headers() -> None:
     client = [
-        ("host", "example.com"),
-        ("spin-path-info", "/spoofed"),
-        ("x-forwarded-prefix", "/evil"),
-        ("a", "1"),
+        ("host", b"example.com"),
+        ("spin-path-info", b"/spoofed"),
+        ("x-forwarded-prefix", b"/evil"),
+        ("a", b"1"),
     ]
-    spin = [("spin-path-info", "/real")]
+    spin = [("spin-path-info", "/real")]  # the host's own, as text
     # without a mount prefix: client headers as they came (Spin keeps client spin-*), then spin-*
-    assert guest_request_headers(client, spin, "") == [*client, ("spin-path-info", "/real")]
+    assert guest_request_headers(client, spin, "") == [*client, ("spin-path-info", b"/real")]
     # mounted: x-forwarded-prefix carries the prefix and replaces the client's
     assert guest_request_headers(client, spin, "/hello/") == [
-        ("host", "example.com"),
-        ("spin-path-info", "/spoofed"),
-        ("a", "1"),
-        ("x-forwarded-prefix", "/hello"),
-        ("spin-path-info", "/real"),
+        ("host", b"example.com"),
+        ("spin-path-info", b"/spoofed"),
+        ("a", b"1"),
+        ("x-forwarded-prefix", b"/hello"),
+        ("spin-path-info", b"/real"),
     ]
 
 

@@ -18,9 +18,7 @@ from registry.loaded import LoadedApp
 from runtime.core.guest_io import BodySource, BodyTooLarge, GuestRequest, ResponseSink
 from runtime.http.responses import (
     body_of,
-    decode_header,
     describe,
-    encode_header,
     first_line,
     is_timeout,
     may_add_content_length,
@@ -82,7 +80,7 @@ class RunningApp:
             app_path.path, name=self.app.name, version=self.app.version, oci_image_digest=self.app.manifest_digest
         )
         if reserved is not None:
-            return simple_response(reserved.status, reserved.body, list(reserved.headers))
+            return simple_response(reserved.status, reserved.body, reserved.headers)
         match = self.router.match(app_path.path)
         if match is None:
             if not self._warned_no_route:
@@ -92,7 +90,7 @@ class RunningApp:
         route = match.route
         if route.static_response is not None:
             sr = route.static_response
-            return simple_response(sr.status, sr.body or b"", list(sr.headers))
+            return simple_response(sr.status, sr.body or b"", sr.headers)
         assert route.component_id is not None
         slot = self.slots.get(route.component_id)
         if slot is None:
@@ -110,7 +108,7 @@ class RunningApp:
             match=match,
             client_addr=request.client_addr,
         )
-        headers = guest_request_headers(list(request.headers), spin, request.mount_prefix)
+        headers = guest_request_headers(request.headers, spin, request.mount_prefix)
         loop = asyncio.get_running_loop()
         source = BodySource(loop)
         guest_request = GuestRequest(
@@ -118,7 +116,7 @@ class RunningApp:
             scheme=request.scheme,
             authority=request.host,
             path_with_query=app_path.path_with_query,
-            headers=[(n, encode_header(v)) for n, v in headers],
+            headers=headers,
             client_addr=request.client_addr,
             body=source,
             route=match,
@@ -297,17 +295,17 @@ class RunningApp:
             slot.log.debug("guest failure detail", exc_info=error)
             return simple_response(500)
         status, headers = sink.head_future.result()
-        decoded = [(n, decode_header(v)) for n, v in headers]
+        out = list(headers)
         whole = sink.take_complete()
         if whole is None:
-            return OutgoingResponse(status=status, headers=decoded, body=self._stream(slot, request, sink))
+            return OutgoingResponse(status=status, headers=out, body=self._stream(slot, request, sink))
         # The guest finished before the head went out: frame the body by its length instead of
         # chunking it, and hand it over whole (one message, one write; what a proxy would do).
-        if may_add_content_length(request.method, status, decoded):
-            decoded.append(("content-length", str(len(whole))))
+        if may_add_content_length(request.method, status, out):
+            out.append(("content-length", str(len(whole)).encode()))
         if request.method == "HEAD":
             whole = b""  # as hyper does for Spin: the guest's body is dropped
-        return OutgoingResponse(status=status, headers=decoded, body=body_of(whole), whole_body=whole)
+        return OutgoingResponse(status=status, headers=out, body=body_of(whole), whole_body=whole)
 
     async def _stream(self, slot: ComponentSlot, request: GuestRequest, sink: ResponseSink) -> AsyncIterator[bytes]:
         head_only = request.method == "HEAD"  # as hyper does for Spin: the guest's body is dropped

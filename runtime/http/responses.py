@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import wasmtime
 
@@ -37,22 +37,22 @@ async def body_of(data: bytes) -> AsyncIterator[bytes]:
         yield data
 
 
-def simple_response(status: int, body: bytes = b"", headers: list[tuple[str, str]] | None = None) -> OutgoingResponse:
-    return OutgoingResponse(status=status, headers=headers or [], body=body_of(body), whole_body=body)
+def simple_response(status: int, body: bytes = b"", headers: Sequence[tuple[str, str]] = ()) -> OutgoingResponse:
+    """A response the host makes itself; its headers are text (Spin's static and reserved ones)."""
+    encoded = [(name, encode_header(value)) for name, value in headers]
+    return OutgoingResponse(status=status, headers=encoded, body=body_of(body), whole_body=body)
 
 
-def may_add_content_length(method: str, status: int, headers: list[tuple[str, str]]) -> bool:
+def may_add_content_length(method: str, status: int, headers: Sequence[tuple[str, bytes]]) -> bool:
     if method == "HEAD" or status < 200 or status in (204, 304):
         return False
     return not any(name.lower() in ("content-length", "transfer-encoding") for name, _ in headers)
 
 
 def encode_header(value: str) -> bytes:
+    """Text the host puts in a header: latin-1 as HTTP/1.1 has it, UTF-8 for anything beyond."""
     try:
         return value.encode("latin-1")
     except UnicodeEncodeError:
         return value.encode("utf-8")
 
-
-def decode_header(value: bytes) -> str:
-    return value.decode("latin-1")

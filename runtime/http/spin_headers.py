@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from runtime.http.routes import WELL_KNOWN_PREFIX, RouteMatch
@@ -111,16 +112,25 @@ def spin_headers(
 
 
 def guest_request_headers(
-    client_headers: list[tuple[str, str]] | tuple[tuple[str, str], ...],
+    client_headers: Sequence[tuple[str, bytes]],
     spin: list[tuple[str, str]],
     mount_prefix: str,
-) -> list[tuple[str, str]]:
-    """Client headers, then ``x-forwarded-prefix`` for a mounted app, then the spin-* headers."""
+) -> list[tuple[str, bytes]]:
+    """Client headers (bytes, untouched), then ``x-forwarded-prefix`` for a mounted app, then the
+    spin-* headers (text the host made, encoded as latin-1, or UTF-8 beyond it)."""
+    added = [(n, _encode(v)) for n, v in spin]
     prefix = normalize_prefix(mount_prefix)
     if not prefix:
-        return [*client_headers, *spin]
+        return [*client_headers, *added]
     kept = [(n, v) for n, v in client_headers if n.lower() != FORWARDED_PREFIX]
-    return [*kept, (FORWARDED_PREFIX, prefix), *spin]
+    return [*kept, (FORWARDED_PREFIX, _encode(prefix)), *added]
+
+
+def _encode(value: str) -> bytes:
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value.encode("utf-8")
 
 
 @dataclass(frozen=True)

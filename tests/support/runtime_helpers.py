@@ -30,7 +30,8 @@ def request(
     client_addr: tuple[str, int] = ("127.0.0.1", 40000),
     scheme: str = "http",
 ) -> IncomingRequest:
-    """A request as the router hands it over. `chunks` streams a body of unknown length."""
+    """A request as the router hands it over (header values as bytes; `headers` given as text
+    for readability). `chunks` streams a body of unknown length."""
     all_headers = [("host", host), *headers]
     content_length = None
     if chunks is not None:
@@ -47,7 +48,7 @@ def request(
         host=host,
         path=path,
         query=query,
-        headers=all_headers,
+        headers=[(name, value.encode("utf-8")) for name, value in all_headers],
         client_addr=client_addr,
         body=stream,
         mount_prefix=mount_prefix,
@@ -60,5 +61,6 @@ async def read(response: OutgoingResponse) -> bytes:
 
 
 def header(response: OutgoingResponse, name: str) -> str | None:
+    """The last value of `name`, as text (latin-1, as the bytes came)."""
     values = [v for n, v in response.headers if n == name]
-    return values[-1] if values else None
+    return values[-1].decode("latin-1") if values else None
