@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -56,6 +57,17 @@ DEFAULT_WORKERS = 32  # guests blocked on slow clients or outbound calls each ho
 # call; with CPython's default 5 ms switch interval it then queues behind the event loop thread
 # (measured: 1 MiB echo 112 ms at 5 ms, 70-76 ms at 0.2-1 ms). Process-wide, set once.
 SWITCH_INTERVAL_S = 0.001
+# Guest threads run below the event loop's priority: the loop serves every app (dispatch, bodies,
+# inline guests), so a busy app's threads must not take its core away.
+GUEST_THREAD_NICENESS = 5
+# A guest thread idle this long ends: a burst's threads (and their memory) do not stay forever.
+GUEST_THREAD_IDLE_EXIT_S = 10.0
+
+
+def default_cpu_turns() -> int:
+    """How many of one app's guests may execute at once: half the cores this process may use
+    (at least one), so one busy app leaves the rest of the machine to the others."""
+    return max(1, len(os.sched_getaffinity(0)) // 2)
 
 
 def default_capabilities() -> list[Capability]:
@@ -92,6 +104,7 @@ class Runtime:
         capabilities: Sequence[Capability] | None = None,
         executors: Sequence[ExecutorProvider] | None = None,
         workers: int = DEFAULT_WORKERS,
+        cpu_turns_per_app: int | None = None,
     ) -> None:
         # Host functions defined before the patches keep the stock (slow, not thread-safe)
         # callbacks: patch before any Linker exists.
@@ -102,8 +115,14 @@ class Runtime:
         self.cache = CompiledCache(self.engine, Path(cache_dir) / "compiled")
         self.capabilities = list(capabilities) if capabilities is not None else default_capabilities()
         self.executors = list(executors) if executors is not None else default_executors()
-        self._pool = WorkerPool(max_workers=workers, thread_name_prefix="lepton-guest")
+        self._pool = WorkerPool(
+            max_workers=workers,
+            thread_name_prefix="lepton-guest",
+            niceness=GUEST_THREAD_NICENESS,
+            idle_exit_s=GUEST_THREAD_IDLE_EXIT_S,
+        )
         self._app_threads = max(1, workers // 2)
+        self._cpu_turns = cpu_turns_per_app if cpu_turns_per_app is not None else default_cpu_turns()
         self._ticker = EpochTicker(self.engine)
 
     def close(self) -> None:
@@ -136,7 +155,7 @@ class Runtime:
             if component is None:
                 raise AppLoadError(app.name, "component is not in the loaded app", component=cid)
             slots[cid] = await asyncio.to_thread(self._prepare, app, component, settings, route.executor)
-        return RunningApp(app, settings, router, slots, self._pool, self._app_threads)
+        return RunningApp(app, settings, router, slots, self._pool, self._app_threads, self._cpu_turns)
 
     # -- blocking work, on a worker thread ----------------------------------------------------------
     def _select_executor(self, info: ComponentInfo, config: Mapping[str, Any] | None) -> Executor | None:

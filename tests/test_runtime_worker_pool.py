@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -93,3 +94,31 @@ def test_shutdown_cancels_the_backlog_and_refuses_new_work() -> None:
     with pytest.raises(RuntimeError, match="shutdown"):
         pool.submit(lambda: None)
     pool.shutdown(wait=True)
+
+
+def test_idle_threads_end_and_busy_ones_stay() -> None:
+    pool = WorkerPool(max_workers=4, idle_exit_s=0.3)
+    try:
+        gate = threading.Event()
+        burst = [pool.submit(gate.wait, 5) for _ in range(4)]  # four threads at once
+        gate.set()
+        for f in burst:
+            f.result(timeout=5)
+        assert len(pool._threads) == 4
+        deadline = time.monotonic() + 5
+        while pool._threads and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert pool._threads == []  # all idle past the limit: gone
+        # and the pool starts threads again on demand
+        assert pool.submit(lambda: threading.current_thread().name).result(timeout=5).startswith("worker_")
+    finally:
+        pool.shutdown()
+
+
+def test_worker_threads_run_at_the_given_niceness() -> None:
+    pool = WorkerPool(max_workers=1, niceness=3)
+    try:
+        nice = pool.submit(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())).result(timeout=5)
+        assert nice == os.getpriority(os.PRIO_PROCESS, 0) + 3
+    finally:
+        pool.shutdown()

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -106,6 +106,10 @@ class RequestContext:
     # pending reaches the client first (see guest_io.ResponseSink).
     on_block: Any = None
     blocked: bool = False  # the guest waited for something (see notify_block)
+    # Around host-side waits (see waiting()): the scheduler gives the app's CPU turn away while
+    # the guest waits, and takes one back before the guest runs again.
+    on_wait: Callable[[], None] | None = None
+    on_resume: Callable[[], None] | None = None
 
     def get(self, key: StateKey[T]) -> T | None:
         return self._slots.get(key)
@@ -126,6 +130,19 @@ class RequestContext:
         if self.on_block is not None:
             self.on_block()
 
+    @contextmanager
+    def waiting(self) -> Iterator[None]:
+        """Wrap a host-side wait (a pollable, the request body, a slow client, the network):
+        pending output is flushed first, and the guest holds no CPU turn while it waits."""
+        self.notify_block()
+        if self.on_wait is not None:
+            self.on_wait()
+        try:
+            yield
+        finally:
+            if self.on_resume is not None:
+                self.on_resume()  # may raise DeadlineExceeded: the guest does not run again
+
     def close(self) -> None:
         for cleanup in reversed(self.cleanups):
             try:
@@ -136,6 +153,11 @@ class RequestContext:
 
 
 _local = threading.local()
+
+
+def current_or_none() -> RequestContext | None:
+    """The RequestContext bound on this thread, if any (host-side helpers used outside a guest)."""
+    return getattr(_local, "ctx", None)
 
 
 def current() -> RequestContext:

@@ -12,6 +12,7 @@ response is only collected, so nothing here ever blocks the loop thread.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections import deque
@@ -19,6 +20,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from runtime.core import context
 from runtime.errors import DeadlineExceeded
 
 BUFFER_LIMIT = 1024 * 1024  # bytes buffered per direction before the producer waits
@@ -253,20 +255,26 @@ class ResponseSink:
         with self._cond:
             if self._closed:
                 raise SinkClosed("client disconnected")
-            if not self._inline and self._buffered > BUFFER_LIMIT:
+            full = not self._inline and self._buffered > BUFFER_LIMIT
+            if full and not self._scheduled:
                 # Full: the loop must know there is data before we wait for it to drain.
-                if not self._scheduled:
-                    self._scheduled = True
-                    self._pending_since = 0.0
-                    self._loop.call_soon_threadsafe(self._deliver)
-                self.waited = True
+                self._scheduled = True
+                self._pending_since = 0.0
+                self._loop.call_soon_threadsafe(self._deliver)
+        if full:
+            self.waited = True
+            # Waited for outside the lock's first hold: giving the app's CPU turn back and
+            # taking it again (RequestContext.waiting) must never hold up the loop's deliveries.
+            ctx = context.current_or_none()
+            with ctx.waiting() if ctx is not None else contextlib.nullcontext(), self._cond:
                 while self._buffered > BUFFER_LIMIT and not self._closed:
                     remaining = None if deadline is None else deadline - time.monotonic()
                     if remaining is not None and remaining <= 0:
                         raise DeadlineExceeded("deadline exceeded while the client was not reading")
                     self._cond.wait(remaining)
-                if self._closed:
-                    raise SinkClosed("client disconnected")
+        with self._cond:
+            if self._closed:
+                raise SinkClosed("client disconnected")
             self._chunks.append(data)
             self._buffered += len(data)
             self.bytes_written += len(data)

@@ -9,6 +9,7 @@ threads, sequential, in one process: see docs/explanation/execution-path.md.
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from collections import deque
@@ -36,18 +37,35 @@ class _Job:
             self.future.set_result(result)
 
 
+def _lower_priority(niceness: int) -> None:
+    """Make the calling thread `niceness` steps nicer than the process (Linux schedules threads
+    one by one, so this is the thread's own). Where it cannot be done, the thread runs as is."""
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, 0) + niceness)
+    except (OSError, AttributeError):
+        pass
+
+
 class WorkerPool(Executor):
     """Up to `max_workers` threads, started on demand and kept; work beyond them waits in order."""
 
-    def __init__(self, max_workers: int, thread_name_prefix: str = "worker") -> None:
+    def __init__(
+        self, max_workers: int, thread_name_prefix: str = "worker", niceness: int = 0, idle_exit_s: float | None = None
+    ) -> None:
         if max_workers < 1:
             raise ValueError("max_workers must be at least 1")
         self._max = max_workers
+        self._niceness = niceness  # added to each worker thread's nice value (Linux: per thread)
+        # A thread idle this long ends (its stack and malloc arena go back): a burst's threads do
+        # not stay for the life of the process. LIFO keeps the busy ones warm. None: they stay.
+        self._idle_exit_s = idle_exit_s
         self._prefix = thread_name_prefix
         self._lock = threading.Lock()
         self._idle: list[queue.SimpleQueue[_Job | None]] = []  # a stack: the last one idle is first
         self._backlog: deque[_Job] = deque()
         self._threads: list[threading.Thread] = []
+        self._started = 0
         self._shutdown = False
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
@@ -66,13 +84,14 @@ class WorkerPool(Executor):
     def _start(self, first: _Job) -> None:
         handoff: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         handoff.put(first)
-        thread = threading.Thread(
-            target=self._work, args=(handoff,), name=f"{self._prefix}_{len(self._threads)}", daemon=True
-        )
+        self._started += 1
+        thread = threading.Thread(target=self._work, args=(handoff,), name=f"{self._prefix}_{self._started}", daemon=True)
         self._threads.append(thread)
         thread.start()
 
     def _work(self, handoff: queue.SimpleQueue[_Job | None]) -> None:
+        if self._niceness:
+            _lower_priority(self._niceness)
         job = handoff.get()
         while job is not _STOP:
             job.run()
@@ -84,7 +103,20 @@ class WorkerPool(Executor):
                 if self._shutdown:
                     return
                 self._idle.append(handoff)
-            job = handoff.get()
+            job = self._wait_for_work(handoff)
+
+    def _wait_for_work(self, handoff: queue.SimpleQueue[_Job | None]) -> _Job | None:
+        """The next job handed over; _STOP at shutdown, or after idle_exit_s idle (the thread ends)."""
+        while True:
+            try:
+                return handoff.get(timeout=self._idle_exit_s)
+            except queue.Empty:
+                with self._lock:
+                    if handoff in self._idle:  # nobody picked this thread meanwhile: it leaves
+                        self._idle.remove(handoff)
+                        self._threads.remove(threading.current_thread())
+                        return _STOP
+                # Picked between the timeout and the lock: its job is on the way.
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         with self._lock:

@@ -25,7 +25,7 @@ from runtime.http.responses import (
     simple_response,
 )
 from runtime.http.routes import Router
-from runtime.http.scheduling import INLINE_BUDGET_S, INLINE_MAX_S, ComponentSlot, ThreadCap, execute
+from runtime.http.scheduling import INLINE_BUDGET_S, INLINE_MAX_S, ComponentSlot, CpuShare, ThreadCap, execute
 from runtime.http.spin_headers import (
     guest_request_headers,
     spin_headers,
@@ -53,6 +53,7 @@ class RunningApp:
         slots: dict[str, ComponentSlot],
         pool: PoolExecutor,
         max_threads: int,
+        cpu_turns: int,
     ) -> None:
         self.app = app
         self.settings = settings
@@ -62,6 +63,8 @@ class RunningApp:
         # An app may hold at most this many worker threads, so one app's slow or stuck guests
         # cannot take every thread away from the other apps.
         self.threads = ThreadCap(max_threads)
+        # And at most this many of them executing (not waiting) at once: its share of the cores.
+        self.cpu = CpuShare(cpu_turns)
         self.closed = False
         self._warned_no_route = False
         self.log = logging.getLogger(f"lepton.app.{app.name}")
@@ -236,7 +239,7 @@ class RunningApp:
             # The worker ends its own run: the loop hears about the response from the sink alone
             # (one wake-up per request), not also from a future chained back to it.
             try:
-                cost = execute(slot, request, sink, remaining)
+                cost = execute(slot, request, sink, remaining, self.cpu)
                 if sink.error is None:
                     slot.record(cost)
             finally:

@@ -28,6 +28,7 @@ from runtime.core.context import bind
 from runtime.core.contract import Executor
 from runtime.core.guest import PreparedGuest
 from runtime.core.guest_io import GuestRequest, ResponseSink
+from runtime.errors import DeadlineExceeded
 
 log = logging.getLogger("lepton.runtime")
 
@@ -107,13 +108,62 @@ class ComponentSlot:
         self.recent = ()
 
 
-def execute(slot: ComponentSlot, request: GuestRequest, sink: ResponseSink, timeout_s: float) -> float:
-    """Run the guest to completion on this thread; never raises (errors go to the sink).
+class CpuShare:
+    """How many of one app's guests may execute at once: its share of the cores.
+
+    Worker threads running wasm release the GIL, so without a bound eight spinning guests of one
+    app took both cores of a 2-core host and every other app (and the event loop) starved: a
+    healthy app fell to 0.05x of its throughput. A guest holds a turn while it runs, gives it
+    back while it waits (RequestContext.waiting: the network, a pollable, its body, a slow client)
+    and takes one again before it runs on, so an app whose guests mostly wait is not slowed.
+    """
+
+    def __init__(self, turns: int) -> None:
+        self.turns = turns
+        self._free = threading.BoundedSemaphore(turns)
+
+    def take(self, deadline: float) -> None:
+        if not self._free.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            raise DeadlineExceeded("the app's guests kept every CPU turn until the deadline")
+
+    def give(self) -> None:
+        self._free.release()
+
+
+class _Turn:
+    """One run's hold on its app's CpuShare (taken and given back around waits)."""
+
+    __slots__ = ("deadline", "held", "share")
+
+    def __init__(self, share: CpuShare, deadline: float) -> None:
+        self.share, self.deadline, self.held = share, deadline, False
+
+    def take(self) -> None:
+        self.share.take(self.deadline)
+        self.held = True
+
+    def give(self) -> None:
+        if self.held:
+            self.held = False
+            self.share.give()
+
+
+def execute(
+    slot: ComponentSlot, request: GuestRequest, sink: ResponseSink, timeout_s: float, share: CpuShare | None = None
+) -> float:
+    """Run the guest to completion on this thread; never raises (errors go to the sink). With a
+    CpuShare, the guest executes only while it holds one of its app's turns.
     Returns the run's cost: thread CPU seconds, or wall seconds if the guest waited."""
-    ctx = slot.guest.new_context(deadline=time.monotonic() + timeout_s, on_block=sink.flush)
+    deadline = time.monotonic() + timeout_s
+    turn = _Turn(share, deadline) if share is not None else None
+    ctx = slot.guest.new_context(deadline=deadline, on_block=sink.flush)
+    if turn is not None:
+        ctx.on_wait, ctx.on_resume = turn.give, turn.take
     started = time.perf_counter()
     cpu_started = time.thread_time()
     try:
+        if turn is not None:
+            turn.take()
         with bind(ctx):
             slot.executor.run(slot.guest, request, sink)
     except BaseException as exc:
@@ -121,6 +171,8 @@ def execute(slot: ComponentSlot, request: GuestRequest, sink: ResponseSink, time
     else:
         sink.finish()
     finally:
+        if turn is not None:
+            turn.give()
         ctx.close()
     if ctx.blocked or sink.waited:
         return time.perf_counter() - started

@@ -165,8 +165,9 @@ class ResponseBodyStream(InputStream):
                 self._cond.wait(remaining)
 
     def read(self, n: int, blocking: bool, deadline: float) -> bytes | None:
-        if blocking:
-            self._wait(deadline)
+        if blocking and not self._ready():
+            with context.current().waiting():
+                self._wait(deadline)
         with self._cond:
             if not self._chunks:
                 if self._eof:
@@ -307,14 +308,15 @@ def spin_send(method: str, uri: str, headers: list[tuple[str, str]], body: bytes
     ctx = context.current()
     allowed = _prepared().allowed
     try:
-        resp = client().send(
-            method.upper(), uri, headers, body, allowed, self_origin(),
-            Timeouts(connect_s=ctx.remaining(), first_byte_s=ctx.remaining(), between_bytes_s=ctx.remaining()),
-        )
-        try:
-            data = resp.read()
-        finally:
-            resp.close()
+        with ctx.waiting():  # the whole exchange is a wait on the network
+            resp = client().send(
+                method.upper(), uri, headers, body, allowed, self_origin(),
+                Timeouts(connect_s=ctx.remaining(), first_byte_s=ctx.remaining(), between_bytes_s=ctx.remaining()),
+            )
+            try:
+                data = resp.read()
+            finally:
+                resp.close()
     except OutboundHttpError as exc:
         if exc.kind is OutboundErrorKind.DENIED:
             return "destination-not-allowed"

@@ -204,9 +204,10 @@ class BodyInputStream(InputStream):
         self._source = source
 
     def read(self, n: int, blocking: bool, deadline: float) -> bytes | None:
-        if blocking and not self._source.ready():
-            context.current().notify_block()
         try:
+            if blocking and not self._source.ready():
+                with context.current().waiting():
+                    self._source.wait_ready(deadline)
             return self._source.read(n, deadline if blocking else None)
         except BodyError as exc:
             raise StreamFailed(str(exc)) from exc

@@ -165,8 +165,8 @@ def _pollable_block(store: Any, self: Any) -> None:
     ctx = context.current()
     p = ctx.table.get(rep(store, self), Pollable)
     if not p.ready():
-        ctx.notify_block()
-    p.wait(ctx.deadline)
+        with ctx.waiting():
+            p.wait(ctx.deadline)
     ctx.check_deadline()
 
 
@@ -179,13 +179,13 @@ def _poll(store: Any, pollables: list[Any]) -> list[int]:
         ready = [i for i, p in enumerate(items) if p.ready()]
         if ready:
             return ready
-        ctx.notify_block()
         ctx.check_deadline()
-        if len(items) == 1:
-            items[0].wait(ctx.deadline)
-        else:
-            # Pollables of different kinds have no common wait primitive: check in slices.
-            items[0].wait(min(ctx.deadline, time.monotonic() + POLL_SLICE))
+        with ctx.waiting():
+            if len(items) == 1:
+                items[0].wait(ctx.deadline)
+            else:
+                # Pollables of different kinds have no common wait primitive: check in slices.
+                items[0].wait(min(ctx.deadline, time.monotonic() + POLL_SLICE))
 
 
 # -- wasi:io/streams ----------------------------------------------------------------------------

@@ -71,7 +71,8 @@ def start_buffered_run(guest: PreparedGuest, request: GuestRequest, response: Re
     except UnicodeDecodeError as exc:
         raise InboundHttpError(f"request header is not UTF-8: {exc}") from None
     ctx = context.current()
-    body = request.body.read_all(ctx.deadline)
+    with ctx.waiting():  # (the whole body: it may still be arriving)
+        body = request.body.read_all(ctx.deadline)
     return BufferedRun(ctx, headers, body, guest.new_store(ctx, ctx.remaining()))
 
 
