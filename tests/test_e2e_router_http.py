@@ -1,0 +1,171 @@
+"""HTTP/1.1 on the shared port, attacked with raw sockets (issue 11): smuggling with both
+Content-Length and Transfer-Encoding, a chunked upload past max_body, absolute-form request
+targets, and the response head (the guest's own `server`/`date` once, a reason phrase).
+
+Each fault is followed by a request to an unrelated app on a new connection: the neighbour still
+serves. Every socket read is bounded (READ_TIMEOUT_S), so a connection the server wrongly keeps
+open fails the test instead of hanging it.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.support.fixtures import FIXTURES_DIR, build_python_app
+from tests.support.server import RouterServer, echo_wasm, hello_wasm, push_app_to
+
+pytestmark = pytest.mark.usefixtures("registry")
+
+READ_TIMEOUT_S = 8.0
+GUEST_SERVER = "lepton-test-guest/1.0"  # tests/fixtures/python_own_headers/app.py
+GUEST_DATE = "Tue, 15 Nov 1994 08:12:31 GMT"
+STATUS_LINE = re.compile(rb"HTTP/1\.[01] \d{3}[^\r\n]*\r\n")
+
+
+@pytest.fixture(scope="module")
+def served(registry, tmp_path_factory: pytest.TempPathFactory, router_cache_dir: Path):  # type: ignore[no-untyped-def]
+    work = tmp_path_factory.mktemp("http")
+    alpha = push_app_to(registry.host, "http/alpha:v1", hello_wasm("alpha"), work)
+    neighbour = push_app_to(registry.host, "http/neighbour:v1", hello_wasm("neighbour"), work)
+    echo = push_app_to(registry.host, "http/echo:v1", echo_wasm(), work)
+    guest = push_app_to(registry.host, "http/guest:v1",
+                        build_python_app(FIXTURES_DIR / "python_own_headers").read_bytes(), work)
+    routes = work / "routes.toml"
+    routes.write_text(f"""
+[server]
+cache_dir = "{router_cache_dir}"
+
+[apps.alpha]
+source = "{alpha}"
+insecure = true
+hosts = ["alpha.test"]
+
+[apps.neighbour]
+source = "{neighbour}"
+insecure = true
+hosts = ["neighbour.test"]
+
+[apps.echo]
+source = "{echo}"
+insecure = true
+hosts = ["echo.test"]
+max_body = "64KiB"
+
+[apps.guest]
+source = "{guest}"
+insecure = true
+hosts = ["guest.test"]
+max_body = "64KiB"
+""")
+    server = RouterServer(routes).start()
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+
+
+@dataclass
+class Exchange:
+    data: bytes  # everything the server sent
+    closed: bool  # the server closed the connection (FIN or RST) within READ_TIMEOUT_S
+
+    @property
+    def status_lines(self) -> list[bytes]:
+        return STATUS_LINE.findall(self.data)
+
+    @property
+    def status(self) -> int:
+        return int(self.data.split(b" ", 2)[1])
+
+    def headers(self) -> list[tuple[str, str]]:
+        """The first response's header fields, names lower-cased, in order."""
+        head = self.data.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")[1:]
+        return [(name.strip().lower(), value.strip()) for name, _, value in (line.partition(":") for line in head)]
+
+    def values(self, name: str) -> list[str]:
+        return [v for k, v in self.headers() if k == name]
+
+
+def _read_all(sock: socket.socket, data: bytes = b"") -> Exchange:
+    sock.settimeout(READ_TIMEOUT_S)
+    chunks = [data]
+    try:
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return Exchange(b"".join(chunks), closed=True)
+            chunks.append(chunk)
+    except ConnectionResetError:
+        return Exchange(b"".join(chunks), closed=True)
+    except TimeoutError:
+        return Exchange(b"".join(chunks), closed=False)
+
+
+def _exchange(server: RouterServer, request: bytes) -> Exchange:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=READ_TIMEOUT_S) as sock:
+        sock.sendall(request)
+        return _read_all(sock)
+
+
+def _assert_neighbour_serves(server: RouterServer) -> None:
+    response = server.get("/", host="neighbour.test", timeout=10.0)
+    assert (response.status_code, response.text) == (200, "neighbour      \n"), server.log()
+
+
+# -- a chunked upload past max_body -------------------------------------------------------------
+
+CHUNK = b"%x\r\n" % 8192 + b"u" * 8192 + b"\r\n"
+
+
+def _send_chunks(sock: socket.socket, count: int) -> None:
+    """Send `count` chunks of 8 KiB, never the last chunk; stop early if the server closes."""
+    for _ in range(count):
+        try:
+            sock.sendall(CHUNK)
+        except (BrokenPipeError, ConnectionResetError):
+            return
+
+
+def _read_head(sock: socket.socket) -> bytes:
+    sock.settimeout(READ_TIMEOUT_S)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, data
+        data += chunk
+    return data
+
+
+UPLOAD = b"POST /upload HTTP/1.1\r\nHost: %s\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+def test_chunked_upload_past_max_body_is_413_and_closed(served: RouterServer) -> None:
+    # guest reads the whole body before answering: the host refuses it at 64 KiB.
+    with socket.create_connection(("127.0.0.1", served.port), timeout=READ_TIMEOUT_S) as sock:
+        sock.sendall(UPLOAD % b"guest.test")
+        # Sent whole, as a client uploading a file does: it reads the answer only afterwards.
+        _send_chunks(sock, 40)
+        answer = _read_all(sock)
+    assert answer.closed, f"the connection stayed open after: {answer.data!r}"
+    assert answer.status == 413
+    assert answer.values("connection") == ["close"]
+    _assert_neighbour_serves(served)
+
+
+def test_streamed_answer_to_an_upload_past_max_body_closes(served: RouterServer) -> None:
+    # echo answers (200) at once and then echoes the body as it reads it; past 64 KiB the rest is
+    # not read, and not waited for either: the response ends and the connection closes.
+    with socket.create_connection(("127.0.0.1", served.port), timeout=READ_TIMEOUT_S) as sock:
+        sock.sendall(UPLOAD % b"echo.test")
+        head = _read_head(sock)
+        _send_chunks(sock, 40)  # 320 KiB, and no last chunk
+        answer = _read_all(sock, head)
+    assert answer.closed, f"the connection stayed open after: {answer.data[:300]!r}"
+    assert answer.status == 200
+    _assert_neighbour_serves(served)
