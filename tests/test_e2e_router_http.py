@@ -12,8 +12,10 @@ from __future__ import annotations
 import re
 import socket
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.support.fixtures import FIXTURES_DIR, build_python_app
@@ -169,3 +171,59 @@ def test_streamed_answer_to_an_upload_past_max_body_closes(served: RouterServer)
     assert answer.closed, f"the connection stayed open after: {answer.data[:300]!r}"
     assert answer.status == 200
     _assert_neighbour_serves(served)
+
+
+# -- the response head ---------------------------------------------------------------------------
+
+
+def _assert_one_fresh_date(answer: Exchange) -> None:
+    dates = answer.values("date")
+    assert len(dates) == 1, answer.data
+    assert parsedate_to_datetime(dates[0]).year >= 2024  # the server's clock, in IMF-fixdate
+
+
+def test_guest_server_and_date_headers_are_sent_once_as_set(served: RouterServer) -> None:
+    answer = _exchange(served, b"GET / HTTP/1.1\r\nHost: guest.test\r\nConnection: close\r\n\r\n")
+    assert answer.status_lines == [b"HTTP/1.1 200 OK\r\n"], answer.data
+    assert answer.values("server") == [GUEST_SERVER]
+    assert answer.values("date") == [GUEST_DATE]
+    assert answer.data.endswith(b"read 0 bytes\n")
+
+
+def test_guest_headers_once_over_http2(served: RouterServer) -> None:
+    with httpx.Client(http1=False, http2=True, timeout=10.0) as client:
+        response = client.get(f"{served.base_url}/", headers={"host": "guest.test"})
+        assert response.http_version == "HTTP/2"
+        assert response.headers.get_list("server") == [GUEST_SERVER]
+        assert response.headers.get_list("date") == [GUEST_DATE]
+        plain = client.get(f"{served.base_url}/", headers={"host": "alpha.test"})
+        assert plain.headers.get_list("server") == []
+        assert len(plain.headers.get_list("date")) == 1
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status_line"),
+    [
+        (b"GET / HTTP/1.1\r\nHost: alpha.test\r\nConnection: close\r\n\r\n", b"HTTP/1.1 200 OK\r\n"),
+        (b"GET / HTTP/1.1\r\nHost: nobody.test\r\nConnection: close\r\n\r\n", b"HTTP/1.1 404 Not Found\r\n"),
+        (b"GET /.well-known/lepton/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", b"HTTP/1.1 200 OK\r\n"),
+        (b"POST / HTTP/1.1\r\nHost: guest.test\r\nContent-Length: 70000\r\nConnection: close\r\n\r\n",
+         b"HTTP/1.1 413 Payload Too Large\r\n"),  # hyper's wording (Python's is "Request Entity ...")
+        (b"NOT HTTP AT ALL\r\n\r\n", b"HTTP/1.1 400 Bad Request\r\n"),  # answered by hypercorn itself
+    ],
+    ids=["app", "unmatched", "reserved", "too-large", "malformed"],
+)
+def test_responses_carry_a_reason_phrase_one_date_and_no_server(served: RouterServer, request_bytes: bytes,
+                                                                 status_line: bytes) -> None:
+    answer = _exchange(served, request_bytes)
+    assert answer.status_lines == [status_line], answer.data
+    assert answer.values("server") == []  # as Spin: no server header unless the guest sets one
+    _assert_one_fresh_date(answer)
+    _assert_neighbour_serves(served)
+
+
+def test_admin_listener_head(served: RouterServer) -> None:
+    response = httpx.get(f"{served.admin_url}/status.json", timeout=10.0)
+    assert response.status_code == 200 and response.reason_phrase == "OK"
+    assert response.headers.get_list("server") == []
+    assert len(response.headers.get_list("date")) == 1
