@@ -1,13 +1,21 @@
-"""What every HTTP response on our listeners goes through (ASGI middleware in front of the apps).
+"""What every HTTP request on our listeners goes through before an app sees it (ASGI middleware).
 
+h11 parses the bytes; these are the rules of RFC 9110/9112 it leaves to the server:
+
+* Content-Length together with Transfer-Encoding (RFC 9112 6.1): h11 frames the body by
+  Transfer-Encoding, which is allowed, but the connection must then be closed, because a proxy in
+  front may have framed it by Content-Length and read the rest as another request. We refuse the
+  request (400) and close: nothing behind it on the connection is served.
 * Date (RFC 9110 6.6.1): hypercorn's own is turned off (it added a second one to a guest's), so
   a response without one gets it here.
 """
 
 from __future__ import annotations
 
-from router.asgi import ASGIApp, Message, Receive, Scope, Send
+from router.asgi import ASGIApp, Message, Receive, Scope, Send, end_unread
 from router.http_date import has_date, http_date
+
+BAD_REQUEST = b"bad request\n"
 
 
 class HttpGuard:
@@ -18,6 +26,11 @@ class HttpGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if scope.get("http_version", "1.1") in ("1.0", "1.1"):
+            names = {name for name, _ in scope["headers"]}
+            if b"content-length" in names and b"transfer-encoding" in names:
+                await _refuse(receive, send)
+                return
 
         async def send_dated(message: Message) -> None:
             if message["type"] == "http.response.start" and not has_date(message.get("headers", [])):
@@ -25,3 +38,19 @@ class HttpGuard:
             await send(message)
 
         await self.app(scope, receive, send_dated)
+
+
+async def _refuse(receive: Receive, send: Send) -> None:
+    """400 and close, without reading the body: its framing is what is in doubt."""
+    await send({
+        "type": "http.response.start",
+        "status": 400,
+        "headers": [
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", str(len(BAD_REQUEST)).encode()),
+            (b"connection", b"close"),
+            (b"date", http_date()),
+        ],
+    })
+    await end_unread(receive, send, {"type": "http.response.body", "body": BAD_REQUEST, "more_body": False})
+

@@ -120,6 +120,41 @@ def _assert_neighbour_serves(server: RouterServer) -> None:
     assert (response.status_code, response.text) == (200, "neighbour      \n"), server.log()
 
 
+# -- Content-Length with Transfer-Encoding --------------------------------------------------------
+
+SMUGGLED = b"GET /smuggled HTTP/1.1\r\nHost: neighbour.test\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [
+        b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
+        b"Transfer-Encoding: chunked\r\nContent-Length: 48\r\n",
+        b"Content-Length: 0\r\nTransfer-Encoding: CHUNKED\r\n",
+    ],
+    ids=["cl-then-te", "te-then-cl", "te-upper-case"],
+)
+@pytest.mark.parametrize("target", [b"/", b"/.well-known/lepton/health"], ids=["app", "reserved"])
+def test_content_length_with_transfer_encoding_is_refused_and_closed(served: RouterServer, framing: bytes,
+                                                                     target: bytes) -> None:
+    request = b"POST " + target + b" HTTP/1.1\r\nHost: alpha.test\r\n" + framing + b"\r\n0\r\n\r\n" + SMUGGLED
+    answer = _exchange(served, request)
+    assert len(answer.status_lines) == 1, answer.data  # the request behind it was not served
+    assert answer.status == 400
+    assert answer.closed, answer.data
+    assert answer.values("connection") == ["close"]
+    _assert_neighbour_serves(served)
+
+
+def test_chunked_request_alone_keeps_the_connection(served: RouterServer) -> None:
+    """The refusal is for the pair of headers only: plain chunked requests are served and pipelined."""
+    request = (b"POST / HTTP/1.1\r\nHost: alpha.test\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+               b"GET / HTTP/1.1\r\nHost: neighbour.test\r\nConnection: close\r\n\r\n")
+    answer = _exchange(served, request)
+    assert [line.split(b" ")[1] for line in answer.status_lines] == [b"200", b"200"], answer.data
+    assert answer.data.endswith(b"neighbour      \n")
+
+
 # -- a chunked upload past max_body -------------------------------------------------------------
 
 CHUNK = b"%x\r\n" % 8192 + b"u" * 8192 + b"\r\n"
