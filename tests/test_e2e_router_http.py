@@ -208,6 +208,42 @@ def test_streamed_answer_to_an_upload_past_max_body_closes(served: RouterServer)
     _assert_neighbour_serves(served)
 
 
+# -- absolute-form request targets (RFC 9112 3.2.2) -----------------------------------------------
+
+
+@pytest.mark.parametrize("target", [b"http://alpha.test/any?q=1", b"HTTP://Alpha.Test:80/", b"http://alpha.test"])
+def test_absolute_form_routes_by_its_authority(served: RouterServer, target: bytes) -> None:
+    answer = _exchange(served, b"GET " + target + b" HTTP/1.1\r\nHost: neighbour.test\r\nConnection: close\r\n\r\n")
+    assert (answer.status, len(answer.status_lines)) == (200, 1), answer.data
+    assert answer.data.endswith(b"alpha          \n")
+    _assert_neighbour_serves(served)
+
+
+def test_absolute_form_gives_the_guest_the_authority_and_the_origin_form_path(served: RouterServer) -> None:
+    answer = _exchange(served, b"GET http://echo.test:8080/a/b%20c?x=1 HTTP/1.1\r\nHost: other.test\r\n"
+                               b"Connection: close\r\n\r\n")
+    assert answer.status == 200, answer.data
+    assert answer.values("x-echo-path") == ["/a/b%20c?x=1"]
+    assert answer.values("x-echo-authority") == ["echo.test:8080"]
+    assert answer.values("x-req-host") == ["echo.test:8080"]
+    assert answer.values("x-req-spin-full-url") == ["http://echo.test:8080/a/b%20c?x=1"]
+
+
+def test_absolute_form_reaches_the_reserved_paths(served: RouterServer) -> None:
+    answer = _exchange(served, b"GET http://anything.test/.well-known/lepton/health HTTP/1.1\r\n"
+                               b"Host: anything.test\r\nConnection: close\r\n\r\n")
+    assert answer.status == 200 and answer.data.endswith(b"\r\n\r\nok\n"), answer.data
+
+
+@pytest.mark.parametrize("target", [b"http:///x", b"http://user:pw@alpha.test/", b"http://alpha.test:port/"],
+                         ids=["no-host", "userinfo", "bad-port"])
+def test_absolute_form_without_a_usable_authority_is_400(served: RouterServer, target: bytes) -> None:
+    # RFC 9110 4.2.1 and 4.2.4: an http URI with an empty host, or with userinfo, is invalid.
+    answer = _exchange(served, b"GET " + target + b" HTTP/1.1\r\nHost: alpha.test\r\nConnection: close\r\n\r\n")
+    assert (answer.status, len(answer.status_lines)) == (400, 1), answer.data
+    _assert_neighbour_serves(served)
+
+
 # -- the response head ---------------------------------------------------------------------------
 
 
