@@ -13,8 +13,9 @@ import logging
 
 from quart import Quart, Response
 
+from router.asgi import Receive, Scope, Send
 from router.config import RESERVED_PREFIX
-from router.dispatch import Dispatcher, Receive, Scope, Send
+from router.dispatch import Dispatcher
 from router.manager import AppManager
 from router.proxy import TrustedProxies
 from router.watch import ConfigWatcher

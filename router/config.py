@@ -43,6 +43,10 @@ SETTING_KEYS = ("insecure", "timeout", "memory", "max_body", "max_concurrent")
 APP_KEYS = ("source", "hosts", "prefix", "routes", "variables", *SETTING_KEYS)
 ROUTE_KEYS = ("hosts", "prefix")
 TOP_KEYS = ("server", "defaults", "apps")
+EMPTY_MESSAGE = (
+    "no [server] table and no apps (an empty or half-written file?); refused rather than removing every app. "
+    "To serve no apps on purpose, keep a [server] table"
+)
 
 
 @dataclass(frozen=True)
@@ -208,6 +212,11 @@ class _Validator:
                 self.problem(table, app, key, f"unknown key in {where}{hint}")
 
     def run(self, doc: dict[str, Any]) -> RoutesConfig:
+        if "server" not in doc and not doc.get("apps"):
+            # An editor that truncates before writing, or a copy caught half-way, shows us such a
+            # file for a moment; applied, it would remove every app. Serving nothing on purpose
+            # is still possible: keep a [server] table (it may be empty).
+            self.problems.append(Problem(str(self.path), None, None, None, EMPTY_MESSAGE))
         self.unknown_keys(doc, TOP_KEYS, (), None)
         server = self.server(self.table(doc, "server"))
         defaults_doc = self.table(doc, "defaults")

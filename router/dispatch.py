@@ -13,19 +13,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
+from router.asgi import Receive, Scope, Send, end_unread
 from router.manager import AppManager
 from router.proxy import TrustedProxies, client_view
 from router.table import request_host
 from runtime.types import IncomingRequest, OutgoingResponse
 
 log = logging.getLogger("lepton.router")
-
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 # Hop-by-hop headers (RFC 9110 7.6.1) belong to one connection; the server sets its own.
 HOP_BY_HOP = frozenset(
@@ -48,6 +45,7 @@ class _Inbound:
         self.receive = receive
         self.done = False
         self.disconnected = False
+        self.received = 0  # body bytes read so far
         self._first: dict[str, Any] | None = None  # a message read ahead by skip_empty_body
 
     async def body(self) -> AsyncIterator[bytes]:
@@ -61,6 +59,7 @@ class _Inbound:
                 self.done = True
                 raise ClientDisconnected("client disconnected before the request body ended")
             chunk = message.get("body", b"")
+            self.received += len(chunk)
             if not message.get("more_body", False):
                 self.done = True
             if chunk:
@@ -76,14 +75,20 @@ class _Inbound:
             return
         self.done = True
 
-    async def drain(self) -> None:
+    async def drain(self, limit: int) -> bool:
+        """Read and drop the rest of the body. False once more than `limit` bytes came in all."""
         while not self.done:
+            if self.received > limit:
+                return False
             message = await self.receive()
             if message["type"] == "http.disconnect":
                 self.disconnected = True
                 self.done = True
-            elif not message.get("more_body", False):
-                self.done = True
+            else:
+                self.received += len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    self.done = True
+        return True
 
     async def wait_disconnect(self) -> None:
         """After the body: the only message left is http.disconnect (when the client goes)."""
@@ -181,19 +186,20 @@ class Dispatcher:
                     await send(message)
                 return
             status = response.status
-            await self._send_response(response, inbound, send, route.app, request.http_version)
+            await self._send_response(response, inbound, send, route.app, request.http_version,
+                                      endpoint.config.max_body_bytes)
         finally:
             stats.inflight -= 1
             stats.record(status, time.perf_counter() - started)
             version.release()
 
     async def _send_response(self, response: OutgoingResponse, inbound: _Inbound, send: Send, app: str,
-                             http_version: str) -> None:
+                             http_version: str, max_body: int) -> None:
         headers = [
             (k.encode("latin-1"), v) for k, v in response.headers if k.lower() not in HOP_BY_HOP
         ]
-        closing = response.status == 413 and not inbound.done and http_version in ("1.0", "1.1")
-        if closing:
+        refused = response.status == 413 and not inbound.done
+        if refused and http_version in ("1.0", "1.1"):
             # A body refused for its size is not worth reading to the end: close after answering.
             headers.append((b"connection", b"close"))
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
@@ -215,16 +221,24 @@ class Dispatcher:
                 if chunks == 2 and inbound.done:
                     # A streaming response: stop generating it if the client goes away.
                     watcher = asyncio.create_task(inbound.wait_disconnect())
-            if not inbound.done and not closing:
+            if not inbound.done and not refused:
                 # The guest answered without reading the whole body. The server blocks delivering
                 # body data nobody reads (the next request on an HTTP/1 connection would never be
                 # seen), and ending the response first would close the HTTP/2 stream while the
-                # client still sends on it: read and drop the rest first, as nginx does.
+                # client still sends on it: read and drop the rest first, as nginx does, up to the
+                # app's max_body (past it the body is refused; reading on would ignore the limit).
                 try:
-                    await asyncio.wait_for(inbound.drain(), DRAIN_TIMEOUT_S)
+                    if not await asyncio.wait_for(inbound.drain(max_body), DRAIN_TIMEOUT_S):
+                        log.info("app %s: request body past max_body (%d bytes) left unread; closing the connection",
+                                 app, max_body)
                 except TimeoutError:
                     log.info("app %s: gave up reading an unread request body after %.0fs", app, DRAIN_TIMEOUT_S)
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            last = {"type": "http.response.body", "body": b"", "more_body": False}
+            if inbound.done:
+                await send(last)
+            else:
+                # The rest of the body stays unread; HTTP/1 then closes the connection.
+                await end_unread(inbound.receive, send, last)
         except Exception:
             # The guest failed after the status was sent. As Spin does, the body ends truncated:
             # returning without the final message makes the server close the connection, so the

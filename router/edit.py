@@ -72,4 +72,8 @@ def remove_app(path: Path, name: str) -> RoutesConfig:
     if not isinstance(apps, dict) or name not in apps:
         raise EditError(f"{path}: no app named {name!r}")
     del apps[name]
+    if not apps and "server" not in doc:
+        # Without apps and without [server] the file reads as empty or half-written, which the
+        # server refuses (router/config.py). Removing the last app is meant: say so with [server].
+        doc["server"] = {}
     return write_doc(path, doc)

@@ -30,8 +30,10 @@ from hypercorn.config import Sockets
 from hypercorn.utils import wrap_app
 
 from router import config as config_mod
+from router import http1_head
 from router.admin import create_admin_app
 from router.app import RouterApp
+from router.http_guard import HttpGuard
 from router.loader import AppLoader
 from router.manager import AppManager
 from router.proxy import TrustedProxies
@@ -70,6 +72,11 @@ def _hypercorn_config(binds: tuple[str, ...], server: config_mod.ServerConfig, a
     # Logger objects (not "-") so hypercorn logs through our handlers, once, in our format.
     hc.accesslog = logging.getLogger("hypercorn.access") if access_log else None
     hc.errorlog = logging.getLogger("hypercorn.error")
+    # Responses carry the app's headers as set. hypercorn would append its own Date after the
+    # app's (a guest that sets Date sent two) and `server: hypercorn-h11`, which Spin does not
+    # send: router/http_guard.py adds Date only where a response has none.
+    hc.include_server_header = False
+    hc.include_date_header = False
     if tls and server.certfile is not None and server.keyfile is not None:
         hc.certfile = str(server.certfile)
         hc.keyfile = str(server.keyfile)
@@ -119,6 +126,7 @@ async def _serve_worker(options: ServeOptions, server: config_mod.ServerConfig, 
                         shutdown_event: EventType | None) -> None:
     # [server] as validated at startup: a worker (re)started later does not depend on the file
     # being valid at that moment; the apps come from the manager's first reload.
+    http1_head.install()  # reason phrases in HTTP/1 status lines (this process's hypercorn)
     loader = AppLoader(server.cache_dir, server.state_dir)
     manager = AppManager(options.routes_path, loader)
     app = RouterApp(manager, TrustedProxies(server.trusted_proxies), watch=options.watch)
@@ -133,10 +141,10 @@ async def _serve_worker(options: ServeOptions, server: config_mod.ServerConfig, 
 
     if sockets is None:
         sockets = main.create_sockets()  # this worker's own SO_REUSEPORT sockets (main.workers > 1)
-    servers = [worker_serve(wrap_app(cast(Any, app), main.wsgi_max_body_size, "asgi"), main, sockets=sockets,
-                            shutdown_trigger=stop.wait)]
+    servers = [worker_serve(wrap_app(cast(Any, HttpGuard(cast(Any, app))), main.wsgi_max_body_size, "asgi"), main,
+                            sockets=sockets, shutdown_trigger=stop.wait)]
     if admin is not None and admin_sockets is not None:
-        admin_app = create_admin_app(manager)
+        admin_app = HttpGuard(cast(Any, create_admin_app(manager)))
         servers.append(worker_serve(wrap_app(cast(Any, admin_app), admin.wsgi_max_body_size, "asgi"), admin,
                                     sockets=admin_sockets, shutdown_trigger=stop.wait))
     try:

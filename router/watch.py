@@ -3,8 +3,10 @@
 The directory is watched, not the file: editors and `lepton-router add` replace the file by
 rename, which a watch on the old inode would miss; a symlinked routes.toml is followed by reacting
 to any change in the link's directory. Bursts of events (an editor writing in several
-steps) are collapsed by watchfiles' debounce; a reload already running picks up a later change
-through AppManager.reload's coalescing.
+steps) are collapsed by watchfiles' debounce, and the file is read only once it has stopped
+changing (same inode, size and mtime for SETTLE_S), so a truncate-then-write is not read between
+its two steps; a reload already running picks up a later change through AppManager.reload's
+coalescing.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from router.manager import AppManager
 log = logging.getLogger("lepton.router")
 
 DEBOUNCE_MS = 200
+SETTLE_S = 0.3  # the file must look the same for this long before it is read
+SETTLE_MAX_S = 5.0  # a file that never stops changing is read anyway after this long
 
 
 class ConfigWatcher:
@@ -69,12 +73,32 @@ class ConfigWatcher:
                     stop_event=self._stop,
                     recursive=False,
                 ):
+                    await self._settled()
                     log.info("%s changed: reloading", self.path)
                     self.trigger()
             except Exception:
                 # E.g. the directory vanished for a moment; retry rather than stop hot reloads.
                 log.exception("watching %s failed; retrying", self.path)
                 await asyncio.sleep(1)
+
+    def _signature(self) -> tuple[int, int, int, int] | None:
+        try:
+            st = os.stat(self.path)  # follows a symlinked file to what would be read
+        except OSError:
+            return None  # gone for a moment (replaced by rename): that is a state too
+        return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+    async def _settled(self) -> None:
+        """Return once the file has looked the same for SETTLE_S (at most SETTLE_MAX_S)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SETTLE_MAX_S
+        last = self._signature()
+        while loop.time() < deadline:
+            await asyncio.sleep(SETTLE_S)
+            now = self._signature()
+            if now == last:
+                return
+            last = now
 
     async def stop(self) -> None:
         self._stop.set()

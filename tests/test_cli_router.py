@@ -142,3 +142,18 @@ def test_serve_refuses_an_invalid_file_at_startup(tmp_path: Path) -> None:
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert f"{path}:3: app 'x': field 'hosts': 'a.test:80': hosts are matched without a port" in result.stderr
+
+
+def test_removing_the_last_app_keeps_a_server_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A file with neither [server] nor apps is refused as empty (router/config.py); removing the
+    last app on purpose writes an empty [server] so the result still means "serve nothing"."""
+    routes = tmp_path / "routes.toml"
+    routes.write_text('[apps.only]\nsource = "ghcr.io/acme/only:v1"\n')
+    assert main(["remove", "only", "-f", str(routes)]) == 0
+    assert _doc(routes) == {"apps": {}, "server": {}}
+    capsys.readouterr()
+    assert main(["check", str(routes)]) == 0
+    assert "0 apps" in capsys.readouterr().out
+    routes.write_text("")
+    assert main(["check", str(routes)]) == 2
+    assert "no [server] table and no apps" in capsys.readouterr().err

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from router.config import ConfigError, RouteConfig, load, parse, resolve_source
+from router.config import EMPTY_MESSAGE, ConfigError, RouteConfig, load, parse, resolve_source
 from router.units import format_duration, format_size, parse_duration, parse_size
 
 
@@ -69,10 +69,18 @@ timeout = "1m30s"
     assert other.routes == (RouteConfig(),)
 
 
-def test_defaults_when_empty(tmp_path: Path) -> None:
-    cfg = _parse("", tmp_path)
+def test_defaults_with_an_empty_server_table(tmp_path: Path) -> None:
+    cfg = _parse("[server]\n", tmp_path)
     assert cfg.server.listen == ("127.0.0.1:3000",)
     assert cfg.apps == {}
+
+
+@pytest.mark.parametrize("text", ["", "\n  \n", "# only a comment\n", "[apps]\n", '[defaults]\ntimeout = "5s"\n'])
+def test_no_server_and_no_apps_is_an_error(tmp_path: Path, text: str) -> None:
+    # An editor's truncate-then-write shows the server such a file for a moment: applied, it
+    # would remove every app (issue 11, item 5).
+    problems = _problems(text, tmp_path)
+    assert problems == [f"{tmp_path / 'routes.toml'}: {EMPTY_MESSAGE}"]
 
 
 def test_errors_name_file_line_app_and_field(tmp_path: Path) -> None:
