@@ -5,10 +5,8 @@ interfaces this host has no backend for (redis, mqtt, mysql, postgres, llm). Eac
 exactly one INFO record under `lepton.app.<app>` naming what failed; today only a denied
 destination does. After the failures an unrelated app in the same Runtime still serves.
 
-The fix lives in runtime/ (runtime/spin/host_outbound_http.py `_handle`/`spin_send`,
-runtime/spin/unsupported.py `_failing`), which this branch does not touch: see the "Pending
-runtime change" section of docs/reliability-http.md. Until it lands these tests are strict
-xfails; once it lands they pass, strict turns that into a failure, and the marker must go.
+The logging lives in runtime/capabilities/outbound_http/host.py (`_handle`, `spin_send`) and
+runtime/capabilities/unsupported.py (`_failing`).
 """
 
 from __future__ import annotations
@@ -27,10 +25,7 @@ from runtime.types import AppSettings, MiB
 from tests.support.fixtures import FIXTURES_DIR, build_python_app, cache_root
 from tests.support.runtime_helpers import HELLO_WAT, read, request
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.xfail(strict=True, reason="needs the runtime/ change in docs/reliability-http.md"),
-]
+pytestmark = pytest.mark.slow
 
 APP = "py-outbound"
 UNSUPPORTED = ("redis", "mqtt", "mysql", "postgres", "llm")

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from runtime.capabilities.support.wit import case, err
+from runtime.core import context
 from runtime.core.contract import BaseCapability, Drop, InterfaceImpl, resource_type_id
 
 NAME = "spin-unsupported"
@@ -22,8 +23,12 @@ def _message(what: str) -> str:
     return f"{what} is not supported by this host (lepton-router)"
 
 
-def _failing(value: Callable[[], Any]) -> Callable[..., Any]:
+def _failing(interface: str, function: str, value: Callable[[], Any]) -> Callable[..., Any]:
     def fn(store: Any, *args: Any) -> Any:
+        # One line per call, as for a denied outbound request: the guest may swallow the error.
+        context.current().log.info(
+            "%s %s: no backend for this interface on this host; the guest gets an error", interface, function
+        )
         return err(value())
 
     return fn
@@ -71,7 +76,9 @@ class UnsupportedCapability(BaseCapability):
         if "[static]connection.open" in funcs:
             # The resource must exist for the component to link; no value of it is ever made.
             resources["connection"] = (resource_type_id(interface, "connection"), _no_drop)
-        return InterfaceImpl(resources=resources, funcs={name: _failing(value) for name, value in funcs.items()})
+        return InterfaceImpl(
+            resources=resources, funcs={name: _failing(interface, name, value) for name, value in funcs.items()}
+        )
 
 
 def _no_drop(rep: int) -> None:

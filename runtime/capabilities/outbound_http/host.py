@@ -223,6 +223,11 @@ def _error_value(exc: OutboundHttpError) -> Any:
     return error_code(exc.kind.value)
 
 
+def _describe(exc: OutboundHttpError) -> str:
+    """What the app's log says about a failed call: the error case, and the detail if any."""
+    return f"{exc.kind.value} ({exc.message})" if exc.message else exc.kind.value
+
+
 def _is_self_request(authority: str | None) -> bool:
     """As Spin: no authority, an empty host (SDKs send `:80` for a relative URL), or `self.alt`."""
     if not authority:
@@ -243,10 +248,11 @@ def _handle(store: Any, request: Any, options: Any) -> Any:
         url = f"{req.scheme or 'https'}://{req.authority}{path}"
     allowed = _prepared().allowed
     origin = self_origin()
+    shown = url.split("?", 1)[0]  # the query may carry secrets
     try:
         resolve_destination(url, allowed, origin)  # denied: an error now, no network at all
     except OutboundHttpError as exc:
-        ctx.log.info("outbound request to %s refused: %s", url.split("?", 1)[0], exc.kind.value)
+        ctx.log.info("outbound request to %s refused: %s", shown, exc.kind.value)
         return _error_value(exc)
     cap = max(0.0, ctx.remaining())
     timeouts = Timeouts(
@@ -280,9 +286,12 @@ def _handle(store: Any, request: Any, options: Any) -> Any:
         try:
             resp = client().send(req.method, url, headers, body, allowed, origin, timeouts)
         except OutboundHttpError as exc:
+            # One line per failed call, as for a denied one: the guest may swallow the error.
+            ctx.log.info("outbound request to %s failed: %s", shown, _describe(exc))
             future.resolve(_error_value(exc))
             return
         except Exception as exc:  # never leave the guest waiting on a dead future
+            ctx.log.info("outbound request to %s failed: internal-error (%s)", shown, exc)
             future.resolve(error_code("internal-error", str(exc)))
             return
         stream = ResponseBodyStream(resp)
@@ -318,6 +327,8 @@ def spin_send(method: str, uri: str, headers: list[tuple[str, str]], body: bytes
             finally:
                 resp.close()
     except OutboundHttpError as exc:
+        verb = "refused" if exc.kind is OutboundErrorKind.DENIED else "failed"
+        ctx.log.info("outbound request to %s %s: %s", uri.split("?", 1)[0], verb, _describe(exc))
         if exc.kind is OutboundErrorKind.DENIED:
             return "destination-not-allowed"
         if exc.kind is OutboundErrorKind.INVALID_URL:
