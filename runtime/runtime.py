@@ -66,7 +66,11 @@ GUEST_THREAD_IDLE_EXIT_S = 10.0
 
 def default_cpu_turns() -> int:
     """How many of one app's guests may execute at once: half the cores this process may use
-    (at least one), so one busy app leaves the rest of the machine to the others."""
+    (at least one), so one busy app leaves the rest of the machine to the others.
+    LEPTON_CPU_TURNS overrides it (a whole number >= 1)."""
+    override = os.environ.get("LEPTON_CPU_TURNS", "").strip()
+    if override.isdigit() and int(override) >= 1:
+        return int(override)
     return max(1, len(os.sched_getaffinity(0)) // 2)
 
 
