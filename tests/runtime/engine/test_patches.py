@@ -486,7 +486,7 @@ print("survived")
 
 def test_functions_defined_before_apply_keep_working() -> None:
     """wasmtime keeps raw pointers to the stock callbacks: apply() must keep them alive."""
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[3]
     proc = subprocess.run(
         [sys.executable, "-c", DEFINED_BEFORE_APPLY % CORE_WAT],
         cwd=root,

@@ -24,7 +24,7 @@ from router.versions import AppVersion, VersionInfo
 from runtime.testing import component, loaded_app
 from runtime.types import AppSettings
 
-GUEST = Path(__file__).parent / "fixtures" / "wat" / "guest.wat"
+GUEST = Path(__file__).resolve().parents[1] / "fixtures" / "wat" / "guest.wat"
 
 
 class _NoLoader:

@@ -16,7 +16,7 @@ from wasmtime.component import Component, Linker
 from runtime.engine import instance_pool
 from runtime.engine.config import _base_config, make_engine
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 
 # Any component with a memory: the pool hands out memory slots.
 WITH_MEMORY = """(component
