@@ -39,7 +39,9 @@ SERVER_KEYS = (
     "keyfile",
     "workers",
 )
-SETTING_KEYS = ("insecure", "timeout", "memory", "max_body", "max_concurrent")
+SETTING_KEYS = (
+    "insecure", "timeout", "memory", "max_body", "max_concurrent", "max_instance_reuse_count", "idle_instance_timeout"
+)
 APP_KEYS = ("source", "hosts", "prefix", "routes", "variables", *SETTING_KEYS)
 ROUTE_KEYS = ("hosts", "prefix")
 TOP_KEYS = ("server", "defaults", "apps")
@@ -99,6 +101,8 @@ class AppConfig:
     memory_bytes: int = AppSettings.memory_bytes
     max_body_bytes: int = AppSettings.max_body_bytes
     max_concurrent: int | None = None  # requests in flight for this app; more get 503
+    max_instance_reuse_count: int = AppSettings.max_instance_reuse_count
+    idle_instance_timeout_s: float = AppSettings.idle_instance_timeout_s
     variables: Mapping[str, str] = field(default_factory=dict)
 
     def load_key(self) -> tuple[Any, ...]:
@@ -109,6 +113,8 @@ class AppConfig:
             self.timeout_s,
             self.memory_bytes,
             self.max_body_bytes,
+            self.max_instance_reuse_count,
+            self.idle_instance_timeout_s,
             tuple(sorted(self.variables.items())),
         )
 
@@ -119,6 +125,8 @@ class AppConfig:
             max_body_bytes=self.max_body_bytes,
             variables=dict(self.variables),
             state_dir=state_root / self.name,
+            max_instance_reuse_count=self.max_instance_reuse_count,
+            idle_instance_timeout_s=self.idle_instance_timeout_s,
         )
 
 
@@ -338,6 +346,8 @@ class _Validator:
             memory_bytes=defaults.memory_bytes,
             max_body_bytes=defaults.max_body_bytes,
             max_concurrent=defaults.max_concurrent,
+            max_instance_reuse_count=defaults.max_instance_reuse_count,
+            idle_instance_timeout_s=defaults.idle_instance_timeout_s,
         )
         return self.settings(body, table, name, base)
 
@@ -358,6 +368,8 @@ class _Validator:
         convert("max_body", "max_body_bytes", parse_size)
         convert("insecure", "insecure", _boolean)
         convert("max_concurrent", "max_concurrent", _positive_int)
+        convert("max_instance_reuse_count", "max_instance_reuse_count", _positive_int)
+        convert("idle_instance_timeout", "idle_instance_timeout_s", parse_duration)
         return _replace(base, values)
 
     def routes(self, body: Mapping[str, Any], table: tuple[str, ...], app: str) -> tuple[RouteConfig, ...]:

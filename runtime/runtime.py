@@ -35,6 +35,7 @@ from runtime.core.context import bind
 from runtime.core.contract import Capability, ComponentInfo, Executor, ExecutorProvider
 from runtime.core.guest import PreparedGuest, component_info
 from runtime.core.linking import build_linker
+from runtime.core.reuse import InstanceReuse
 from runtime.engine import patches
 from runtime.engine.config import make_engine
 from runtime.engine.epoch import EpochTicker
@@ -190,6 +191,8 @@ class Runtime:
             )
         guest_log = logging.getLogger(f"lepton.app.{app.name}.{cid}")
         guest = PreparedGuest(self.engine, app, component, settings, info, guest_log, compiled)
+        if settings.max_instance_reuse_count > 1 and executor.reuses_instances:
+            guest.reuse = InstanceReuse(settings.max_instance_reuse_count, settings.idle_instance_timeout_s)
         if isinstance(compiled, Component):
             guest.linker, guest.link_report = build_linker(self.engine, compiled, self.capabilities)
             for cap in guest.link_report.capabilities:

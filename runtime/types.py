@@ -23,6 +23,11 @@ class AppSettings:
     max_body_bytes: int = 10 * MiB  # request body; larger -> 413
     variables: Mapping[str, str] = field(default_factory=dict, repr=False)  # Spin app variables (may be secret: never in repr)
     state_dir: Path | None = None  # durable per-app state (key-value, sqlite)
+    # Spin's --max-instance-reuse-count / --idle-instance-timeout, for wasi:http 0.2 handlers: an
+    # instance serves up to this many requests one after another (1: a fresh one per request),
+    # and is dropped once idle this long (or after a trap or a timeout).
+    max_instance_reuse_count: int = 1
+    idle_instance_timeout_s: float = 1.0
 
 
 @dataclass(frozen=True)

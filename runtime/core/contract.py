@@ -168,6 +168,9 @@ class ComponentInfo:
 class Executor(Protocol):
     name: str
     blocking: bool  # True if run() may wait on anything but the request body (forces a thread)
+    # True if run() takes instances from guest.reuse when the app opts in to reuse
+    # (max_instance_reuse_count > 1; runtime/core/reuse.py); others get a fresh one each time.
+    reuses_instances: bool
 
     def run(self, guest: PreparedGuest, request: GuestRequest, response: ResponseSink) -> None: ...
 

@@ -19,6 +19,7 @@ from registry.loaded import LoadedApp, LoadedComponent
 from runtime.core.context import RequestContext
 from runtime.core.contract import Capability, ComponentInfo
 from runtime.core.linking import LinkReport
+from runtime.core.reuse import InstanceReuse
 from runtime.engine.epoch import deadline_ticks
 from runtime.engine.patches import Signature, signature_of
 from runtime.types import AppSettings
@@ -51,6 +52,7 @@ class PreparedGuest:
     linker: Linker | None = None  # component linker; None for core modules (executor links)
     link_report: LinkReport | None = None
     prepared_state: dict[str, Any] = field(default_factory=dict)  # capability name -> prepare()
+    reuse: InstanceReuse | None = None  # idle instances kept for the next request (opt-in)
     _exports: dict[tuple[str, str], ExportIndex] = field(default_factory=dict)
     _signatures: dict[tuple[str, str], Signature] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -75,7 +77,7 @@ class PreparedGuest:
             on_block=on_block,
         )
 
-    def new_store(self, ctx: RequestContext, timeout_s: float | None = None) -> Store:
+    def new_store(self, ctx: RequestContext, timeout_s: float | None = None, *, owned_by_request: bool = True) -> Store:
         store = Store(self.engine)
         store.set_epoch_deadline(deadline_ticks(self.settings.timeout_s if timeout_s is None else timeout_s))
         wasi = WasiConfig()
@@ -87,9 +89,15 @@ class PreparedGuest:
         # it when the request's guest work ends, however it ends: left to reference counting, a
         # failed run (an exception's traceback holds the frames that hold the Store) waits for the
         # cyclic GC, and abandoned uploads once exhausted the pool for every app that way.
-        # Registered first, so it runs after every other cleanup of the request.
-        ctx.cleanups.insert(0, store.close)
+        # Registered first, so it runs after every other cleanup of the request. (A Store kept for
+        # reuse is not the request's: its keeper closes it, see runtime/core/reuse.py.)
+        if owned_by_request:
+            ctx.cleanups.insert(0, store.close)
         return store
+
+    def renew_store(self, store: Store, timeout_s: float) -> None:
+        """Ready a kept Store for its next request: a deadline of its own."""
+        store.set_epoch_deadline(deadline_ticks(timeout_s))
 
     def instantiate(self, store: Store) -> Instance:
         assert self.linker is not None and isinstance(self.compiled, Component)

@@ -72,6 +72,9 @@ class RunningApp:
     def close(self) -> None:
         """Release the app (called once its last in-flight request has ended)."""
         self.closed = True
+        for slot in self.slots.values():
+            if slot.guest.reuse is not None:
+                slot.guest.reuse.close()  # a swapped-out version's kept instances end with it
         self.slots = {}
 
     # -- request handling ---------------------------------------------------------------------

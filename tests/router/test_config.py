@@ -290,3 +290,16 @@ def test_prefix_is_normalised_as_the_runtime_strips_it(tmp_path: Path, prefix: s
 
     config = _parse(f'[apps.a]\nsource = "r/a"\nprefix = "{prefix}"\n', tmp_path)
     assert config.apps["a"].routes[0].prefix == expected == normalize_prefix(prefix)
+
+
+def test_instance_reuse_settings(tmp_path: Path) -> None:
+    config = _parse(
+        '[defaults]\nmax_instance_reuse_count = 8\n[apps.a]\nsource = "r/a"\n'
+        '[apps.b]\nsource = "r/b"\nprefix = "/b"\nmax_instance_reuse_count = 1\nidle_instance_timeout = "250ms"\n',
+        tmp_path,
+    )
+    a, b = config.apps["a"].settings(tmp_path), config.apps["b"].settings(tmp_path)
+    assert (a.max_instance_reuse_count, a.idle_instance_timeout_s) == (8, 1.0)
+    assert (b.max_instance_reuse_count, b.idle_instance_timeout_s) == (1, 0.25)
+    problems = _problems('[apps.a]\nsource = "r/a"\nmax_instance_reuse_count = 0\n', tmp_path)
+    assert "max_instance_reuse_count" in problems[0] and "integer >= 1" in problems[0]

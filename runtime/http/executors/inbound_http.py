@@ -79,6 +79,7 @@ def start_buffered_run(guest: PreparedGuest, request: GuestRequest, response: Re
 class InboundHttpExecutor:
     name = "spin-inbound-http"
     blocking = False
+    reuses_instances = False  # a fresh instance per request, whatever the app asks
 
     def __init__(self, export_name: str) -> None:
         self.export_name = export_name

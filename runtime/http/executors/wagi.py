@@ -41,6 +41,7 @@ class WagiError(Exception):
 class WagiExecutor:
     name = "spin-wagi"
     blocking = False
+    reuses_instances = False  # a fresh instance per request, whatever the app asks
 
     def __init__(self, config: WagiConfig) -> None:
         self.config = config
@@ -98,6 +99,7 @@ class WagiComponentExecutor:
 
     name = "spin-wagi-component"
     blocking = False
+    reuses_instances = False  # a fresh instance per request, whatever the app asks
 
     def __init__(self, config: WagiConfig, export_name: str) -> None:
         self.config = config

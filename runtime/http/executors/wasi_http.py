@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from wasmtime import Store
+
 from runtime.capabilities.wasi.http import RESPONSE_BODY, new_incoming_request, new_response_outparam
 from runtime.core import context
 from runtime.core.contract import ComponentInfo
 from runtime.core.guest import PreparedGuest
 from runtime.core.guest_io import GuestRequest, ResponseSink
+from runtime.core.reuse import KeptInstance
 
 INCOMING_HANDLER = "wasi:http/incoming-handler"
 
@@ -21,6 +24,7 @@ class NoResponse(Exception):
 class IncomingHandlerExecutor:
     name = "wasi-http"
     blocking = False
+    reuses_instances = True  # honours max_instance_reuse_count (runtime/core/reuse.py)
 
     def __init__(self, export_name: str) -> None:
         self.export_name = export_name  # e.g. "wasi:http/incoming-handler@0.2.3"
@@ -29,8 +33,31 @@ class IncomingHandlerExecutor:
         ctx = context.current()
         ctx.response = response
         ctx.request = request  # for host APIs that need it (Spin self requests' origin)
-        store = guest.new_store(ctx, ctx.remaining())
-        instance = guest.instantiate(store)
+        reuse = guest.reuse
+        if reuse is None:  # a fresh instance, owned by the request (closed with it)
+            store = guest.new_store(ctx, ctx.remaining())
+            self._handle(guest, store, guest.instantiate(store), request, response)
+            return
+        kept = reuse.take()
+        if kept is None:
+            store = guest.new_store(ctx, ctx.remaining(), owned_by_request=False)
+            try:
+                kept = KeptInstance(store, guest.instantiate(store))
+            except BaseException:
+                store.close()
+                raise
+        else:
+            guest.renew_store(kept.store, ctx.remaining())
+        try:
+            self._handle(guest, kept.store, kept.instance, request, response)
+        except BaseException:
+            kept.store.close()  # a trap, a timeout, no response: never reused
+            raise
+        reuse.give_back(kept)
+
+    def _handle(self, guest: PreparedGuest, store: Store, instance: Any, request: GuestRequest,
+                response: ResponseSink) -> None:
+        ctx = context.current()
         func, sig = guest.export(store, instance, self.export_name, "handle")
         sig.call(func, store, new_incoming_request(request), new_response_outparam())
         func.post_return(store)
