@@ -12,9 +12,17 @@ from typing import Any
 
 from router.config import ConfigError, RoutesConfig
 from router.config import load as load_config
+from router.units import parse_workers
 
 DEFAULT_ROUTES = "routes.toml"
 
+
+
+def _workers(text: str) -> int:
+    try:
+        return parse_workers(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -29,7 +37,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="override [server].listen (repeatable), e.g. 127.0.0.1:8080")
     p.add_argument("--admin-listen", action="append", default=None, metavar="ADDR",
                    help="override [server].admin_listen (status page, JSON, metrics)")
-    p.add_argument("--workers", type=int, default=None, metavar="N", help="worker processes on the same port")
+    p.add_argument("--workers", type=_workers, default=None, metavar="N|auto",
+                   help='worker processes on the same port ("auto": one per CPU; overrides [server].workers)')
     p.add_argument("--access-log", action="store_true", help="log every request")
     p.add_argument("--no-watch", action="store_true", help="do not watch routes.toml (reload on SIGHUP only)")
     p.add_argument("--log-level", default="INFO")

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from router.tomlpos import locate
-from router.units import parse_duration, parse_size
+from router.units import parse_duration, parse_size, parse_workers
 from runtime.http.spin_headers import normalize_prefix
 from runtime.types import AppSettings
 
@@ -272,9 +272,10 @@ class _Validator:
                     proxies.append(str(ipaddress.ip_network(entry.strip(), strict=False)))
                 except ValueError:
                     self.problem(table, None, "trusted_proxies", f"{entry!r} is not an IP address or network")
-        workers = doc.get("workers", 1)
-        if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
-            self.problem(table, None, "workers", "must be an integer >= 1")
+        try:
+            workers = parse_workers(doc.get("workers", 1))
+        except ValueError as exc:
+            self.problem(table, None, "workers", str(exc))
             workers = 1
         return ServerConfig(
             listen=listen,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -22,6 +23,18 @@ _SIZE_UNITS = {
     "g": 1024**3,
 }
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([a-z]*)")
+
+
+def parse_workers(value: object) -> int:
+    """Worker processes from an integer >= 1 or "auto" (one per CPU this process may run on, as
+    nginx's `worker_processes auto`). Raises ValueError."""
+    if value == "auto":
+        return max(1, len(os.sched_getaffinity(0)))
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError('must be an integer >= 1 or "auto"')
+    return value
 
 
 def parse_duration(value: object) -> float:

@@ -72,6 +72,21 @@ def test_two_workers_share_the_port_and_sighup_reloads_both(router_server, regis
     assert server.stop() == 0
 
 
+
+def test_workers_auto_starts_one_worker_per_cpu(router_server, registry, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                router_cache_dir: Path) -> None:
+    import os
+
+    cpus = len(os.sched_getaffinity(0))
+    source = push_app_to(registry.host, "workers/auto:v1", hello_wasm("workers auto"), tmp_path)
+    routes = tmp_path / "routes.toml"
+    routes.write_text(f'[server]\ncache_dir = "{router_cache_dir}"\n[apps.app]\nsource = "{source}"\ninsecure = true\n')
+    server: RouterServer = router_server(routes, extra_args=["--workers", "auto", "--no-watch"])
+    server.wait_for(lambda: _pids_ready(server, cpus), 120, f"{cpus} ready workers")
+    if cpus > 1:
+        assert f"started {cpus} workers" in server.log()
+    assert server.get("/").text == "workers auto   \n"
+
 def test_tls(router_server, registry, tmp_path: Path, router_cache_dir: Path) -> None:  # type: ignore[no-untyped-def]
     openssl = require_tool("openssl")
     subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",

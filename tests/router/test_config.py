@@ -303,3 +303,12 @@ def test_instance_reuse_settings(tmp_path: Path) -> None:
     assert (b.max_instance_reuse_count, b.idle_instance_timeout_s) == (1, 0.25)
     problems = _problems('[apps.a]\nsource = "r/a"\nmax_instance_reuse_count = 0\n', tmp_path)
     assert "max_instance_reuse_count" in problems[0] and "integer >= 1" in problems[0]
+
+
+def test_workers_auto_is_one_per_cpu(tmp_path: Path) -> None:
+    import os
+
+    assert _parse('[server]\nworkers = "auto"\n', tmp_path).server.workers == len(os.sched_getaffinity(0))
+    assert _parse("[server]\nworkers = 3\n", tmp_path).server.workers == 3
+    problems = _problems('[server]\nworkers = "many"\n', tmp_path)
+    assert "field 'workers'" in problems[0] and '"auto"' in problems[0]
