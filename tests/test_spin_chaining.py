@@ -17,12 +17,19 @@ from urllib.parse import quote
 
 import pytest
 
+from registry.locked import Variable
 from runtime import Runtime
 from runtime.capabilities.outbound_http.in_process import MAX_CHAIN_DEPTH
 from runtime.http.app import RunningApp
 from runtime.testing import component, loaded_app
 from runtime.types import AppSettings
-from tests.support.fixtures import FIXTURES_DIR, build_python_app, cache_root
+from tests.support.fixtures import (
+    FIXTURES_DIR,
+    build_c_component,
+    build_c_core_module,
+    build_python_app,
+    cache_root,
+)
 from tests.support.runtime_helpers import read, request
 
 pytestmark = pytest.mark.slow
@@ -190,3 +197,38 @@ async def test_the_callees_time_counts_against_the_callers_deadline(rt: Runtime,
     assert elapsed < 4.5, elapsed
     await threads_back(running)  # the sleeping callee ended at the caller's deadline too
     assert (await get(running, "/front/ok"))[0] == 200
+
+
+INBOUND_SRC = FIXTURES_DIR / "spin_c_inbound"
+
+
+def inbound_component() -> Path:
+    return build_c_component(INBOUND_SRC / "handler.c", world="spin-inbound", wit=INBOUND_SRC / "world.wit")
+
+
+def spin1_module() -> Path:
+    return build_c_core_module(INBOUND_SRC / "handler.c", exec_model="reactor", cflags=["-DSPIN1_MODULE"])
+
+
+@pytest.mark.parametrize("build", [inbound_component, spin1_module], ids=["fermyon-spin-http", "spin1-module"])
+async def test_the_buffered_spin_http_interface_calls_in_process_too(rt: Runtime, build: Any) -> None:
+    # The C handler's /fetch?<url> sends a GET with fermyon:spin/http (or the Spin 1.x module's
+    # wasi-outbound-http) and answers "upstream <status> <body>".
+    wasm = build()
+
+    def comp(id: str, route: object, allowed: list[str]) -> Any:
+        return component(id, wasm, route=route, config={"greeting": "{{ greeting }}"},
+                         metadata={"allowed_outbound_hosts": allowed, "key_value_stores": ["default"]})
+
+    app = loaded_app(
+        [comp("web", "/...", ["http://*.spin.internal", "http://self"]), comp("back", PRIVATE, [])],
+        name="spin-http",
+        variables={"greeting": Variable(default="hi")},
+    )
+    running = await rt.load_app(app, AppSettings(timeout_s=20.0))
+    assert await get(running, "/fetch?http://back.spin.internal/config/greeting") == (200, b"upstream 200 hi")
+    assert await get(running, "/fetch?/config/greeting") == (200, b"upstream 200 hi")
+    assert await get(running, "/fetch?http://web.spin.internal/status/204") == (200, b"upstream 204 ")
+    # destination-not-allowed (http-error 1): a name that is not a component of the app
+    assert await get(running, "/fetch?http://nope.spin.internal/") == (502, b"http-error 1")
+    await threads_back(running)
