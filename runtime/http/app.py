@@ -1,7 +1,9 @@
 """RunningApp: one loaded app answering requests: Spin's semantics on the way in (mount prefix,
 well-known endpoints, route matching, static responses, spin-* headers, body size), then the run
 (runtime.http.scheduling decides inline or on a worker thread), then the guest's response or the
-error it maps to (runtime.http.responses).
+error it maps to (runtime.http.responses). `handle_component` serves Spin's service chaining (a
+component by id, whatever its route); each request's guest finds where its own in-process calls
+go in `GuestRequest.calls` (runtime.http.calls).
 """
 
 from __future__ import annotations
