@@ -11,6 +11,11 @@ timeouts apply, capped by the request's deadline.
 fermyon:spin/http is Spin 1.x-style and fully buffered: `destination-not-allowed` for a denied
 URL, `invalid-url`, `request-error` for network failures, `runtime-error` otherwise.
 
+Both interfaces serve some destinations in process, never over a socket (in_process.py): a
+sibling component (`http://<id>.spin.internal`), the app itself (a relative URL) and another app
+of this server (`http://<app>.lepton.internal`). The network path's self origin is left for a
+guest run outside a served request (no `GuestRequest.calls`).
+
 The allow-list (`allowed_outbound_hosts` plus converted legacy `allowed_http_hosts`, templates
 rendered with the app variables) is parsed once at load; an invalid entry fails the load.
 """
