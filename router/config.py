@@ -42,7 +42,7 @@ SERVER_KEYS = (
 SETTING_KEYS = (
     "insecure", "timeout", "memory", "max_body", "max_concurrent", "max_instance_reuse_count", "idle_instance_timeout"
 )
-APP_KEYS = ("source", "hosts", "prefix", "routes", "variables", *SETTING_KEYS)
+APP_KEYS = ("source", "hosts", "prefix", "routes", "variables", "allow_callers", *SETTING_KEYS)
 ROUTE_KEYS = ("hosts", "prefix")
 TOP_KEYS = ("server", "defaults", "apps")
 EMPTY_MESSAGE = (
@@ -104,6 +104,12 @@ class AppConfig:
     max_instance_reuse_count: int = AppSettings.max_instance_reuse_count
     idle_instance_timeout_s: float = AppSettings.idle_instance_timeout_s
     variables: Mapping[str, str] = field(default_factory=dict)
+    # Apps of this server whose guests may call this one in process (http://NAME.lepton.internal);
+    # ("*",): any of them. Like routes, a change needs no new load.
+    allow_callers: tuple[str, ...] = ()
+
+    def allows_caller(self, caller: str) -> bool:
+        return "*" in self.allow_callers or caller in self.allow_callers
 
     def load_key(self) -> tuple[Any, ...]:
         """Everything that needs a new load of the app when it changes (routes do not)."""
@@ -342,6 +348,7 @@ class _Validator:
             resolved_source=resolve_source(source, self.base) if source else "",
             routes=routes,
             variables=variables,
+            allow_callers=self.allow_callers(body, table, name),
             insecure=defaults.insecure,
             timeout_s=defaults.timeout_s,
             memory_bytes=defaults.memory_bytes,
@@ -372,6 +379,19 @@ class _Validator:
         convert("max_instance_reuse_count", "max_instance_reuse_count", _positive_int)
         convert("idle_instance_timeout", "idle_instance_timeout_s", parse_duration)
         return _replace(base, values)
+
+    def allow_callers(self, body: Mapping[str, Any], table: tuple[str, ...], app: str) -> tuple[str, ...]:
+        raw = body.get("allow_callers", [])
+        if not isinstance(raw, list) or not all(isinstance(c, str) for c in raw):
+            self.problem(table, app, "allow_callers", 'must be a list of app names, or ["*"] for any app')
+            return ()
+        callers: list[str] = []
+        for caller in raw:
+            if caller != "*" and not _APP_NAME.match(caller):
+                self.problem(table, app, "allow_callers", f"{caller!r} is not an app name (or \"*\" for any app)")
+            elif caller not in callers:
+                callers.append(caller)
+        return tuple(callers)
 
     def routes(self, body: Mapping[str, Any], table: tuple[str, ...], app: str) -> tuple[RouteConfig, ...]:
         if "routes" not in body:

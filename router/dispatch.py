@@ -176,6 +176,7 @@ class Dispatcher:
                 mount_prefix=route.prefix,
                 content_length=content_length,
                 http_version=scope.get("http_version", "1.1"),
+                served_as=route.app,
             )
             try:
                 response = await version.handler.handle(request)

@@ -33,6 +33,7 @@ from router import config as config_mod
 from router import http1_head
 from router.admin import create_admin_app
 from router.app import RouterApp
+from router.app_calls import ServedApps
 from router.http_guard import HttpGuard
 from router.loader import AppLoader
 from router.manager import AppManager
@@ -129,6 +130,7 @@ async def _serve_worker(options: ServeOptions, server: config_mod.ServerConfig, 
     http1_head.install()  # reason phrases in HTTP/1 status lines (this process's hypercorn)
     loader = AppLoader(server.cache_dir, server.state_dir)
     manager = AppManager(options.routes_path, loader)
+    loader.runtime.app_directory = ServedApps(manager)  # guests calling http://<app>.lepton.internal
     app = RouterApp(manager, TrustedProxies(server.trusted_proxies), watch=options.watch)
 
     stop = asyncio.Event()

@@ -24,6 +24,8 @@ Public API (router/ codes against it):
   faults; bodies stream both ways.
 - ``running_app.close()``: release it (the router calls it when the last in-flight request on a
   swapped-out version ends).
+- ``runtime.app_directory``: the hook through which guests reach the host's other apps
+  (``http://<app>.lepton.internal``): a ``runtime.types.AppDirectory``, set by the router.
 
 ``Runtime`` and ``RunningApp`` are imported on first use, so that importing a pure module of this
 package (``runtime.types``) costs nothing: wasmtime is loaded, and patched, when a Runtime is made.

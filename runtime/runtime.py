@@ -47,9 +47,9 @@ from runtime.http.executors.inbound_http import InboundHttpProvider
 from runtime.http.executors.spin1 import Spin1Provider
 from runtime.http.executors.wagi import WagiProvider
 from runtime.http.executors.wasi_http import WasiHttpProvider
-from runtime.http.routes import HTTP_TRIGGER, RouteError, Router
+from runtime.http.routes import HTTP_TRIGGER, RouteError, Router, private_components
 from runtime.http.scheduling import ComponentSlot
-from runtime.types import AppSettings
+from runtime.types import AppDirectory, AppSettings
 
 log = logging.getLogger("lepton.runtime")
 
@@ -129,6 +129,9 @@ class Runtime:
         self._app_threads = max(1, workers // 2)
         self._cpu_turns = cpu_turns_per_app if cpu_turns_per_app is not None else default_cpu_turns()
         self._ticker = EpochTicker(self.engine)
+        # The host's other apps, for guests calling http://<app>.lepton.internal (set by the
+        # router; None: such calls are refused). Read per request, so it may be set at any time.
+        self.app_directory: AppDirectory | None = None
 
     def close(self) -> None:
         self._ticker.stop()
@@ -160,7 +163,19 @@ class Runtime:
             if component is None:
                 raise AppLoadError(app.name, "component is not in the loaded app", component=cid)
             slots[cid] = await asyncio.to_thread(self._prepare, app, component, settings, route.executor)
-        return RunningApp(app, settings, router, slots, self._pool, self._app_threads, self._cpu_turns)
+        # Components on private routes serve only http://<id>.spin.internal calls, but load
+        # (and fail the load) like the routed ones.
+        for cid, executor in private_components(app.locked).items():
+            if cid in slots:
+                continue
+            component = app.components.get(cid)
+            if component is None:
+                raise AppLoadError(app.name, "component is not in the loaded app", component=cid)
+            slots[cid] = await asyncio.to_thread(self._prepare, app, component, settings, executor)
+        return RunningApp(
+            app, settings, router, slots, self._pool, self._app_threads, self._cpu_turns,
+            directory=lambda: self.app_directory,
+        )
 
     # -- blocking work, on a worker thread ----------------------------------------------------------
     def _select_executor(self, info: ComponentInfo, config: Mapping[str, Any] | None) -> Executor | None:

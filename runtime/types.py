@@ -1,4 +1,5 @@
-"""The boundary between router/ and runtime/: one request in, one streaming response out.
+"""The boundary between router/ and runtime/: one request in, one streaming response out, and
+the hook through which a guest reaches the other apps of its host (AppDirectory).
 
 Headers are (name, value) pairs with the name a lower-case ``str`` and the value ``bytes``, as
 they come off the wire: values are decoded only where a rule needs their text (routing reads
@@ -10,6 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 MiB = 1024 * 1024
 
@@ -31,6 +33,17 @@ class AppSettings:
 
 
 @dataclass(frozen=True)
+class CallChain:
+    """Where an in-process call (a guest calling a component, its own app or another app of this
+    server through the host, never the network) sits in its chain. Only the runtime makes one, so
+    a client cannot forge it."""
+
+    depth: int  # hops from the client's request: 1 for a call made while serving that request
+    deadline: float  # time.monotonic() when the caller gives up: the callee's time counts against it
+    caller_app: str = ""  # the calling app's name when the call crosses apps (<app>.lepton.internal)
+
+
+@dataclass(frozen=True)
 class IncomingRequest:
     method: str
     scheme: str  # "http" | "https", as trusted by the router (X-Forwarded-Proto from a trusted proxy)
@@ -43,6 +56,10 @@ class IncomingRequest:
     mount_prefix: str = ""  # router prefix such as "/hello"; stripped before the app routes
     content_length: int | None = None
     http_version: str = "1.1"
+    # The name this server serves the app under (routes.toml [apps.NAME]); "" outside a router.
+    # Calls between apps name their caller by it.
+    served_as: str = ""
+    chain: CallChain | None = None  # None: the request came from the network
 
 
 @dataclass
@@ -53,3 +70,17 @@ class OutgoingResponse:
     # The whole body, when it was complete before the head was sent (``body`` then yields just
     # this): the server can send it in one message instead of streaming it.
     whole_body: bytes | None = None
+
+
+class AppCallRefused(Exception):
+    """An in-process call to another app is not allowed, or there is no such app (the message
+    says which); the calling guest gets the interface's denied error."""
+
+
+class AppDirectory(Protocol):
+    """How the runtime reaches the other apps of its host (the router implements it): a call to
+    ``http://<target>.lepton.internal/...``. The host checks that ``target`` serves and lets
+    ``caller`` call it (or raises AppCallRefused), and hands ``request`` to the target's routes
+    as if it came in on the shared port, with the same accounting; the response streams back."""
+
+    async def call(self, caller: str, target: str, request: IncomingRequest) -> OutgoingResponse: ...

@@ -338,3 +338,7 @@ class GuestRequest:
     full_path: str = ""  # raw path including the mount prefix
     query: str = ""
     http_version: str = "1.1"
+    # Where the guest's in-process HTTP calls go (sibling components, its own app, other apps of
+    # this server): set by the HTTP trigger (runtime.http.calls.RequestCalls), read by outbound
+    # HTTP; None where nothing can be called in process (a load-time trial run).
+    calls: Any = None

@@ -1,7 +1,9 @@
 """RunningApp: one loaded app answering requests: Spin's semantics on the way in (mount prefix,
 well-known endpoints, route matching, static responses, spin-* headers, body size), then the run
 (runtime.http.scheduling decides inline or on a worker thread), then the guest's response or the
-error it maps to (runtime.http.responses).
+error it maps to (runtime.http.responses). `handle_component` serves Spin's service chaining (a
+component by id, whatever its route); each request's guest finds where its own in-process calls
+go in `GuestRequest.calls` (runtime.http.calls).
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import Executor as PoolExecutor
 
 from registry.loaded import LoadedApp
+from runtime.capabilities.outbound_http.in_process import CALLER_HEADER
 from runtime.core.guest_io import BodySource, BodyTooLarge, GuestRequest, ResponseSink
+from runtime.http.calls import RequestCalls
 from runtime.http.responses import (
     body_of,
     describe,
@@ -24,15 +28,16 @@ from runtime.http.responses import (
     may_add_content_length,
     simple_response,
 )
-from runtime.http.routes import Router
+from runtime.http.routes import HttpRoute, RouteMatch, Router
 from runtime.http.scheduling import INLINE_BUDGET_S, INLINE_MAX_S, ComponentSlot, CpuShare, ThreadCap, execute
 from runtime.http.spin_headers import (
+    AppPath,
     guest_request_headers,
     spin_headers,
     strip_mount_prefix,
     well_known_response,
 )
-from runtime.types import AppSettings, IncomingRequest, OutgoingResponse
+from runtime.types import AppDirectory, AppSettings, IncomingRequest, OutgoingResponse
 
 log = logging.getLogger("lepton.runtime")
 
@@ -42,6 +47,11 @@ HEAD_GRACE_S = 1.0  # extra wait for a response head beyond the app timeout (hos
 # typical guest has finished by then, so it costs nothing), then backing off to MAX_TICK_S.
 FIRST_TICK_S = 0.01
 MAX_TICK_S = 0.05
+# How long an in-process call waits for a worker thread before it gets 503. Its callers each hold
+# a thread while they wait for it: when they hold all of the app's threads (concurrent call
+# loops, deep chains under load), waiting longer would only wait for everyone's deadline, while
+# a quick 503 unwinds the chain and gives their threads back.
+CHAINED_THREAD_WAIT_S = 1.0
 
 
 class RunningApp:
@@ -54,11 +64,15 @@ class RunningApp:
         pool: PoolExecutor,
         max_threads: int,
         cpu_turns: int,
+        directory: Callable[[], AppDirectory | None] = lambda: None,
     ) -> None:
         self.app = app
         self.settings = settings
         self.router = router
-        self.slots = slots  # by component id
+        # By component id: every component an http trigger names, private routes included (a
+        # `<id>.spin.internal` call reaches any of them).
+        self.slots = slots
+        self._directory = directory  # the host's other apps, for <app>.lepton.internal calls
         self._pool = pool
         # An app may hold at most this many worker threads, so one app's slow or stuck guests
         # cannot take every thread away from the other apps.
@@ -102,19 +116,48 @@ class RunningApp:
         if slot is None:
             self.log.error("app is closed or component %s is not loaded", route.component_id)
             return simple_response(503)
+        return await self._serve(slot, request, match, app_path, request.host)
+
+    async def handle_component(self, component_id: str, request: IncomingRequest) -> OutgoingResponse:
+        """A call to ``http://<component_id>.spin.internal/...``: that component serves it, whatever
+        its route (private ones too), as Spin's synthetic match does: route ``/...`` with the whole
+        path as path info, and ``spin-full-url`` on ``localhost`` (Spin drops the Host of a chained
+        request). LookupError when the app has no such component behind an http trigger."""
+        slot = self.slots.get(component_id)
+        if slot is None:
+            raise LookupError(f"no component {component_id!r} with an HTTP trigger in app {self.app.name!r}")
+        path = request.path or "/"
+        route = HttpRoute(
+            trigger_id=component_id, raw_route="/...", based_route="/...", component_id=component_id,
+            static_response=None, executor=None, is_wildcard=True,
+        )
+        match = RouteMatch(route=route, path=path, params=(), path_info=path)
+        return await self._serve(slot, request, match, AppPath(path, request.query), "")
+
+    async def _serve(
+        self, slot: ComponentSlot, request: IncomingRequest, match: RouteMatch, app_path: AppPath, url_host: str
+    ) -> OutgoingResponse:
+        """Run the matched component. `url_host` is the host spin-full-url names ("" -> localhost)."""
         max_body = self.settings.max_body_bytes
         if request.content_length is not None and request.content_length > max_body:
             return simple_response(413)
+        timeout = self.settings.timeout_s
+        chain = request.chain
+        if chain is not None:
+            # An in-process call: the caller waits at most until its own deadline.
+            timeout = min(timeout, chain.deadline - time.monotonic())
+            if timeout <= 0:
+                return simple_response(504)
         spin = spin_headers(
             scheme=request.scheme,
-            host=request.host,
+            host=url_host,
             path=request.path,
             query=request.query,
             mount_prefix=request.mount_prefix,
             match=match,
             client_addr=request.client_addr,
         )
-        headers = guest_request_headers(request.headers, spin, request.mount_prefix)
+        headers = guest_request_headers(_caller_headers(request), spin, request.mount_prefix)
         loop = asyncio.get_running_loop()
         source = BodySource(loop)
         guest_request = GuestRequest(
@@ -130,6 +173,7 @@ class RunningApp:
             full_path=request.path,
             query=request.query,
             http_version=request.http_version,
+            calls=RequestCalls(self, loop, request, self._directory()),
         )
         body_iter = request.body.__aiter__()
         read_ahead: list[bytes] = []
@@ -138,7 +182,7 @@ class RunningApp:
             complete = True
         elif self._body_is_short(request):
             try:
-                async with asyncio.timeout(self.settings.timeout_s):
+                async with asyncio.timeout(timeout):
                     complete = await self._read_ahead(body_iter, source, read_ahead, max_body)
             except BodyTooLarge:
                 return simple_response(413)
@@ -150,7 +194,7 @@ class RunningApp:
         else:
             complete = False
         if complete and slot.inline_now():
-            response = self._run_inline(slot, guest_request)
+            response = self._run_inline(slot, guest_request, timeout)
             if response is not None:
                 return response
             # Over the inline budget: run again on a worker thread with a fresh, full body.
@@ -160,7 +204,8 @@ class RunningApp:
                 source.feed(chunk)
             source.end()
             guest_request.body = source
-        return await self._run_threaded(slot, guest_request, body_iter, complete, max_body)
+        thread_wait = timeout if chain is None else min(timeout, CHAINED_THREAD_WAIT_S)
+        return await self._run_threaded(slot, guest_request, body_iter, complete, max_body, timeout, thread_wait)
 
     @staticmethod
     def _body_is_short(request: IncomingRequest) -> bool:
@@ -201,19 +246,19 @@ class RunningApp:
         except Exception as exc:  # client went away mid-body
             source.end(exc)
 
-    def _run_inline(self, slot: ComponentSlot, request: GuestRequest) -> OutgoingResponse | None:
+    def _run_inline(self, slot: ComponentSlot, request: GuestRequest, timeout: float) -> OutgoingResponse | None:
         loop = asyncio.get_running_loop()
         sink = ResponseSink(loop, inline=True)
-        budget = min(self.settings.timeout_s, INLINE_BUDGET_S)
+        budget = min(timeout, INLINE_BUDGET_S)
         cost = execute(slot, request, sink, budget)
-        if sink.error is not None and is_timeout(sink.error) and budget < self.settings.timeout_s:
+        if sink.error is not None and is_timeout(sink.error) and budget < timeout:
             slot.log.info("inline run exceeded %.0f ms; retrying on a worker thread", budget * 1000)
             return None
         if sink.error is None:
             slot.record(cost)
         if cost > INLINE_MAX_S * 4:
             slot.demote()
-        return self._response(slot, request, sink, sink.error if not sink.started else None)
+        return self._response(slot, request, sink, sink.error if not sink.started else None, timeout)
 
     async def _run_threaded(
         self,
@@ -222,17 +267,18 @@ class RunningApp:
         body_iter: AsyncIterator[bytes],
         complete: bool,
         max_body: int,
+        timeout: float,
+        thread_wait: float,
     ) -> OutgoingResponse:
         loop = asyncio.get_running_loop()
         sink = ResponseSink(loop)
         source = request.body
-        timeout = self.settings.timeout_s
         started = time.monotonic()
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(thread_wait):
                 await self.threads.acquire()
         except TimeoutError:
-            slot.log.error("%s: no worker thread free for this app within %.1fs: 503", describe(request), timeout)
+            slot.log.error("%s: no worker thread free for this app within %.1fs: 503", describe(request), thread_wait)
             return simple_response(503)
         pump = None if complete else asyncio.create_task(self._pump(body_iter, source, max_body))
         remaining = max(0.001, timeout - (time.monotonic() - started))
@@ -277,8 +323,8 @@ class RunningApp:
             sink.close()  # the client is gone: the guest's next write fails and it ends
             raise
         except Exception as exc:
-            return self._response(slot, request, sink, exc, source)
-        return self._response(slot, request, sink, None, source)
+            return self._response(slot, request, sink, exc, timeout, source)
+        return self._response(slot, request, sink, None, timeout, source)
 
     def _response(
         self,
@@ -286,6 +332,7 @@ class RunningApp:
         request: GuestRequest,
         sink: ResponseSink,
         error: BaseException | None,
+        timeout: float,
         source: BodySource | None = None,
     ) -> OutgoingResponse:
         if error is not None:
@@ -293,9 +340,7 @@ class RunningApp:
                 slot.log.warning("%s: request body over %d bytes: 413", describe(request), self.settings.max_body_bytes)
                 return simple_response(413)
             if is_timeout(error):
-                slot.log.error(
-                    "%s: timed out after %.1fs: 504 (%s)", describe(request), self.settings.timeout_s, first_line(error)
-                )
+                slot.log.error("%s: timed out after %.1fs: 504 (%s)", describe(request), timeout, first_line(error))
                 return simple_response(504)
             slot.log.error("%s: guest failed: 500 (%s)", describe(request), first_line(error))
             slot.log.debug("guest failure detail", exc_info=error)
@@ -324,3 +369,15 @@ class RunningApp:
                 sink.close()
         if sink.error is not None:
             slot.log.error("%s: response body truncated: %s", describe(request), first_line(sink.error))
+
+
+def _caller_headers(request: IncomingRequest) -> Sequence[tuple[str, bytes]]:
+    """The request's headers as the guest sees them: `lepton-caller-app` only as the runtime set
+    it (on a call from another app of this server), never as a client or a calling guest sent it."""
+    headers = request.headers
+    if any(name == CALLER_HEADER for name, _ in headers):
+        headers = [(name, value) for name, value in headers if name != CALLER_HEADER]
+    chain = request.chain
+    if chain is not None and chain.caller_app:
+        return [*headers, (CALLER_HEADER, chain.caller_app.encode("latin-1", "replace"))]
+    return headers

@@ -350,6 +350,19 @@ class Router:
         return router
 
 
+def private_components(app: LockedApp) -> dict[str, Mapping[str, Any] | None]:
+    """Components behind a ``route = { private = true }`` trigger, with that trigger's executor:
+    never routable, reachable only by service chaining (``http://<id>.spin.internal``)."""
+    found: dict[str, Mapping[str, Any] | None] = {}
+    for trigger in app.triggers:
+        config = trigger.trigger_config
+        component = config.get("component")
+        if trigger.trigger_type == HTTP_TRIGGER and isinstance(config.get("route"), dict) and isinstance(component, str):
+            executor = config.get("executor")
+            found[component] = executor if isinstance(executor, dict) else None
+    return found
+
+
 def check_base(app: LockedApp) -> None:
     """Spin v3 removed the http trigger ``base``: ``/`` only warns, anything else is refused."""
     base = trigger_metadata(app, HTTP_TRIGGER).get("base")

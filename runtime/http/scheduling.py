@@ -157,6 +157,9 @@ def execute(
     deadline = time.monotonic() + timeout_s
     turn = _Turn(share, deadline) if share is not None else None
     ctx = slot.guest.new_context(deadline=deadline, on_block=sink.flush)
+    # Whatever the executor: host APIs read the request (outbound HTTP: where self requests and
+    # in-process calls go).
+    ctx.request = request
     if turn is not None:
         ctx.on_wait, ctx.on_resume = turn.give, turn.take
     started = time.perf_counter()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from router.config import EMPTY_MESSAGE, ConfigError, RouteConfig, load, parse, resolve_source
+from router.config import EMPTY_MESSAGE, AppConfig, ConfigError, RouteConfig, load, parse, resolve_source
 from router.units import format_duration, format_size, parse_duration, parse_size
 
 
@@ -312,3 +312,53 @@ def test_workers_auto_is_one_per_cpu(tmp_path: Path) -> None:
     assert _parse("[server]\nworkers = 3\n", tmp_path).server.workers == 3
     problems = _problems('[server]\nworkers = "many"\n', tmp_path)
     assert "field 'workers'" in problems[0] and '"auto"' in problems[0]
+
+
+def test_allow_callers(tmp_path: Path) -> None:
+    cfg = _parse(
+        """
+[apps.billing]
+source = "r/billing:v1"
+allow_callers = ["shop", "admin_1", "shop"]
+
+[apps.public]
+source = "r/public:v1"
+prefix = "/p"
+allow_callers = ["*"]
+
+[apps.closed]
+source = "r/closed:v1"
+prefix = "/c"
+""",
+        tmp_path,
+    )
+    billing, public, closed = cfg.apps["billing"], cfg.apps["public"], cfg.apps["closed"]
+    assert billing.allow_callers == ("shop", "admin_1")
+    assert billing.allows_caller("shop") and not billing.allows_caller("other")
+    assert public.allows_caller("anyone") and not closed.allows_caller("shop")
+    # Not a load setting: changing who may call an app needs no new load (as routes).
+    assert billing.load_key() == AppConfig(name="billing", source="r/billing:v1", resolved_source="r/billing:v1").load_key()
+
+
+def test_allow_callers_errors(tmp_path: Path) -> None:
+    problems = _problems(
+        """
+[apps.a]
+source = "r/a:v1"
+allow_callers = "shop"
+
+[apps.b]
+source = "r/b:v1"
+prefix = "/b"
+allow_callers = ["ok", "not a name", 3]
+""",
+        tmp_path,
+    )
+    assert problems == [
+        f"{tmp_path / 'routes.toml'}:4: app 'a': field 'allow_callers': must be a list of app names, or [\"*\"] for any app",
+        f"{tmp_path / 'routes.toml'}:9: app 'b': field 'allow_callers': must be a list of app names, or [\"*\"] for any app",
+    ]
+    problems = _problems('[apps.b]\nsource = "r/b:v1"\nallow_callers = ["ok", "not a name"]\n', tmp_path)
+    assert problems == [
+        f"{tmp_path / 'routes.toml'}:3: app 'b': field 'allow_callers': 'not a name' is not an app name (or \"*\" for any app)"
+    ]

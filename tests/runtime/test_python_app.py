@@ -202,20 +202,21 @@ async def test_outbound_post_streams_the_guest_body(rt: Runtime, wasm: Path, ups
     assert (method, path, received, headers.get("content-length")) == ("POST", "/post", payload, "102400")
 
 
-async def test_self_requests_go_to_the_inbound_origin(rt: Runtime, wasm: Path, upstream: Upstream, tmp_path: Path) -> None:
-    # The upstream stands in for the router: the inbound request's Host is its address.
+async def test_self_requests_reach_the_app_in_process(rt: Runtime, wasm: Path, upstream: Upstream, tmp_path: Path) -> None:
+    # The upstream is what the inbound request's Host names: a self request used to go there over
+    # a socket. Now the app's own routes serve it in process (tests/test_spin_chaining.py).
     host = f"127.0.0.1:{upstream.port}"
     allowed = await rt.load_app(
         kv_app(wasm, 1, allowed_outbound_hosts=["http://self"]), settings(tmp_path, api_key="k")  # type: ignore[arg-type]
     )
     resp = await allowed.handle(request("/apps/py/out", query="url=/var/greeting", host=host, mount_prefix="/apps/py"))
-    assert (resp.status, await read(resp)) == (200, b"201 echo:")
-    assert upstream.requests[-1][1] == "/apps/py/var/greeting"
+    assert (resp.status, await read(resp)) == (200, b"200 hello")
+    assert upstream.requests == [] and upstream.connections == 0
 
     denied = await rt.load_app(kv_app(wasm, upstream.port), settings(tmp_path, api_key="k"))  # type: ignore[arg-type]
     resp = await denied.handle(request("/out", query="url=/var/greeting", host=host))
     assert (resp.status, await read(resp)) == (502, b"ErrorCode_HttpRequestDenied")
-    assert len(upstream.requests) == 1
+    assert upstream.requests == []
 
 
 async def test_outbound_large_response_streams_to_the_guest(

@@ -46,6 +46,7 @@ class OutboundErrorKind(enum.Enum):
     CONNECTION_TIMEOUT = "connection-timeout"
     RESPONSE_TIMEOUT = "HTTP-response-timeout"
     PROTOCOL_ERROR = "HTTP-protocol-error"
+    LOOP_DETECTED = "loop-detected"  # an in-process call chain went too deep (runtime.capabilities.outbound_http.in_process)
     INTERNAL = "internal-error"
 
 

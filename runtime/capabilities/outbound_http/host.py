@@ -11,6 +11,11 @@ timeouts apply, capped by the request's deadline.
 fermyon:spin/http is Spin 1.x-style and fully buffered: `destination-not-allowed` for a denied
 URL, `invalid-url`, `request-error` for network failures, `runtime-error` otherwise.
 
+Both interfaces serve some destinations in process, never over a socket (in_process.py): a
+sibling component (`http://<id>.spin.internal`), the app itself (a relative URL) and another app
+of this server (`http://<app>.lepton.internal`). The network path's self origin is left for a
+guest run outside a served request (no `GuestRequest.calls`).
+
 The allow-list (`allowed_outbound_hosts` plus converted legacy `allowed_http_hosts`, templates
 rendered with the app variables) is parsed once at load; an invalid entry fails the load.
 """
@@ -19,12 +24,14 @@ from __future__ import annotations
 
 import threading
 import time
+import urllib.parse
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from registry.loaded import LoadedApp, LoadedComponent
+from runtime.capabilities.outbound_http import in_process
 from runtime.capabilities.outbound_http.client import (
     OutboundErrorKind,
     OutboundHttpClient,
@@ -34,8 +41,14 @@ from runtime.capabilities.outbound_http.client import (
     Timeouts,
     resolve_destination,
 )
+from runtime.capabilities.outbound_http.in_process import Call, Head, InProcessCalls, Target
 from runtime.capabilities.support import per_app
-from runtime.capabilities.support.allowed_hosts import AllowedHostError, AllowedHosts, component_allowed_hosts
+from runtime.capabilities.support.allowed_hosts import (
+    AllowedHostError,
+    AllowedHosts,
+    OutboundUrl,
+    component_allowed_hosts,
+)
 from runtime.capabilities.support.errors import SpinConfigError
 from runtime.capabilities.support.wit import record
 from runtime.capabilities.variables.host import app_variables
@@ -237,6 +250,23 @@ def _is_self_request(authority: str | None) -> bool:
     return host in ("", "self.alt")
 
 
+def _in_process_target(url: str) -> tuple[Target, OutboundUrl | None] | None:
+    """The in-process destination of a URL (a relative one is the app itself), or None."""
+    if url.startswith("/"):
+        return in_process.SELF, None
+    try:
+        parsed = OutboundUrl.parse(url, "https")
+    except AllowedHostError:
+        return None  # the network path refuses it as it always did
+    target = in_process.target_of(parsed.host)
+    return (target, parsed) if target is not None else None
+
+
+def _calls(ctx: context.RequestContext) -> InProcessCalls | None:
+    """Where this request's in-process calls go; None outside a served request."""
+    return ctx.request.calls if ctx.request is not None else None
+
+
 def _handle(store: Any, request: Any, options: Any) -> Any:
     ctx = context.current()
     req = ctx.table.take(rep(store, request), OutgoingRequest)
@@ -247,6 +277,11 @@ def _handle(store: Any, request: Any, options: Any) -> Any:
     else:
         url = f"{req.scheme or 'https'}://{req.authority}{path}"
     allowed = _prepared().allowed
+    calls = _calls(ctx)
+    if calls is not None:
+        found = _in_process_target(url)
+        if found is not None:
+            return _handle_in_process(ctx, calls, req, path, found, allowed)
     origin = self_origin()
     shown = url.split("?", 1)[0]  # the query may carry secrets
     try:
@@ -309,13 +344,115 @@ def _handle(store: Any, request: Any, options: Any) -> Any:
     return new_future_response(future)
 
 
+def _in_process_allowed(ctx: context.RequestContext, allowed: AllowedHosts, target: Target,
+                        url: OutboundUrl | None, shown: str) -> bool:
+    if in_process.allows(allowed, target, url, ctx.app.components):
+        return True
+    ctx.log.info("outbound request to %s refused: %s", shown, OutboundErrorKind.DENIED.value)
+    return False
+
+
+def _log_failure(ctx: context.RequestContext, shown: str, exc: OutboundHttpError) -> None:
+    verb = "refused" if exc.kind is OutboundErrorKind.DENIED else "failed"
+    ctx.log.info("outbound request to %s %s: %s", shown, verb, _describe(exc))
+
+
+def _handle_in_process(ctx: context.RequestContext, calls: InProcessCalls, req: OutgoingRequest, path: str,
+                       found: tuple[Target, OutboundUrl | None], allowed: AllowedHosts) -> Any:
+    """wasi:http `handle` for a destination served in process (in_process.py): checked as Spin
+    checks it (denied: the error from `handle` itself), then run on the event loop while the
+    guest goes on (it may still be writing the body)."""
+    target, url = found
+    shown = (f"{req.scheme or 'https'}://{req.authority}" if url is not None else "") + path.split("?", 1)[0]
+    if not _in_process_allowed(ctx, allowed, target, url, shown):
+        return error_code(OutboundErrorKind.DENIED.value)
+    future = FutureIncomingResponse()
+    headers = in_process.forwarded_headers(list(req.headers.entries))
+    loop = calls.loop
+    length: int | None
+    if req.body is None:
+        body, length = in_process.bytes_body(b""), 0
+    else:
+        buf = req.body_stream
+        with buf.changed:
+            finished = buf.closed
+            data = b"".join(buf.chunks) if finished else b""
+        if finished:
+            body, length = in_process.bytes_body(data), len(data)
+        else:
+            body, length = in_process.streamed_body(buf, loop), in_process.declared_length(headers)
+    call = Call(req.method, req.authority or "", path if path.startswith("/") else "/" + path, headers, body,
+                length, ctx.deadline)
+
+    def deliver(outcome: Head | OutboundHttpError) -> None:
+        if isinstance(outcome, OutboundHttpError):
+            _log_failure(ctx, shown, outcome)
+            future.resolve(_error_value(outcome))
+        else:
+            future.resolve(IncomingResponse(outcome.status, outcome.headers, outcome.body))
+
+    in_process.begin(ctx, calls, target, call, deliver)
+    return new_future_response(future)
+
+
+def _spin_send_in_process(ctx: context.RequestContext, calls: InProcessCalls, method: str, uri: str,
+                          headers: list[tuple[str, str]], body: bytes | None,
+                          found: tuple[Target, OutboundUrl | None], allowed: AllowedHosts) -> Any:
+    """fermyon:spin/http `send-request` to a destination served in process: buffered both ways."""
+    target, url = found
+    shown = uri.split("?", 1)[0]
+    if not _in_process_allowed(ctx, allowed, target, url, shown):
+        return "destination-not-allowed"
+    parts = urllib.parse.urlsplit(uri)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    encoded = in_process.forwarded_headers([(k, v.encode("utf-8")) for k, v in headers])
+    data = body or b""
+    call = Call(method.upper(), parts.netloc, path, encoded, in_process.bytes_body(data), len(data), ctx.deadline)
+    outcome: list[Head | OutboundHttpError] = []
+    arrived = threading.Event()
+
+    def deliver(result: Head | OutboundHttpError) -> None:
+        outcome.append(result)
+        arrived.set()
+
+    try:
+        with ctx.waiting():  # the whole exchange is a wait on the callee
+            in_process.begin(ctx, calls, target, call, deliver)
+            if not arrived.wait(max(0.0, ctx.remaining())):
+                raise OutboundHttpError(OutboundErrorKind.RESPONSE_TIMEOUT, "no response before the deadline")
+            result = outcome[0]
+            if isinstance(result, OutboundHttpError):
+                raise result
+            data = result.body.read_all(ctx.deadline)
+    except OutboundHttpError as exc:
+        _log_failure(ctx, shown, exc)
+        return _spin_http_error(exc)
+    response_headers = [(k, v.decode("latin-1")) for k, v in result.headers]
+    return record(status=result.status, headers=response_headers, body=data)
+
+
 # -- fermyon:spin/http (unversioned) -------------------------------------------------------------
+
+
+def _spin_http_error(exc: OutboundHttpError) -> str:
+    if exc.kind is OutboundErrorKind.DENIED:
+        return "destination-not-allowed"
+    if exc.kind is OutboundErrorKind.INVALID_URL:
+        return "invalid-url"
+    if exc.kind in (OutboundErrorKind.INTERNAL, OutboundErrorKind.LOOP_DETECTED):
+        return "runtime-error"
+    return "request-error"
 
 
 def spin_send(method: str, uri: str, headers: list[tuple[str, str]], body: bytes | None) -> Any:
     """Spin 1.x-style buffered send: a (status, headers, body) record or an http-error name."""
     ctx = context.current()
     allowed = _prepared().allowed
+    calls = _calls(ctx)
+    if calls is not None:
+        found = _in_process_target(uri)
+        if found is not None:
+            return _spin_send_in_process(ctx, calls, method, uri, headers, body, found, allowed)
     try:
         with ctx.waiting():  # the whole exchange is a wait on the network
             resp = client().send(
@@ -327,15 +464,8 @@ def spin_send(method: str, uri: str, headers: list[tuple[str, str]], body: bytes
             finally:
                 resp.close()
     except OutboundHttpError as exc:
-        verb = "refused" if exc.kind is OutboundErrorKind.DENIED else "failed"
-        ctx.log.info("outbound request to %s %s: %s", uri.split("?", 1)[0], verb, _describe(exc))
-        if exc.kind is OutboundErrorKind.DENIED:
-            return "destination-not-allowed"
-        if exc.kind is OutboundErrorKind.INVALID_URL:
-            return "invalid-url"
-        if exc.kind is OutboundErrorKind.INTERNAL:
-            return "runtime-error"
-        return "request-error"
+        _log_failure(ctx, uri.split("?", 1)[0], exc)
+        return _spin_http_error(exc)
     return record(status=resp.status, headers=resp.headers, body=data)
 
 

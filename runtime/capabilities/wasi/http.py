@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from runtime.capabilities.wasi.io import (
@@ -330,6 +330,9 @@ class BufferOutputStream(OutputStream):
         # Notified on every write and at close, so the outgoing-handler can stream the body
         # to the network while the guest is still writing it.
         self.changed = threading.Condition()
+        # Also called (on the guest's thread, outside the lock) after every write and at close:
+        # an in-process call reads the body on the event loop, which cannot wait on `changed`.
+        self.listener: Callable[[], None] | None = None
 
     def write(self, data: bytes, blocking: bool, deadline: float) -> None:
         if self.closed:
@@ -337,11 +340,18 @@ class BufferOutputStream(OutputStream):
         with self.changed:
             self.chunks.append(bytes(data))
             self.changed.notify_all()
+        self._notify()
 
     def close_body(self) -> None:
         with self.changed:
             self.closed = True
             self.changed.notify_all()
+        self._notify()
+
+    def _notify(self) -> None:
+        listener = self.listener
+        if listener is not None:
+            listener()
 
 
 # The response body the guest opened, so the executor can finish it if the guest returns without
