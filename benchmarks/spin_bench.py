@@ -27,7 +27,7 @@ from runtime.testing import component, loaded_app  # noqa: E402
 from runtime.types import AppSettings, MiB  # noqa: E402
 from tests.support.fixtures import FIXTURES_DIR, build_python_app, cache_root  # noqa: E402
 from tests.support.runtime_helpers import read, request  # noqa: E402
-from tests.test_spin_outbound_http import Upstream  # noqa: E402
+from tests.support.upstream import Upstream  # noqa: E402
 
 
 async def timed(running: object, n: int, path: str, **kwargs: object) -> list[float]:
