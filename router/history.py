@@ -86,9 +86,13 @@ class History:
         return base
 
     def record(self, second: int, status: int, seconds: float) -> None:
-        base = self._row(second)
+        # On every request: _row() inlined for its common case (the ring exists, the row is current).
         ring = self._ring
-        assert ring is not None
+        base = (second % HISTORY_S) * _WIDTH
+        if ring is None or ring[base + _STAMP] != second:
+            base = self._row(second)
+            ring = self._ring
+            assert ring is not None
         ring[base + _REQUESTS] += 1
         if status >= 500:
             ring[base + _ERRORS] += 1
