@@ -1,5 +1,6 @@
 """Transfer progress: a live line per app on a TTY (app totals plus the layers in flight, bytes
-each), one summary log line per app otherwise."""
+each), one summary log line per app otherwise; and, for whoever set `watcher` around a pull (the
+router's status page), the Progress object itself to read while it moves."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import logging
 import sys
 import threading
 import time
-from typing import TextIO
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import Any, TextIO
 
 log = logging.getLogger("lepton.registry")
 
@@ -20,6 +23,12 @@ def _mb(n: int) -> str:
 
 class Progress:
     """Thread-safe byte counter for one app's transfer (layers run on worker threads)."""
+
+    # Called with each new Progress. A ContextVar so that a caller can follow one app's pull
+    # without new parameters through the registry API: asyncio.to_thread copies the caller's
+    # context onto the worker thread that runs load_app, where the Progress is made.
+    watcher: ContextVar[Callable[[Progress], None] | None] = ContextVar("registry_progress_watcher",
+                                                                        default=None)
 
     def __init__(self, verb: str, label: str, stream: TextIO | None = None) -> None:
         self.verb = verb  # "pulled", "pushed", "mirrored"
@@ -35,6 +44,25 @@ class Progress:
         self.done_layers = 0
         self.cached_layers = 0
         self._active: dict[str, tuple[int, int]] = {}  # layer digest -> (bytes done, size)
+        self.elapsed_s: float | None = None  # set by finish()
+        watch = Progress.watcher.get()
+        if watch is not None:
+            watch(self)
+
+    def snapshot(self) -> dict[str, Any]:
+        """A consistent copy of the counters, for a reader on another thread."""
+        with self._lock:
+            return {
+                "label": self.label,
+                "layers_done": self.done_layers,
+                "layers_total": self.total_layers,
+                "layers_cached": self.cached_layers,
+                "bytes_done": self.done_bytes,
+                "bytes_total": self.total_bytes,
+                "active": [{"digest": d, "bytes_done": done, "size": size} for d, (done, size) in self._active.items()],
+                "seconds": round(self.elapsed_s if self.elapsed_s is not None else time.monotonic() - self._started, 3),
+                "finished": self.elapsed_s is not None,
+            }
 
     def plan(self, layers: int, total_bytes: int, cached_layers: int) -> None:
         with self._lock:
@@ -80,7 +108,7 @@ class Progress:
         self._stream.flush()
 
     def finish(self, detail: str = "") -> None:
-        elapsed = time.monotonic() - self._started
+        elapsed = self.elapsed_s = time.monotonic() - self._started
         if self._tty:
             self._stream.write("\r\x1b[K")
             self._stream.flush()

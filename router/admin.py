@@ -1,8 +1,12 @@
-"""The admin listener (`admin_listen`): status page (HTML), the same as JSON, Prometheus metrics.
+"""The admin listener (`admin_listen`): the live status page, its JSON, Prometheus metrics.
 
 It is a separate Quart app on its own address so internals (app names, sources, errors) are never
 exposed on the shared public port. With --workers N each worker answers for itself (the JSON
 carries its pid).
+
+`/` is the page an operator keeps open (router/status_page/: static HTML, CSS and JS that poll
+`/status.json` and `/status/history.json`); `/plain` is the former server-rendered table, for a
+browser without JavaScript.
 """
 
 from __future__ import annotations
@@ -13,10 +17,15 @@ import os
 import time
 from typing import Any
 
-from quart import Quart, Response
+from quart import Quart, Response, request
 
+from router import status_page
+from router.history import HISTORY_S, Window, now_second
 from router.manager import AppManager
 from router.metrics import prometheus
+
+RECENT_S = 10  # the page's headline numbers: the last this many whole seconds
+STEPS = (1, 2, 5, 10, 15, 30, 60)  # chart resolutions offered, in seconds per point
 
 
 def status_json(manager: AppManager) -> dict[str, Any]:
@@ -41,6 +50,8 @@ def status_json(manager: AppManager) -> dict[str, Any]:
                 "p99_le": _ms(stats.quantile(0.99)),
             },
             "version": None,
+            # The load under way (the version being loaded: phase, pull progress) or the last one.
+            "load": status.load.to_json() if status.load is not None else None,
         }
         if version is not None:
             entry["version"] = {
@@ -54,13 +65,59 @@ def status_json(manager: AppManager) -> dict[str, Any]:
         apps.append(entry)
     return {
         "pid": os.getpid(),
+        "now": time.time(),
         "routes_file": str(manager.routes_path.resolve()),
         "ready": manager.ready,
         "reloads": manager.reloads,
         "config_error": manager.config_error,
         "unmatched_requests": manager.unmatched,
+        "recent_reloads": [r.to_json() for r in reversed(manager.reload_log)],  # latest first
         "apps": apps,
     }
+
+
+def history_json(manager: AppManager, window_s: int, step_s: int) -> dict[str, Any]:
+    """Per app, window_s // step_s points of step_s seconds each (oldest first, the last one
+    ending at most step_s seconds ago), and the last RECENT_S seconds summed."""
+    now = now_second()
+    apps = {}
+    for name, status in manager.status.items():
+        history = status.stats.history
+        series = history.series(now, window_s, step_s)
+        recent = history.window(now - RECENT_S, RECENT_S)
+        apps[name] = {
+            "requests": [w.requests for w in series],
+            "errors": [w.errors for w in series],
+            "p99_ms": [_ms(w.quantile(0.99)) for w in series],
+            "recent": _summary(recent),
+        }
+    return {"now": time.time(), "window_s": window_s, "step_s": step_s, "apps": apps}
+
+
+def _summary(window: Window) -> dict[str, Any]:
+    ratio = window.error_ratio
+    return {
+        "seconds": window.seconds,
+        "requests": window.requests,
+        "errors": window.errors,
+        "rps": round(window.rate, 3),
+        "error_pct": None if ratio is None else round(100 * ratio, 3),
+        "p99_ms": _ms(window.quantile(0.99)),
+    }
+
+
+def _history_args(args: Any) -> tuple[int, int] | str:
+    """(window, step) from the query string, or why not."""
+    try:
+        window_s = int(args.get("window", 300))
+        step_s = int(args.get("step", 5))
+    except ValueError:
+        return "window and step are whole seconds"
+    if step_s not in STEPS:
+        return f"step must be one of {', '.join(map(str, STEPS))}"
+    if not step_s <= window_s <= HISTORY_S:
+        return f"window must be between step and {HISTORY_S}"
+    return window_s, step_s
 
 
 def _ms(seconds: float | None) -> float | None:
@@ -121,11 +178,26 @@ def create_admin_app(manager: AppManager) -> Quart:
 
     @app.get("/")
     async def index() -> Response:
+        return _asset("index.html")
+
+    @app.get("/<any('page.css', 'page.js'):name>")
+    async def page_asset(name: str) -> Response:
+        return _asset(name)
+
+    @app.get("/plain")
+    async def plain() -> Response:
         return Response(status_html(status_json(manager)), content_type="text/html; charset=utf-8")
 
     @app.get("/status.json")
     async def status() -> Response:
         return Response(json.dumps(status_json(manager), indent=2) + "\n", content_type="application/json")
+
+    @app.get("/status/history.json")
+    async def history() -> Response:
+        parsed = _history_args(request.args)
+        if isinstance(parsed, str):
+            return Response(parsed + "\n", status=400, content_type="text/plain; charset=utf-8")
+        return Response(json.dumps(history_json(manager, *parsed)) + "\n", content_type="application/json")
 
     @app.get("/metrics")
     async def metrics() -> Response:
@@ -136,3 +208,10 @@ def create_admin_app(manager: AppManager) -> Quart:
         )
 
     return app
+
+
+def _asset(name: str) -> Response:
+    response = Response(status_page.asset(name), content_type=status_page.ASSETS[name])
+    response.headers["Content-Security-Policy"] = status_page.CSP
+    response.headers["Cache-Control"] = "no-cache"  # a new release's page is picked up at once
+    return response

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import registry
 import runtime
+from router import loadwatch
 from router.config import AppConfig
 from router.versions import AppVersion, VersionInfo
 
@@ -30,6 +31,7 @@ class AppLoader:
         loaded = await asyncio.to_thread(
             registry.load_app, app.resolved_source, cache_dir=self.cache_dir, insecure=app.insecure
         )
+        loadwatch.pulled(loaded.manifest_digest)  # the status page: the pull is over, compiling starts
         running = await self.runtime.load_app(loaded, app.settings(self.state_root))
         info = VersionInfo(
             source=app.source,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Protocol
 from router import config as config_mod
 from router.config import AppConfig, ConfigError, RoutesConfig
 from router.heap import HeapPolicy
+from router.loadwatch import LoadWatch, ReloadRecord
 from router.metrics import AppStats
 from router.reconcile import compose, plan
 from router.table import RoutingTable
@@ -55,6 +57,7 @@ class AppStatus:
     error: str | None = None  # the last load error (the app may still serve an older version)
     error_at: float | None = None
     stats: AppStats = field(default_factory=AppStats)
+    load: LoadWatch | None = None  # the load under way, or the last one (for the status page)
 
 
 class AppManager:
@@ -67,6 +70,7 @@ class AppManager:
         self.config: RoutesConfig | None = None
         self.config_error: str | None = None  # why the last edit of routes.toml was rejected
         self.reloads = 0  # completed swaps
+        self.reload_log: deque[ReloadRecord] = deque(maxlen=10)  # the latest last (status page)
         self.initial_done = asyncio.Event()
         self.unmatched = 0
         self.last_request_at = 0.0  # perf_counter() of the last routed request (set by the dispatcher)
@@ -105,10 +109,12 @@ class AppManager:
             return self._last_ok
 
     async def _reload_once(self) -> bool:
+        started = time.monotonic()
         try:
             desired = await asyncio.to_thread(config_mod.load, self.routes_path)
         except ConfigError as exc:
             self.config_error = str(exc)
+            self.reload_log.append(ReloadRecord(time.time(), time.monotonic() - started, False, tuple(exc.problems)))
             log.error("routes.toml rejected, still serving the previous configuration:\n%s", exc)
             return False
         self.config_error = None
@@ -130,7 +136,8 @@ class AppManager:
         if todo.load:
             log.info("loading %s", ", ".join(todo.load))
 
-        results = await asyncio.gather(*(self._load(desired[name]) for name in todo.load))
+        started = time.monotonic()
+        results = await asyncio.gather(*(self._watched_load(desired[name]) for name in todo.load))
         loaded = {name: version for name, version in zip(todo.load, results, strict=True) if version is not None}
 
         outcome = compose(desired, self.serving, loaded)
@@ -162,12 +169,26 @@ class AppManager:
                     status.error = None
             else:
                 status.state = "failed"
+        self.reload_log.append(ReloadRecord(
+            time.time(), time.monotonic() - started, True, loaded=tuple(loaded),
+            failed=tuple(name for name in todo.load if name not in loaded), removed=tuple(todo.remove),
+        ))
         if todo.load or todo.remove:
             log.info(
                 "routing table swapped: %d apps serving, loaded %s, removed %s",
                 len(self.serving), ", ".join(loaded) or "none", ", ".join(todo.remove) or "none",
             )
         return True
+
+    async def _watched_load(self, app: AppConfig) -> AppVersion | None:
+        """_load, followed for the status page: pull progress, then compile time. gather() runs
+        each load in its own task, so the watch's context reaches this app's load only."""
+        status = self.status[app.name]
+        watch = status.load = LoadWatch(app.source)
+        with watch.watching():
+            version = await self._load(app)
+        watch.finish(version is not None, status.error)
+        return version
 
     async def _load(self, app: AppConfig) -> AppVersion | None:
         try:

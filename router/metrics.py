@@ -1,12 +1,15 @@
-"""Per-app request counters and latency histograms (cheap: a few additions per request)."""
+"""Per-app request counters and latency histograms (cheap: a few additions per request), and the
+per-second history the status page draws (router/history.py)."""
 
 from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
 
+from router.history import BOUNDS, History, now_second
+
 # Prometheus-style cumulative buckets, in seconds.
-BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+BUCKETS = BOUNDS
 
 
 @dataclass
@@ -14,11 +17,26 @@ class AppStats:
     inflight: int = 0
     requests: int = 0
     by_class: dict[str, int] = field(default_factory=lambda: {"1xx": 0, "2xx": 0, "3xx": 0, "4xx": 0, "5xx": 0})
-    rejected: int = 0  # 503 because max_concurrent was reached
     latency_sum: float = 0.0
     bucket_counts: list[int] = field(default_factory=lambda: [0] * (len(BUCKETS) + 1))
+    history: History = field(default_factory=History, repr=False, compare=False)
+    _rejected: int = field(default=0, repr=False)
+
+    @property
+    def rejected(self) -> int:
+        """503s because max_concurrent was reached."""
+        return self._rejected
+
+    @rejected.setter
+    def rejected(self, value: int) -> None:
+        # The dispatcher counts a refusal with `stats.rejected += 1`; the history must see it too,
+        # as an error (the client got a 503), so the counter is a property rather than a field.
+        for _ in range(value - self._rejected):
+            self.history.record_untimed_error(now_second())
+        self._rejected = value
 
     def record(self, status: int, seconds: float) -> None:
+        self.history.record(now_second(), status, seconds)
         self.requests += 1
         key = f"{status // 100}xx"
         if key in self.by_class:

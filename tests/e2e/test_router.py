@@ -151,8 +151,9 @@ def test_health_ready_and_admin(served: RouterServer) -> None:
         assert app["state"] == "ready" and app["error"] is None
         assert app["version"]["digest"].startswith("sha256:")
     assert apps["alpha"]["requests"] > 0
-    page = httpx.get(served.admin_url + "/").text
+    page = httpx.get(served.admin_url + "/plain").text  # (/ is the live page: tests/e2e/test_status_page.py)
     assert "<table>" in page and "alpha.test" in page and apps["echo"]["version"]["digest"] in page
+    assert '<script src="page.js"' in httpx.get(served.admin_url + "/").text
     metrics = httpx.get(served.admin_url + "/metrics").text
     assert 'lepton_requests_total{app="alpha",code="2xx"}' in metrics
     assert 'lepton_app_state{app="beta",state="ready"} 1' in metrics
