@@ -21,6 +21,7 @@ from wasmtime.component import Component
 from registry.loaded import LoadedApp, LoadedComponent
 from runtime.capabilities.key_value.host import KeyValueCapability
 from runtime.capabilities.outbound_http.host import OutboundHttpCapability
+from runtime.capabilities.redis.host import RedisCapability
 from runtime.capabilities.sqlite.host import SqliteCapability
 from runtime.capabilities.unsupported import UnsupportedCapability
 from runtime.capabilities.variables.host import VariablesCapability
@@ -67,6 +68,7 @@ def default_capabilities() -> list[Capability]:
         KeyValueCapability(),
         SqliteCapability(),
         OutboundHttpCapability(),
+        RedisCapability(),
         UnsupportedCapability(),
         IoCapability(),
         CliCapability(),
