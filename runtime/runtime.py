@@ -21,6 +21,7 @@ from wasmtime.component import Component
 from registry.loaded import LoadedApp, LoadedComponent
 from runtime.capabilities.key_value.host import KeyValueCapability
 from runtime.capabilities.outbound_http.host import OutboundHttpCapability
+from runtime.capabilities.postgres.host import PostgresCapability
 from runtime.capabilities.redis.host import RedisCapability
 from runtime.capabilities.sqlite.host import SqliteCapability
 from runtime.capabilities.unsupported import UnsupportedCapability
@@ -69,6 +70,7 @@ def default_capabilities() -> list[Capability]:
         SqliteCapability(),
         OutboundHttpCapability(),
         RedisCapability(),
+        PostgresCapability(),
         UnsupportedCapability(),
         IoCapability(),
         CliCapability(),

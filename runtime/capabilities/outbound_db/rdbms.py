@@ -147,13 +147,13 @@ def lower_error(exc: DbError, version: Version) -> Any:
     """The interface's error value (v1's names differ: `other-error`)."""
     if version is Version.PG4 and exc.kind is ErrorKind.QUERY_FAILED:
         if exc.server is None:
-            return case("query-failed", case("text", exc.message))
+            return case("query-failed", Case("text", exc.message))
         s = exc.server
         db_error = record(
             as_text=exc.message, severity=s.severity, code=s.code, message=s.message, detail=s.detail,
             extras=list(s.extras),
         )
-        return case("query-failed", case("db-error", db_error))
+        return case("query-failed", Case("db-error", db_error))
     if version is Version.V1 and exc.kind is ErrorKind.OTHER:
         return case("other-error", exc.message)
     return case(exc.kind.value, exc.message)
