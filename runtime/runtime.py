@@ -20,6 +20,7 @@ from wasmtime.component import Component
 
 from registry.loaded import LoadedApp, LoadedComponent
 from runtime.capabilities.key_value.host import KeyValueCapability
+from runtime.capabilities.mysql.host import MysqlCapability
 from runtime.capabilities.outbound_http.host import OutboundHttpCapability
 from runtime.capabilities.postgres.host import PostgresCapability
 from runtime.capabilities.redis.host import RedisCapability
@@ -71,6 +72,7 @@ def default_capabilities() -> list[Capability]:
         OutboundHttpCapability(),
         RedisCapability(),
         PostgresCapability(),
+        MysqlCapability(),
         UnsupportedCapability(),
         IoCapability(),
         CliCapability(),

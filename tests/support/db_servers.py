@@ -177,7 +177,8 @@ class MariaDbServer(_Server):
             [server, "--no-defaults", f"--datadir={data}", f"--port={self.port}", "--bind-address=127.0.0.1",
              f"--socket={self.root / 'sock'}", f"--pid-file={self.root / 'pid'}", f"--user={user}",
              f"--init-file={init}", "--skip-name-resolve", f"--log-error={log}", "--innodb-buffer-pool-size=16M",
-             "--max-connections=60", "--skip-log-bin"],
+             "--max-connections=60", "--skip-log-bin", "--character-set-server=utf8mb4",
+             "--collation-server=utf8mb4_general_ci"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
         )
         wait_for_port(self.port, self.proc, "mariadbd", log)
