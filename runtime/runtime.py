@@ -20,6 +20,7 @@ from wasmtime.component import Component
 
 from registry.loaded import LoadedApp, LoadedComponent
 from runtime.capabilities.key_value.host import KeyValueCapability
+from runtime.capabilities.mqtt.host import MqttCapability
 from runtime.capabilities.mysql.host import MysqlCapability
 from runtime.capabilities.outbound_http.host import OutboundHttpCapability
 from runtime.capabilities.postgres.host import PostgresCapability
@@ -73,6 +74,7 @@ def default_capabilities() -> list[Capability]:
         RedisCapability(),
         PostgresCapability(),
         MysqlCapability(),
+        MqttCapability(),
         UnsupportedCapability(),
         IoCapability(),
         CliCapability(),
