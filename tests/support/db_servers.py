@@ -83,6 +83,7 @@ class RedisServer(_Server):
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
         )
         wait_for_port(self.port, self.proc, "redis-server", log)
+        self._admin: object | None = None
 
     @property
     def url(self) -> str:
@@ -94,8 +95,11 @@ class RedisServer(_Server):
         return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=10)
 
     def connections_received(self) -> int:
-        """Every connection the server ever accepted (INFO stats total_connections_received)."""
-        return int(self.client().info("stats")["total_connections_received"])  # type: ignore[attr-defined]
+        """Every connection the server ever accepted (INFO stats total_connections_received),
+        asked over one connection kept for it, so asking does not change the answer."""
+        if self._admin is None:
+            self._admin = self.client()
+        return int(self._admin.info("stats")["total_connections_received"])  # type: ignore[attr-defined]
 
 
 def _pg_bin(name: str) -> str:
@@ -182,6 +186,7 @@ class MariaDbServer(_Server):
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
         )
         wait_for_port(self.port, self.proc, "mariadbd", log)
+        self._admin: object | None = None
 
     @property
     def url(self) -> str:
@@ -196,16 +201,18 @@ class MariaDbServer(_Server):
         )
 
     def connections(self) -> int:
-        """Connection attempts the server ever received (status `Connections`), minus this one."""
-        conn = self.connect()
-        try:
-            cur = conn.cursor()  # type: ignore[attr-defined]
-            cur.execute("SHOW GLOBAL STATUS LIKE 'Connections'")
-            return int(cur.fetchone()[1]) - 1
-        finally:
-            conn.close()  # type: ignore[attr-defined]
+        """Connection attempts the server ever received (status `Connections`), asked over one
+        connection kept for it, so asking does not change the answer."""
+        if self._admin is None:
+            self._admin = self.connect()
+        cur = self._admin.cursor()  # type: ignore[attr-defined]
+        cur.execute("SHOW GLOBAL STATUS LIKE 'Connections'")
+        return int(cur.fetchone()[1])
 
     def close(self) -> None:
+        if self._admin is not None:
+            with contextlib.suppress(Exception):
+                self._admin.close()  # type: ignore[attr-defined]
         self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
 

@@ -9,6 +9,7 @@ as bytes, so the connections use a RESP2 parser that marks status replies (`Stat
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from typing import Any
 import redis
 from redis._parsers.resp2 import _RESP2Parser
 from redis.backoff import NoBackoff
-from redis.connection import Connection, SSLConnection, parse_url
+from redis.connection import AbstractConnection, Connection, SSLConnection, parse_url
 from redis.retry import Retry
 
 from runtime.capabilities.outbound_db.pool import ConnectionPool, Lease
@@ -94,6 +95,14 @@ def parse_address(address: str) -> Address:
     )
 
 
+# No CLIENT SETINFO round trips on connect (redis-py 8 spells it driver_info=None, older ones lib_name).
+_NO_SETINFO: dict[str, Any] = (
+    {"driver_info": None}
+    if "driver_info" in inspect.signature(AbstractConnection.__init__).parameters
+    else {"lib_name": None, "lib_version": None}
+)
+
+
 class RedisDriver:
     name = "redis"
 
@@ -105,6 +114,7 @@ class RedisDriver:
         assert isinstance(key, Address)
         cls = SSLConnection if key.tls else Connection
         conn = cls(
+            **_NO_SETINFO,
             host=key.host,
             port=key.port,
             db=key.db,
@@ -115,8 +125,6 @@ class RedisDriver:
             retry=Retry(NoBackoff(), 0),  # the pool decides what a failure means, not redis-py
             parser_class=_StatusParser,
             protocol=2,
-            lib_name=None,  # no CLIENT SETINFO round trips on connect
-            lib_version=None,
         )
         conn.connect()
         return conn
