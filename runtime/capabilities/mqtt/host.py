@@ -55,7 +55,7 @@ def _open(store: Any, address: str, username: str, password: str, keep_alive: in
     from runtime.capabilities.mqtt.client import MqttError, parse
 
     ctx = context.current()
-    if not guest.allowed(NAME).allows_url(address, "mqtt"):
+    if not guest.allows(guest.allowed(NAME), address, "mqtt"):
         return err(case("connection-failed", f"address {address} is not permitted"))
     try:
         target = parse(address, username, password, int(keep_alive))

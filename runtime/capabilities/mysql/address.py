@@ -7,9 +7,11 @@ permitted")`. Spin's mysql_async accepts only URL parameters it knows; here that
 
 from __future__ import annotations
 
+import functools
 import urllib.parse
 from dataclasses import dataclass
 
+from runtime.capabilities.outbound_db.guest import allows
 from runtime.capabilities.outbound_db.rdbms import DbError, ErrorKind
 from runtime.capabilities.support.allowed_hosts import AllowedHosts
 
@@ -32,8 +34,15 @@ class Address:
 
 
 def parse_and_check(address: str, allowed: AllowedHosts) -> Address:
-    if not allowed.allows_url(address, "mysql"):
+    if not allows(allowed, address, "mysql"):
         raise DbError(ErrorKind.CONNECTION_FAILED, f"address {address} is not permitted")
+    return _parse(address)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse(address: str) -> Address:
+    """The parsed address, remembered (guests open the same few on every request); DbError
+    (not remembered) for one mysql_async would refuse."""
     try:
         url = urllib.parse.urlsplit(address)
         port = url.port or DEFAULT_PORT
@@ -46,15 +55,13 @@ def parse_and_check(address: str, allowed: AllowedHosts) -> Address:
         if name.lower() not in ("ssl-mode", "sslmode"):
             raise DbError(ErrorKind.CONNECTION_FAILED, f"unknown URL parameter {name!r}")
         tls = value.lower() != "disabled"
-    database = urllib.parse.unquote(url.path.lstrip("/")) or None
-    host = url.hostname
     # libmysqlclient takes "localhost" for its Unix socket: the guest asked for TCP.
-    host = "127.0.0.1" if host == "localhost" else host
+    host = "127.0.0.1" if url.hostname == "localhost" else url.hostname
     return Address(
         host=host,
         port=port,
         user=urllib.parse.unquote(url.username or ""),
         password=urllib.parse.unquote(url.password or ""),
-        database=database,
+        database=urllib.parse.unquote(url.path.lstrip("/")) or None,
         tls=tls,
     )

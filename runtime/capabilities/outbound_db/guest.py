@@ -4,6 +4,7 @@ returning them to the pool when the guest drops them or, at the latest, when the
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -27,6 +28,13 @@ class PreparedDb:
 def prepare(app: LoadedApp, component: LoadedComponent, settings: AppSettings) -> PreparedDb:
     """The component's parsed allow-list (Spin's `allowed_outbound_hosts`); a load error if invalid."""
     return PreparedDb(allowed_hosts_for(app, component, settings))
+
+
+@functools.lru_cache(maxsize=4096)
+def allows(hosts: AllowedHosts, address: str, scheme: str) -> bool:
+    """`hosts.allows_url(address, scheme)`, remembered: a guest opens the same few addresses on
+    every request, and parsing one costs more than the rest of a pooled `open`."""
+    return hosts.allows_url(address, scheme)
 
 
 def allowed(capability: str) -> AllowedHosts:

@@ -8,6 +8,10 @@ stays the library's), which makes the blocked read fail at once; the caller sees
 and discards the connection. A call costs two short lock holds; the thread sleeps while nothing
 is guarded, and otherwise wakes only at the earliest guarded deadline.
 
+Waking the thread for every guarded call would cost each call a GIL hand-off (measured: a
+Redis GET took 290 µs instead of 60 µs), so while anything is guarded the thread also wakes every
+TICK_S on its own, and a new guard wakes it only when its deadline comes before that.
+
 `connect_within` bounds connection set-up the same way: the library connects on a short-lived
 thread of its own and the guest stops waiting at the deadline (the library's own connect
 timeout, set from the same deadline, ends that thread soon after).
@@ -29,6 +33,7 @@ from typing import Generic, Protocol, TypeVar
 T = TypeVar("T")
 
 REAP_INTERVAL_S = 10.0
+TICK_S = 0.1
 
 
 class Reaper(Protocol):
@@ -103,12 +108,12 @@ class Watchdog:
                 expired = [g for g in self._active if g.deadline <= now]
                 for g in expired:
                     self._active.discard(g)
-                earliest = min((g.deadline for g in self._active), default=float("inf"))
-                reaping = len(self.reapers) > 0
-                self._wake_at = min(earliest, next_reap) if reaping else earliest
+                wake = next_reap if len(self.reapers) > 0 else float("inf")
+                if self._active:
+                    wake = min(wake, now + TICK_S, min(g.deadline for g in self._active))
+                self._wake_at = wake
                 if not expired and now < next_reap:
-                    timeout = None if self._wake_at == float("inf") else max(0.0, self._wake_at - now)
-                    self._cond.wait(timeout)
+                    self._cond.wait(None if wake == float("inf") else max(0.0, wake - now))
                     continue
             for g in expired:
                 g.fire()

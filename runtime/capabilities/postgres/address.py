@@ -12,6 +12,7 @@ accepted, so a guest can neither read the host's files nor reach an address it w
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Hashable
 
 from psycopg.conninfo import conninfo_to_dict
@@ -33,8 +34,10 @@ def _failed(message: str) -> DbError:
     return DbError(ErrorKind.CONNECTION_FAILED, message)
 
 
+@functools.lru_cache(maxsize=1024)
 def parse_and_check(address: str, allowed: AllowedHosts) -> Hashable:
-    """The pool key for `address`; DbError(connection-failed) if Spin would refuse it."""
+    """The pool key for `address`; DbError(connection-failed) if Spin would refuse it.
+    Remembered (guests open the same few addresses on every request; errors are not kept)."""
     try:
         params = {k: str(v) for k, v in conninfo_to_dict(address).items()}
     except Exception as exc:

@@ -9,6 +9,7 @@ as bytes, so the connections use a RESP2 parser that marks status replies (`Stat
 
 from __future__ import annotations
 
+import functools
 import inspect
 import time
 from collections.abc import Hashable, Sequence
@@ -75,6 +76,7 @@ class Address:
         return f"Address({self.host}:{self.port}/{self.db}, tls={self.tls})"
 
 
+@functools.lru_cache(maxsize=1024)
 def parse_address(address: str) -> Address:
     if not address.startswith(("redis://", "rediss://")):
         raise InvalidAddress(address)

@@ -67,7 +67,7 @@ def _open(address: str) -> Lease[Connection]:
     from runtime.capabilities.redis.client import InvalidAddress, parse_address
 
     ctx = context.current()
-    if not guest.allowed(NAME).allows_url(address, "redis"):
+    if not guest.allows(guest.allowed(NAME), address, "redis"):
         ctx.log.info("redis address refused by allowed_outbound_hosts")
         raise _Failure("invalid-address")
     try:
