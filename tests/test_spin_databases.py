@@ -292,3 +292,23 @@ async def test_denied_addresses_open_no_connection(
     await asyncio.sleep(0.2)  # let any (wrong) connection reach the servers' counters
     assert (redis_server.connections_received(), postgres_server.connections(), mariadb_server.connections(),
             mqtt_broker.connections()) == counts
+
+
+async def test_connections_close_when_the_app_is_released(rt: Runtime, wasm: Path, redis_server: RedisServer) -> None:
+    import gc
+
+    def connected() -> int:
+        return int(redis_server.client().info("clients")["connected_clients"])  # type: ignore[attr-defined]
+
+    running = await load(rt, wasm, [f"redis://127.0.0.1:{redis_server.port}"], name="released")
+    gc.collect()
+    idle = connected()
+    assert (await call(running, "/redis/get", addr=redis_server.url, key="nope"))[0] == 404
+    assert connected() == idle + 1  # the pooled connection stays open between requests
+    running.close()
+    del running
+    deadline = time.monotonic() + 10
+    while connected() > idle and time.monotonic() < deadline:
+        gc.collect()
+        await asyncio.sleep(0.05)
+    assert connected() == idle
