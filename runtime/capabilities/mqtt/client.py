@@ -179,10 +179,13 @@ class Clients:
                     if self._closed:
                         raise MqttError("connection-failed", "the app was unloaded")
                     client = self._clients.get(target)
-                    if client is not None and client.broken and client.users == 0:
-                        closing.append(self._clients.pop(target))
+                    if client is not None and client.broken:
+                        # Replaced now; closed when the requests still holding it let go.
+                        del self._clients[target]
+                        if client.users == 0:
+                            closing.append(client)
                         client = None
-                    if client is not None and not client.broken:
+                    if client is not None:
                         client.users += 1
                         return client
                     if client is None and len(self._clients) < self.limit:
@@ -207,8 +210,9 @@ class Clients:
         with self._cond:
             client.users -= 1
             client.idle_since = time.monotonic()
-            if client.users == 0 and (client.broken or self._closed):
-                if self._clients.get(client.target) is client:
+            current = self._clients.get(client.target) is client
+            if client.users == 0 and (client.broken or self._closed or not current):
+                if current:
                     del self._clients[client.target]
                 closing = client
             self._cond.notify_all()
