@@ -131,6 +131,54 @@ class HostTimer:
         return timed_call
 
 
+def host_path(running: object, redis_url: str, pg_url: str, mysql_url: str, cases: list, n: int) -> None:  # type: ignore[type-arg]
+    """The host's side alone, in this thread, without wasm: open (a pooled connection), the call
+    with its conversion to WIT values, and the drop, interleaved with the plain client's call."""
+    from runtime.capabilities.mysql import client as mysql_client
+    from runtime.capabilities.mysql import host as mysql_host
+    from runtime.capabilities.outbound_db import guest
+    from runtime.capabilities.outbound_db.rdbms import Version, lower_row_set
+    from runtime.capabilities.postgres import client as pg_client
+    from runtime.capabilities.postgres import host as pg_host
+    from runtime.capabilities.redis import client as redis_client
+    from runtime.capabilities.redis import host as redis_host
+    from runtime.core.context import bind
+
+    def redis_get() -> object:
+        lease = redis_host._open(redis_url)
+        guest.drop(guest.hold(lease))  # (the handle's table slot and release, as a guest's drop)
+        return redis_client.get(lease, "bench")
+
+    def pg_one() -> object:
+        lease = pg_host._open(pg_url)
+        rep = guest.hold(lease)
+        rows = lower_row_set(pg_client.query(lease, "SELECT 1::int4 AS one, 'x'::text AS s", []), Version.PG4)
+        guest.drop(rep)
+        return rows
+
+    def mysql_one() -> object:
+        lease = mysql_host._open(mysql_url)
+        rep = guest.hold(lease)
+        rows = lower_row_set(mysql_client.query(lease, "SELECT 1 AS one, 'x' AS s", []), Version.V2)
+        guest.drop(rep)
+        return rows
+
+    slot = running.slots["web"]  # type: ignore[attr-defined]
+    ctx = slot.guest.new_context(time.monotonic() + 3600)
+    print(f"\nthe host's side alone (open + call + WIT values + drop, no wasm), {n} rounds, interleaved")
+    print(f"{'case':28} {'host ms':>8} {'plain ms':>9} {'host/plain':>11}")
+    with bind(ctx):
+        for (label, _, _, plain), host_fn in zip(cases, (redis_get, pg_one, mysql_one), strict=True):
+            host_t: list[float] = []
+            plain_t: list[float] = []
+            for _ in range(n):
+                host_t += plain_times(1, host_fn, warm=0)
+                plain_t += plain_times(1, plain, warm=0)
+            host_ms, plain_ms = median_ms(host_t), median_ms(plain_t)
+            print(f"{label:28} {host_ms:8.3f} {plain_ms:9.3f} {host_ms / plain_ms:10.2f}x")
+    ctx.close()
+
+
 def plain_times(n: int, fn: object, warm: int = 20) -> list[float]:
     for _ in range(warm):
         fn()  # type: ignore[operator]
@@ -204,6 +252,7 @@ async def databases(n: int) -> None:
                 call, host_ms = with_call - base, host.total / n * 1000  # host: a mean over the rounds
                 print(f"{label:28} {base:8.2f} {with_call:12.2f} {call:8.3f} {host_ms:8.3f} {plain_ms:9.3f} "
                       f"{call / plain_ms:10.2f}x {host_ms / plain_ms:10.2f}x")
+            host_path(running, redis_server.url, pg.url, maria.url, cases, n * 5)
             pg_conn.close()  # type: ignore[attr-defined]
             maria_conn.close()  # type: ignore[attr-defined]
         finally:
