@@ -21,7 +21,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -47,6 +47,22 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes], what: str, log: Path
             return
         time.sleep(0.05)
     raise RuntimeError(f"{what} did not listen on 127.0.0.1:{port} within {START_TIMEOUT_S}s")
+
+
+def wait_until_connects(connect: Callable[[], object], what: str) -> None:
+    """A listening server may still be starting up (PostgreSQL answers "the database system is
+    starting up"): wait until a client really gets in."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:
+        try:
+            conn = connect()
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+            continue
+        conn.close()  # type: ignore[attr-defined]
+        return
 
 
 def _stop(proc: subprocess.Popen[bytes] | None, sig: int = signal.SIGTERM) -> None:
@@ -134,6 +150,7 @@ class PostgresServer(_Server):
             stdout=subprocess.DEVNULL, stderr=open(self.log, "wb"),  # noqa: SIM115
         )
         wait_for_port(self.port, self.proc, "postgres", self.log)
+        wait_until_connects(self.connect, "postgres")
 
     @property
     def url(self) -> str:
@@ -187,6 +204,7 @@ class MariaDbServer(_Server):
         )
         wait_for_port(self.port, self.proc, "mariadbd", log)
         self._admin: object | None = None
+        wait_until_connects(self.connect, "mariadbd")
 
     @property
     def url(self) -> str:

@@ -10,6 +10,7 @@ results (BOOL is TINYINT). Connections are in autocommit mode, with the utf8mb4 
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Hashable
@@ -44,6 +45,7 @@ _CONNECTION_ERRORS = frozenset({2006, 2013, 2055, 2026, 4031})
 _SESSION_WORDS = ("START", "BEGIN", "SET", "LOCK", "XA", "SAVEPOINT", "USE", "PREPARE", "HANDLER", "CALL")
 
 
+@functools.lru_cache(maxsize=1024)
 def changes_session(statement: str) -> bool:
     head = statement.lstrip().upper()
     return head.startswith(_SESSION_WORDS) or "TEMPORARY" in head

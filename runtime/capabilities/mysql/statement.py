@@ -9,6 +9,7 @@ it. The substitution is the only thing done to the statement.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 
@@ -16,8 +17,11 @@ class ParameterCountError(ValueError):
     pass
 
 
-def placeholders(statement: str) -> list[int]:
-    """Offsets of the `?` parameters in `statement`."""
+@functools.lru_cache(maxsize=1024)
+def placeholders(statement: str) -> tuple[int, ...]:
+    """Offsets of the `?` parameters in `statement` (remembered: apps repeat their statements)."""
+    if "?" not in statement:
+        return ()
     out: list[int] = []
     i, n = 0, len(statement)
     while i < n:
@@ -36,7 +40,7 @@ def placeholders(statement: str) -> list[int]:
         if c == "?":
             out.append(i)
         i += 1
-    return out
+    return tuple(out)
 
 
 def _skip_quoted(text: str, start: int, quote: str) -> int:

@@ -8,6 +8,7 @@ server error keeps its SQLSTATE, severity and fields (v4's `db-error`), anything
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Hashable
@@ -37,6 +38,7 @@ Conn = psycopg.Connection[Any]
 _SESSION_WORDS = ("SET", "RESET", "LISTEN", "PREPARE", "DECLARE", "LOCK", "LOAD", "DISCARD")
 
 
+@functools.lru_cache(maxsize=1024)
 def changes_session(statement: str) -> bool:
     head = statement.lstrip().upper()
     return head.startswith(_SESSION_WORDS) or " TEMP" in head or "SET_CONFIG" in head
