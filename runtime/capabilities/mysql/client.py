@@ -159,7 +159,7 @@ def literal(conn: Conn, value: Value) -> bytes:
     raise DbError(ErrorKind.BAD_PARAMETER, f"unsupported parameter type {tag}")
 
 
-def _run(lease: Lease[Conn], statement: str, params: list[Value], want_rows: bool) -> Any:
+def _run(lease: Lease[Conn], statement: str, params: list[Value]) -> Any:
     conn = lease.conn
     if changes_session(statement):
         lease.dirty = True
@@ -183,11 +183,11 @@ def _run(lease: Lease[Conn], statement: str, params: list[Value], want_rows: boo
 
 
 def execute(lease: Lease[Conn], statement: str, params: list[Value]) -> None:
-    _run(lease, statement, params, want_rows=False)
+    _run(lease, statement, params)
 
 
 def query(lease: Lease[Conn], statement: str, params: list[Value]) -> RowSet:
-    result = _run(lease, statement, params, want_rows=True)
+    result = _run(lease, statement, params)
     if result is None:
         return RowSet([], [])
     description = result.describe()

@@ -29,7 +29,6 @@ from runtime.capabilities.outbound_db.rdbms import (
     result,
 )
 from runtime.capabilities.outbound_db.watchdog import ConnectTimeout
-from runtime.capabilities.support.wit import err, ok
 from runtime.core import context
 from runtime.core.contract import BaseCapability, InterfaceImpl, resource_type_id
 from runtime.core.values import own
@@ -140,6 +139,3 @@ class PostgresCapability(BaseCapability):
 
     def prepare(self, app: LoadedApp, component: LoadedComponent, settings: AppSettings) -> Any:
         return guest.prepare(app, component, settings)
-
-
-__all__ = ["PostgresCapability", "err", "ok"]

@@ -22,7 +22,7 @@ from redis.backoff import NoBackoff
 from redis.connection import AbstractConnection, Connection, SSLConnection, parse_url
 from redis.retry import Retry
 
-from runtime.capabilities.outbound_db.pool import ConnectionPool, Lease
+from runtime.capabilities.outbound_db.pool import Lease
 
 MAX_RESULT_BYTES = 128 << 20  # Spin's MAX_HOST_BUFFERED_BYTES
 
@@ -226,10 +226,6 @@ def _bytes(value: Any) -> bytes:
     if isinstance(value, str):
         return value.encode()
     return bytes(value)
-
-
-def acquire(pool: ConnectionPool[Connection], address: Address, deadline: float) -> Lease[Connection]:
-    return pool.acquire(address, deadline)
 
 
 def args_of(parameters: Sequence[Any]) -> list[Any]:
