@@ -128,7 +128,7 @@ class SharedClient:
                 self._started = True
                 t = self.target
                 self._client.connect_timeout = max(0.1, deadline - time.monotonic())
-                self._client.connect_async(t.host, t.port, keepalive=t.keep_alive_s or 60)
+                self._client.connect_async(t.host, t.port, keepalive=t.keep_alive_s)  # 0: no keep-alive
                 self._client.loop_start()
         if not self._connected.wait(max(0.0, deadline - time.monotonic())):
             self.broken = True
