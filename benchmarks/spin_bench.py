@@ -5,7 +5,14 @@ Baseline, measured in the same run: the same app answering a route that calls no
 set (SQLite under a temp state dir), spin:sqlite execute (3 statements), and an outbound GET to
 a loopback upstream. Requests go through RunningApp.handle (no HTTP server), one at a time.
 
-    python benchmarks/spin_bench.py [--requests N]
+Outbound databases (tests/fixtures/spin_py_db, real redis-server, PostgreSQL and MariaDB started
+on loopback as in the tests): Redis get, PostgreSQL and MySQL one-row selects, each an
+open + call + drop by the guest on a warm pooled connection. Baseline: the same app's `/noop`,
+same run. Each is also compared with the same call from a plain Python client (redis-py, psycopg,
+mysqlclient) on one open connection in this process: `call / plain` is the host call's added
+time (median minus the baseline) over the plain client's median.
+
+    python benchmarks/spin_bench.py [--requests N] [--only host-apis|databases]
 """
 
 from __future__ import annotations
@@ -25,6 +32,8 @@ from registry.locked import Variable  # noqa: E402
 from runtime import Runtime  # noqa: E402
 from runtime.testing import component, loaded_app  # noqa: E402
 from runtime.types import AppSettings, MiB  # noqa: E402
+from tests.support.db_apps import db_wasm  # noqa: E402
+from tests.support.db_servers import MariaDbServer, PostgresServer, RedisServer  # noqa: E402
 from tests.support.fixtures import FIXTURES_DIR, build_python_app, cache_root  # noqa: E402
 from tests.support.runtime_helpers import read, request  # noqa: E402
 from tests.support.upstream import Upstream  # noqa: E402
@@ -88,7 +97,179 @@ async def main(n: int) -> None:
         upstream.close()
 
 
+class HostTimer:
+    """Adds up the time spent inside the database capabilities' host functions (open, calls,
+    drop), to split a call's cost between this host and the guest (SDK code in wasm, values
+    crossing the component boundary). Wraps the functions as linked, before the app loads."""
+
+    def __init__(self) -> None:
+        self.total = 0.0
+
+    def install(self, *capabilities: type) -> None:
+        from runtime.core.contract import InterfaceImpl
+
+        for cls in capabilities:
+            original = cls.implement
+
+            def implement(cap: object, interface: str, version: str | None, _orig: object = original) -> InterfaceImpl:
+                impl = _orig(cap, interface, version)  # type: ignore[operator]
+                return InterfaceImpl(
+                    resources={k: (tid, self._wrap(drop)) for k, (tid, drop) in impl.resources.items()},
+                    funcs={k: self._wrap(f) for k, f in impl.funcs.items()},
+                )
+
+            cls.implement = implement  # type: ignore[method-assign]
+
+    def _wrap(self, fn: object) -> object:
+        def timed_call(*args: object) -> object:
+            start = time.perf_counter()
+            try:
+                return fn(*args)  # type: ignore[operator]
+            finally:
+                self.total += time.perf_counter() - start
+
+        return timed_call
+
+
+def host_path(running: object, redis_url: str, pg_url: str, mysql_url: str, cases: list, n: int) -> None:  # type: ignore[type-arg]
+    """The host's side alone, in this thread, without wasm: open (a pooled connection), the call
+    with its conversion to WIT values, and the drop, interleaved with the plain client's call."""
+    from runtime.capabilities.mysql import client as mysql_client
+    from runtime.capabilities.mysql import host as mysql_host
+    from runtime.capabilities.outbound_db import guest
+    from runtime.capabilities.outbound_db.rdbms import Version, lower_row_set
+    from runtime.capabilities.postgres import client as pg_client
+    from runtime.capabilities.postgres import host as pg_host
+    from runtime.capabilities.redis import client as redis_client
+    from runtime.capabilities.redis import host as redis_host
+    from runtime.core.context import bind
+
+    def redis_get() -> object:
+        lease = redis_host._open(redis_url)
+        guest.drop(guest.hold(lease))  # (the handle's table slot and release, as a guest's drop)
+        return redis_client.get(lease, "bench")
+
+    def pg_one() -> object:
+        lease = pg_host._open(pg_url)
+        rep = guest.hold(lease)
+        rows = lower_row_set(pg_client.query(lease, "SELECT 1::int4 AS one, 'x'::text AS s", []), Version.PG4)
+        guest.drop(rep)
+        return rows
+
+    def mysql_one() -> object:
+        lease = mysql_host._open(mysql_url)
+        rep = guest.hold(lease)
+        rows = lower_row_set(mysql_client.query(lease, "SELECT 1 AS one, 'x' AS s", []), Version.V2)
+        guest.drop(rep)
+        return rows
+
+    slot = running.slots["web"]  # type: ignore[attr-defined]
+    ctx = slot.guest.new_context(time.monotonic() + 3600)
+    print(f"\nthe host's side alone (open + call + WIT values + drop, no wasm), {n} rounds, interleaved")
+    print(f"{'case':28} {'host ms':>8} {'plain ms':>9} {'host/plain':>11}")
+    with bind(ctx):
+        for (label, _, _, plain), host_fn in zip(cases, (redis_get, pg_one, mysql_one), strict=True):
+            host_t: list[float] = []
+            plain_t: list[float] = []
+            for _ in range(n):
+                host_t += plain_times(1, host_fn, warm=0)
+                plain_t += plain_times(1, plain, warm=0)
+            host_ms, plain_ms = median_ms(host_t), median_ms(plain_t)
+            print(f"{label:28} {host_ms:8.3f} {plain_ms:9.3f} {host_ms / plain_ms:10.2f}x")
+    ctx.close()
+
+
+def plain_times(n: int, fn: object, warm: int = 20) -> list[float]:
+    for _ in range(warm):
+        fn()  # type: ignore[operator]
+    times = []
+    for _ in range(n):
+        start = time.perf_counter()
+        fn()  # type: ignore[operator]
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def median_ms(times: list[float]) -> float:
+    return statistics.median(times) * 1000
+
+
+async def databases(n: int) -> None:
+    from runtime.capabilities.mysql.host import MysqlCapability
+    from runtime.capabilities.postgres.host import PostgresCapability
+    from runtime.capabilities.redis.host import RedisCapability
+
+    host = HostTimer()
+    host.install(RedisCapability, PostgresCapability, MysqlCapability)
+    wasm = db_wasm()
+    with tempfile.TemporaryDirectory() as tmp:
+        redis_server = RedisServer(Path(tmp))
+        pg = PostgresServer()
+        maria = MariaDbServer()
+        rt = Runtime(cache_root() / "runtime-spin")
+        try:
+            allowed = [f"redis://127.0.0.1:{redis_server.port}", f"postgres://127.0.0.1:{pg.port}",
+                       f"mysql://127.0.0.1:{maria.port}"]
+            running = await rt.load_app(
+                loaded_app(component("web", wasm, metadata={"allowed_outbound_hosts": allowed}), name="bench-db"),
+                AppSettings(timeout_s=30.0, memory_bytes=256 * MiB),
+            )
+            redis_client = redis_server.client()
+            redis_client.set("bench", b"v" * 100)  # type: ignore[attr-defined]
+            pg_conn = pg.connect()
+            maria_conn = maria.connect()
+
+            def maria_one() -> object:
+                cur = maria_conn.cursor()  # type: ignore[attr-defined]
+                cur.execute("SELECT 1 AS one, 'x' AS s")
+                return cur.fetchall()
+
+            cases = [
+                ("Redis get (100 B)", "/redis/get", f"addr={redis_server.url}&key=bench",
+                 lambda: redis_client.get("bench")),  # type: ignore[attr-defined]
+                ("PostgreSQL one-row select", "/pg/one", f"addr={pg.url}",
+                 lambda: pg_conn.execute("SELECT 1::int4 AS one, 'x'::text AS s").fetchall()),  # type: ignore[attr-defined]
+                ("MySQL one-row select", "/mysql/one", f"addr={maria.url}", maria_one),
+            ]
+            await timed(running, 20, "/noop")
+            for _, path, query, _ in cases:
+                await timed(running, 20, path, query=query)  # warm: the pool holds a connection
+            # Interleaved (no-call request, call request, plain call) so that the load of a shared
+            # machine weighs on all three alike.
+            print(f"\noutbound databases: {n} rounds per case, interleaved; warm pooled connections")
+            print(f"{'case':28} {'noop ms':>8} {'call req ms':>12} {'call ms':>8} {'host ms':>8} {'plain ms':>9} "
+                  f"{'call/plain':>11} {'host/plain':>11}")
+            for label, path, query, plain in cases:
+                base_t: list[float] = []
+                call_t: list[float] = []
+                plain_t: list[float] = []
+                host_t: list[float] = []
+                for _ in range(n):
+                    base_t += await timed(running, 1, "/noop")
+                    host.total = 0.0
+                    call_t += await timed(running, 1, path, query=query)
+                    host_t.append(host.total)
+                    plain_t += plain_times(1, plain, warm=0)
+                base, with_call, plain_ms = median_ms(base_t), median_ms(call_t), median_ms(plain_t)
+                call, host_ms = with_call - base, median_ms(host_t)
+                print(f"{label:28} {base:8.2f} {with_call:12.2f} {call:8.3f} {host_ms:8.3f} {plain_ms:9.3f} "
+                      f"{call / plain_ms:10.2f}x {host_ms / plain_ms:10.2f}x")
+            host_path(running, redis_server.url, pg.url, maria.url, cases, n * 5)
+            pg_conn.close()  # type: ignore[attr-defined]
+            maria_conn.close()  # type: ignore[attr-defined]
+        finally:
+            rt.close()
+            redis_server.stop()
+            pg.close()
+            maria.close()
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=200)
-    asyncio.run(main(parser.parse_args().requests))
+    parser.add_argument("--only", choices=["host-apis", "databases"])
+    args = parser.parse_args()
+    if args.only != "databases":
+        asyncio.run(main(args.requests))
+    if args.only != "host-apis":
+        asyncio.run(databases(args.requests))

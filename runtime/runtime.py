@@ -21,7 +21,11 @@ from wasmtime.component import Component
 
 from registry.loaded import LoadedApp, LoadedComponent
 from runtime.capabilities.key_value.host import KeyValueCapability
+from runtime.capabilities.mqtt.host import MqttCapability
+from runtime.capabilities.mysql.host import MysqlCapability
 from runtime.capabilities.outbound_http.host import OutboundHttpCapability
+from runtime.capabilities.postgres.host import PostgresCapability
+from runtime.capabilities.redis.host import RedisCapability
 from runtime.capabilities.sqlite.host import SqliteCapability
 from runtime.capabilities.unsupported import UnsupportedCapability
 from runtime.capabilities.variables.host import VariablesCapability
@@ -84,6 +88,10 @@ def default_capabilities() -> list[Capability]:
         KeyValueCapability(),
         SqliteCapability(),
         OutboundHttpCapability(),
+        RedisCapability(),
+        PostgresCapability(),
+        MysqlCapability(),
+        MqttCapability(),
         UnsupportedCapability(),
         IoCapability(),
         CliCapability(),

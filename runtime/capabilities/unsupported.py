@@ -1,10 +1,12 @@
-"""Spin interfaces this host does not implement: redis, postgres, mysql, mqtt, llm.
+"""Spin interfaces this host does not implement: llm, and the component-model-async versions of
+redis, mysql and mqtt (`spin:redis/redis@3.0.0`, `spin:mysql/mysql@3.0.0`, `spin:mqtt/mqtt@3.0.0`,
+whose `async` functions wasmtime-py 50 cannot define; the synchronous versions are served by
+runtime/capabilities/{redis,mysql,mqtt}/).
 
-SDKs import all of them (a Python spin-sdk component imports every Spin interface), so they must
-link, and a call must return the interface's own error value rather than trap, as Spin does when
-a destination is not allowed or no backend is configured. Only the entry points can be called:
-every connection-based interface fails at `open`, so its methods (left to the runtime's traps)
-are unreachable.
+SDKs import llm (a Python spin-sdk component imports every Spin interface), so it must link, and
+a call must return the interface's own error value rather than trap, as Spin does when no backend
+is configured. Only the entry points can be called: every connection-based interface fails at
+`open`, so its methods (left to the runtime's traps) are unreachable.
 """
 
 from __future__ import annotations
@@ -36,29 +38,16 @@ def _failing(interface: str, function: str, value: Callable[[], Any]) -> Callabl
 
 # (versionless interface, versioned?) -> {function name: error value}
 def _table() -> dict[tuple[str, bool], dict[str, Callable[[], Any]]]:
-    redis = lambda: case("other", _message("redis"))  # noqa: E731
-    rdbms_pg = lambda: case("connection-failed", _message("postgres"))  # noqa: E731
-    rdbms_my = lambda: case("connection-failed", _message("mysql"))  # noqa: E731
-    mqtt = lambda: case("connection-failed", _message("mqtt"))  # noqa: E731
+    redis = lambda: case("other", _message("spin:redis@3.0.0 (async)"))  # noqa: E731
+    mysql = lambda: case("connection-failed", _message("spin:mysql@3.0.0 (async)"))  # noqa: E731
+    mqtt = lambda: case("connection-failed", _message("spin:mqtt@3.0.0 (async)"))  # noqa: E731
     llm = lambda: case("runtime-error", _message("llm"))  # noqa: E731
-    v1_redis = lambda: "error"  # noqa: E731  redis-types `error` is an enum {success, error}
-    v1_pg = lambda: case("connection-failed", _message("postgres"))  # noqa: E731
-    v1_my = lambda: case("connection-failed", _message("mysql"))  # noqa: E731
-    redis_v1_funcs = ("publish", "get", "set", "incr", "del", "sadd", "smembers", "srem", "execute")
     return {
-        ("fermyon:spin/redis", True): {"[static]connection.open": redis},
-        ("fermyon:spin/postgres", True): {"[static]connection.open": rdbms_pg},
-        ("spin:postgres/postgres", True): {"[static]connection.open": rdbms_pg},
-        ("fermyon:spin/mysql", True): {"[static]connection.open": rdbms_my},
-        ("spin:mysql/mysql", True): {"[static]connection.open": rdbms_my},
-        ("fermyon:spin/mqtt", True): {"[static]connection.open": mqtt},
-        ("spin:mqtt/mqtt", True): {"[static]connection.open": mqtt},
         ("spin:redis/redis", True): {"[static]connection.open": redis},
+        ("spin:mysql/mysql", True): {"[static]connection.open": mysql},
+        ("spin:mqtt/mqtt", True): {"[static]connection.open": mqtt},
         ("fermyon:spin/llm", True): {"infer": llm, "generate-embeddings": llm},
         ("fermyon:spin/llm", False): {"infer": llm, "generate-embeddings": llm},
-        ("fermyon:spin/redis", False): dict.fromkeys(redis_v1_funcs, v1_redis),
-        ("fermyon:spin/postgres", False): {"query": v1_pg, "execute": v1_pg},
-        ("fermyon:spin/mysql", False): {"query": v1_my, "execute": v1_my},
     }
 
 

@@ -175,12 +175,14 @@ async def test_fermyon_sqlite_v2(rt: Runtime, wasm: Path, tmp_path: Path) -> Non
     }
 
 
-async def test_unsupported_interfaces_return_their_errors(rt: Runtime, wasm: Path, tmp_path: Path) -> None:
+async def test_unlisted_database_addresses_and_llm_return_their_errors(rt: Runtime, wasm: Path, tmp_path: Path) -> None:
+    # The database interfaces refuse addresses outside allowed_outbound_hosts with their own
+    # error case (tests/test_spin_databases.py covers them with real servers); llm has no backend.
     running = await rt.load_app(kv_app(wasm, 1), settings(tmp_path, api_key="k"))  # type: ignore[arg-type]
     status, body = await get(running, "/unsupported")
     assert status == 200, body
     assert json.loads(body) == {
-        "redis": "Error_Other",
+        "redis": "Error_InvalidAddress",
         "mqtt": "Error_ConnectionFailed",
         "mysql": "Error_ConnectionFailed",
         "postgres2": "Error_ConnectionFailed",

@@ -1,0 +1,116 @@
+"""Guest bindings for outbound MySQL: `fermyon:spin/mysql@2.0.0` (a `connection` resource) and
+the unversioned Spin 1.x `fermyon:spin/mysql` (every call names its address).
+
+As Spin's `factor-outbound-mysql`: `open` checks the address against the component's
+`allowed_outbound_hosts` (scheme `mysql`, default port 3306) before anything touches the network
+(`connection-failed("address ... is not permitted")`), then connects (or takes a pooled
+connection); statement failures are `query-failed` with the server's message and error number.
+
+`spin:mysql/mysql@3.0.0` is not served: its functions are component-model `async` (its query
+returns a stream), which this runtime (wasmtime-py 50) cannot define.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from registry.loaded import LoadedApp, LoadedComponent
+from runtime.capabilities.outbound_db import guest
+from runtime.capabilities.outbound_db.pool import ConnectFailed, Lease, PoolExhausted, pool_for
+from runtime.capabilities.outbound_db.rdbms import (
+    DbError,
+    ErrorKind,
+    Value,
+    Version,
+    lower_row_set,
+    param,
+    result,
+)
+from runtime.capabilities.outbound_db.watchdog import ConnectTimeout
+from runtime.core import context
+from runtime.core.contract import BaseCapability, InterfaceImpl, resource_type_id
+from runtime.core.values import own
+from runtime.types import AppSettings
+
+NAME = "spin-outbound-mysql"
+V2_CONNECTION = resource_type_id("fermyon:spin/mysql", "connection")
+
+
+def _client() -> Any:
+    from runtime.capabilities.mysql import client  # mysqlclient loads at the first call, not at link time
+
+    return client
+
+
+def _open(address: str) -> Lease[Any]:
+    from runtime.capabilities.mysql.address import parse_and_check
+
+    ctx = context.current()
+    key = parse_and_check(address, guest.allowed(NAME))
+    driver = _client().MysqlDriver(ctx.settings.timeout_s)
+    try:
+        return pool_for(ctx.app, driver).acquire(key, ctx.deadline)
+    except PoolExhausted:
+        raise DbError(ErrorKind.CONNECTION_FAILED, "too many connections") from None
+    except (ConnectTimeout, ConnectFailed) as exc:
+        raise DbError(ErrorKind.CONNECTION_FAILED, str(exc)) from None
+
+
+def _params(params: list[Any]) -> list[Value]:
+    return [param(p) for p in params]
+
+
+def _v2_funcs() -> dict[str, Any]:
+    v = Version.V2
+
+    def open_(store: Any, address: str) -> Any:
+        return result(lambda: own(guest.hold(_open(address)), V2_CONNECTION), v)
+
+    def query(store: Any, handle: Any, statement: str, params: list[Any]) -> Any:
+        lease = guest.get(store, handle, Lease)
+        return result(lambda: lower_row_set(_client().query(lease, statement, _params(params)), v), v)
+
+    def execute(store: Any, handle: Any, statement: str, params: list[Any]) -> Any:
+        lease = guest.get(store, handle, Lease)
+        return result(lambda: _client().execute(lease, statement, _params(params)), v)
+
+    return {
+        "[static]connection.open": open_,
+        "[method]connection.query": query,
+        "[method]connection.execute": execute,
+    }
+
+
+def _v1_funcs() -> dict[str, Any]:
+    def with_address(op: Callable[[Lease[Any], str, list[Value]], Any], lower: Callable[[Any], Any]) -> Any:
+        def call(store: Any, address: str, statement: str, params: list[Any]) -> Any:
+            def run() -> Any:
+                lease = _open(address)
+                try:
+                    return lower(op(lease, statement, _params(params)))
+                finally:
+                    lease.release()
+
+            return result(run, Version.V1)
+
+        return call
+
+    return {
+        "query": with_address(lambda *a: _client().query(*a), lambda rows: lower_row_set(rows, Version.V1)),
+        "execute": with_address(lambda *a: _client().execute(*a), lambda _none: None),
+    }
+
+
+class MysqlCapability(BaseCapability):
+    name = NAME
+    blocking = True  # waits on the network: components importing it run on worker threads
+    interfaces = frozenset({"fermyon:spin/mysql"})
+
+    def implement(self, interface: str, version: str | None) -> InterfaceImpl:
+        if version is None:
+            return InterfaceImpl(funcs=_v1_funcs())
+        return InterfaceImpl(resources={"connection": (V2_CONNECTION, guest.drop)}, funcs=_v2_funcs())
+
+    def prepare(self, app: LoadedApp, component: LoadedComponent, settings: AppSettings) -> Any:
+        return guest.prepare(app, component, settings)

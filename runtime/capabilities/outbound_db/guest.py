@@ -1,0 +1,84 @@
+"""What every outbound database binding does per request: check the guest's address against the
+component's allow-list, and hold the connections it opened in the request's resource table,
+returning them to the pool when the guest drops them or, at the latest, when the request ends."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from registry.loaded import LoadedApp, LoadedComponent
+from runtime.capabilities.outbound_http.host import allowed_hosts_for
+from runtime.capabilities.support import per_app
+from runtime.capabilities.support.allowed_hosts import AllowedHosts
+from runtime.core import context
+from runtime.core.values import rep
+from runtime.errors import GuestTrap
+from runtime.types import AppSettings
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class PreparedDb:
+    allowed: AllowedHosts
+
+
+def prepare(app: LoadedApp, component: LoadedComponent, settings: AppSettings) -> PreparedDb:
+    """The component's parsed allow-list (Spin's `allowed_outbound_hosts`); a load error if invalid."""
+    return PreparedDb(allowed_hosts_for(app, component, settings))
+
+
+@functools.lru_cache(maxsize=4096)
+def allows(hosts: AllowedHosts, address: str, scheme: str) -> bool:
+    """`hosts.allows_url(address, scheme)`, remembered: a guest opens the same few addresses on
+    every request, and parsing one costs more than the rest of a pooled `open`."""
+    return hosts.allows_url(address, scheme)
+
+
+def allowed(capability: str) -> AllowedHosts:
+    ctx = context.current()
+    prepared = ctx.prepared.get(capability)
+    if not isinstance(prepared, PreparedDb):
+        prepared = per_app.per_app(
+            ctx.app,
+            f"{capability}:{ctx.component.id}:{per_app.settings_key(ctx.settings)}",
+            lambda: prepare(ctx.app, ctx.component, ctx.settings),
+        )
+    return prepared.allowed
+
+
+class Releasable(Protocol):
+    """A per-request handle that gives something back when dropped or when the request ends
+    (release is idempotent)."""
+
+    def release(self) -> None: ...
+
+
+def hold(handle: Releasable) -> int:
+    """Put `handle` in the request's table (its rep) and release it at the request's end."""
+    ctx = context.current()
+    ctx.cleanups.append(handle.release)
+    return ctx.table.push(handle)
+
+
+def get(store: Any, res: Any, kind: type[T]) -> T:
+    return context.current().table.get(rep(store, res), kind)
+
+
+def drop(rep_: int) -> None:
+    handle = context.current().table.discard(rep_)
+    if handle is not None:
+        handle.release()
+
+
+def remaining() -> float:
+    return context.current().remaining()
+
+
+def deadline() -> float:
+    return context.current().deadline
+
+
+__all__ = ["GuestTrap", "PreparedDb", "Releasable", "allowed", "drop", "get", "hold", "prepare"]
