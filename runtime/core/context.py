@@ -15,6 +15,7 @@ is enough.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -158,6 +159,13 @@ _local = threading.local()
 def current_or_none() -> RequestContext | None:
     """The RequestContext bound on this thread, if any (host-side helpers used outside a guest)."""
     return getattr(_local, "ctx", None)
+
+
+def host_wait() -> contextlib.AbstractContextManager[None]:
+    """`current().waiting()` on a guest's thread, nothing elsewhere: for helpers that wait on
+    the network or a lock and are also used outside a request (pools, streams)."""
+    ctx: RequestContext | None = getattr(_local, "ctx", None)
+    return ctx.waiting() if ctx is not None else contextlib.nullcontext()
 
 
 def current() -> RequestContext:

@@ -12,7 +12,6 @@ response is only collected, so nothing here ever blocks the loop thread.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 import time
 from collections import deque
@@ -265,8 +264,7 @@ class ResponseSink:
             self.waited = True
             # Waited for outside the lock's first hold: giving the app's CPU turn back and
             # taking it again (RequestContext.waiting) must never hold up the loop's deliveries.
-            ctx = context.current_or_none()
-            with ctx.waiting() if ctx is not None else contextlib.nullcontext(), self._cond:
+            with context.host_wait(), self._cond:
                 while self._buffered > BUFFER_LIMIT and not self._closed:
                     remaining = None if deadline is None else deadline - time.monotonic()
                     if remaining is not None and remaining <= 0:

@@ -71,9 +71,11 @@ def _publish(store: Any, handle: Any, topic: str, payload: bytes, qos: str) -> A
     ctx = context.current()
     clients = clients_for(h.app)
     try:
-        client = clients.acquire(h.target, ctx.deadline)
+        with ctx.waiting():  # the broker's CONNACK, a free client: waits on the network
+            client = clients.acquire(h.target, ctx.deadline)
         try:
-            client.publish(topic, bytes(payload), QOS[qos], ctx.deadline)
+            with ctx.waiting():
+                client.publish(topic, bytes(payload), QOS[qos], ctx.deadline)
         finally:
             clients.release(client)
     except MqttError as exc:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
 from runtime.capabilities.outbound_db.watchdog import WATCHDOG, ConnectTimeout, Guard, connect_within
+from runtime.core import context
 
 C = TypeVar("C")
 
@@ -118,7 +119,7 @@ class Lease(Generic[C]):
 
 
 class _LeaseGuard:
-    __slots__ = ("_inner", "_lease", "guard")
+    __slots__ = ("_inner", "_lease", "_wait", "guard")
 
     def __init__(self, lease: Lease[C], deadline: float) -> None:
         self._lease = lease
@@ -126,11 +127,15 @@ class _LeaseGuard:
         self.guard: Guard | None = None
 
     def __enter__(self) -> Guard:
+        # A database call is a wait on the network: the guest gives its app's CPU turn back.
+        self._wait = context.host_wait()
+        self._wait.__enter__()
         self.guard = self._inner.__enter__()
         return self.guard
 
     def __exit__(self, exc_type: object, *rest: object) -> None:
         self._inner.__exit__()
+        self._wait.__exit__(None, None, None)  # (takes a turn again; may raise DeadlineExceeded)
         assert self.guard is not None
         if self.guard.fired:
             self._lease.broken = True
@@ -148,6 +153,12 @@ class ConnectionPool(Generic[C]):
 
     # -- lending ---------------------------------------------------------------------------------
     def acquire(self, key: Hashable, deadline: float) -> Lease[C]:
+        """A connection for `key`: an idle one, or a new one within the cap, waiting (without a
+        CPU turn: see RequestContext.waiting) for one to come free until the deadline."""
+        with context.host_wait():
+            return self._acquire(key, deadline)
+
+    def _acquire(self, key: Hashable, deadline: float) -> Lease[C]:
         while True:
             item, evicted = self._take_slot(key, deadline)
             for old in evicted:
