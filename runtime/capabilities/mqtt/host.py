@@ -56,6 +56,7 @@ def _open(store: Any, address: str, username: str, password: str, keep_alive: in
 
     ctx = context.current()
     if not guest.allows(guest.allowed(NAME), address, "mqtt"):
+        guest.note_failed_open("mqtt", address, "not allowed by allowed_outbound_hosts")
         return err(case("connection-failed", f"address {address} is not permitted"))
     try:
         target = parse(address, username, password, int(keep_alive))
@@ -79,6 +80,7 @@ def _publish(store: Any, handle: Any, topic: str, payload: bytes, qos: str) -> A
         finally:
             clients.release(client)
     except MqttError as exc:
+        guest.note_failed_open("mqtt", f"mqtt://{h.target.host}:{h.target.port}", str(exc))
         return _error(exc)
     return ok(None)
 

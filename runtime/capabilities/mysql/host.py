@@ -47,13 +47,19 @@ def _open(address: str) -> Lease[Any]:
     from runtime.capabilities.mysql.address import parse_and_check
 
     ctx = context.current()
-    key = parse_and_check(address, guest.allowed(NAME))
+    try:
+        key = parse_and_check(address, guest.allowed(NAME))
+    except DbError as exc:
+        guest.note_failed_open("mysql", address, exc.message)
+        raise
     driver = _client().MysqlDriver(ctx.settings.timeout_s)
     try:
         return pool_for(ctx.app, driver).acquire(key, ctx.deadline)
     except PoolExhausted:
+        guest.note_failed_open("mysql", address, "too many connections")
         raise DbError(ErrorKind.CONNECTION_FAILED, "too many connections") from None
     except (ConnectTimeout, ConnectFailed) as exc:
+        guest.note_failed_open("mysql", address, str(exc))
         raise DbError(ErrorKind.CONNECTION_FAILED, str(exc)) from None
 
 

@@ -5,6 +5,7 @@ returning them to the pool when the guest drops them or, at the latest, when the
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -18,6 +19,15 @@ from runtime.errors import GuestTrap
 from runtime.types import AppSettings
 
 T = TypeVar("T")
+
+
+_USERINFO = re.compile(r"(?<=://)[^@/]*@")
+
+
+def note_failed_open(family: str, address: str, why: str) -> None:
+    """One INFO line under the app's logger for a connection that was refused or failed, as for
+    outbound HTTP: the guest may swallow the error. Credentials in the address are left out."""
+    context.current().log.info("%s connection to %s failed: %s", family, _USERINFO.sub("", address), why)
 
 
 @dataclass(frozen=True)

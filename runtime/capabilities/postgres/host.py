@@ -54,12 +54,18 @@ def _open(address: str) -> Lease[Conn]:
     from runtime.capabilities.postgres.client import PostgresDriver
 
     ctx = context.current()
-    key = parse_and_check(address, guest.allowed(NAME))
+    try:
+        key = parse_and_check(address, guest.allowed(NAME))
+    except DbError as exc:
+        guest.note_failed_open("postgres", address, exc.message)
+        raise
     try:
         return pool_for(ctx.app, _driver(PostgresDriver)).acquire(key, ctx.deadline)
     except PoolExhausted:
+        guest.note_failed_open("postgres", address, "too many connections")
         raise DbError(ErrorKind.CONNECTION_FAILED, "too many connections") from None
     except (ConnectTimeout, ConnectFailed) as exc:
+        guest.note_failed_open("postgres", address, str(exc))
         raise DbError(ErrorKind.CONNECTION_FAILED, str(exc)) from None
 
 

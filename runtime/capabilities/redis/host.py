@@ -68,7 +68,7 @@ def _open(address: str) -> Lease[Connection]:
 
     ctx = context.current()
     if not guest.allows(guest.allowed(NAME), address, "redis"):
-        ctx.log.info("redis address refused by allowed_outbound_hosts")
+        guest.note_failed_open("redis", address, "not allowed by allowed_outbound_hosts")
         raise _Failure("invalid-address")
     try:
         parsed = parse_address(address)
@@ -77,10 +77,10 @@ def _open(address: str) -> Lease[Connection]:
     try:
         return _pool().acquire(parsed, ctx.deadline)
     except PoolExhausted:
+        guest.note_failed_open("redis", address, "too many connections")
         raise _Failure("too-many-connections") from None
-    except ConnectTimeout as exc:
-        raise _Failure("other", str(exc)) from None
-    except ConnectFailed as exc:
+    except (ConnectTimeout, ConnectFailed) as exc:
+        guest.note_failed_open("redis", address, str(exc))
         raise _Failure("other", str(exc)) from None
 
 

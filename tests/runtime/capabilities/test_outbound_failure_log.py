@@ -1,9 +1,9 @@
 """Failed outbound calls leave one INFO line under the app's logger, as denied calls do (issue 11).
 
-A guest (tests/fixtures/spin_py_kv) calls an allowed destination that refuses the connection, and
-interfaces this host has no backend for (redis, mqtt, mysql, postgres, llm). Each call must leave
-exactly one INFO record under `lepton.app.<app>` naming what failed; today only a denied
-destination does. After the failures an unrelated app in the same Runtime still serves.
+A guest (tests/fixtures/spin_py_kv) calls an allowed destination that refuses the connection,
+database addresses its allow-list does not name (redis, mqtt, mysql, postgres) and an interface
+this host has no backend for (llm). Each call must leave exactly one INFO record under
+`lepton.app.<app>` naming what failed. After the failures an unrelated app in the same Runtime still serves.
 
 The logging lives in runtime/capabilities/outbound_http/host.py (`_handle`, `spin_send`) and
 runtime/capabilities/unsupported.py (`_failing`).
@@ -98,7 +98,7 @@ async def test_refused_connection_to_an_allowed_host_is_logged_once(
     await _assert_neighbour_serves(rt, tmp_path)
 
 
-async def test_calls_to_interfaces_without_a_backend_are_logged_once_each(
+async def test_refused_database_opens_and_calls_without_a_backend_are_logged_once_each(
     rt: Runtime, wasm: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     running = await rt.load_app(_app(wasm, "http://127.0.0.1:1"), _settings(tmp_path))  # type: ignore[arg-type]
