@@ -13,7 +13,9 @@ Public API (all blocking: call from async code via `asyncio.to_thread`):
     `@sha256:` reference never touches the network. Progress: a live line on a TTY, one INFO
     line per app on logger "lepton.registry" otherwise. `limits` (registry/limits.py): connect
     and read timeouts, a deadline for the whole pull (a timeout counts as unreachable, so a cached
-    tag is used), and caps on manifest and blob sizes, checked before downloading.
+    tag is used), and caps on manifest and blob sizes, checked before downloading. Cached blobs
+    are re-verified against their digest before use (once per file per process); a damaged one
+    is removed and pulled again.
 `default_cache_dir() -> Path`
     `$XDG_CACHE_HOME/lepton-router` or `~/.cache/lepton-router`. Layout in registry/cache.py;
     `<cache>/compiled` is left to runtime/.

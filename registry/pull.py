@@ -43,6 +43,8 @@ def load_app(
             record = cache.lookup_tag(ref)
             cached = _from_cache(cache, source, ref, record.digest) if record else None
             if cached is None:
+                if cache.damaged:
+                    raise _with_damage(exc, cache.damaged) from exc
                 raise
             age_h = (time.time() - record.recorded_at) / 3600 if record else 0.0
             log.warning(
@@ -56,20 +58,29 @@ def load_app(
     return _pull(cache, store, source, limits)
 
 
-def _resolve_cached(cache: ContentCache, digest: str) -> str | None:
+def _with_damage(exc: UnreachableError, damaged: list[str]) -> UnreachableError:
+    """The offline error, saying why the cached copy could not stand in."""
+    return type(exc)(
+        f"{exc}; the cached copy cannot be used: {', '.join(damaged)} no longer matched its digest "
+        "(damaged on disk) and was removed; it is pulled again once the registry answers"
+    )
+
+
+def _resolve_cached(cache: ContentCache, digest: str, where: str) -> str | None:
     """Follow a cached manifest (or index) digest to the image manifest digest, offline."""
-    if not cache.has_blob(digest):
+    body = cache.read_verified_blob(digest, where)
+    if body is None:
         return None
-    parsed = parse_manifest(cache.read_blob(digest), "", f"cached manifest {digest}")
+    parsed = parse_manifest(body, "", f"cached manifest {digest}")
     if isinstance(parsed, ImageIndex):
         child = choose_platform(parsed, f"cached index {digest}").digest
-        return child if cache.has_blob(child) else None
+        return child if cache.verified_blob(child, where) else None
     return digest
 
 
 def _from_cache(cache: ContentCache, source: str, ref: Reference, digest: str) -> LoadedApp | None:
     try:
-        manifest_digest = _resolve_cached(cache, digest)
+        manifest_digest = _resolve_cached(cache, digest, str(ref))
         if manifest_digest is None:
             return None
         return loaded_from_dir(

@@ -50,12 +50,13 @@ def fetch_blobs(
     where: str,
     limits: RegistryLimits = DEFAULT_LIMITS,
 ) -> None:
-    """Download every blob not yet in the cache, concurrently, each verified before it lands. A blob declared larger than max_blob_bytes fails the whole transfer before
+    """Download every blob not yet in the cache (or damaged there), concurrently, each verified
+    before it lands. A blob declared larger than max_blob_bytes fails the whole transfer before
     anything is downloaded; none is read past its declared size."""
     unique: dict[str, Descriptor] = {}
     for blob in blobs:
         unique.setdefault(blob.digest, blob)
-    missing = [d for d in unique.values() if not cache.has_blob(d.digest)]
+    missing = [d for d in unique.values() if not cache.verified_blob(d.digest, where)]
     for desc in missing:
         if desc.size > limits.max_blob_bytes:
             raise TooLargeError(
@@ -112,8 +113,7 @@ def _put_unknown_digest(cache: ContentCache, read: Callable[[int], bytes], where
                 hasher.update(chunk)
                 out.write(chunk)
         digest = "sha256:" + hasher.hexdigest()
-        if not cache.has_blob(digest):
-            cache.put_file(digest, Path(tmp), where)  # re-hashes: cheap, and keeps one entry path
+        cache.put_file(digest, Path(tmp), where)  # re-hashes: cheap, and keeps one entry path
     finally:
         os.unlink(tmp)
 
