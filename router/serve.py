@@ -119,7 +119,7 @@ async def _serve_worker(options: ServeOptions, server: config_mod.ServerConfig, 
                         shutdown_event: EventType | None) -> None:
     # [server] as validated at startup: a worker (re)started later does not depend on the file
     # being valid at that moment; the apps come from the manager's first reload.
-    loader = AppLoader(server.cache_dir, server.state_dir)
+    loader = AppLoader(server.cache_dir, server.state_dir, server.registry)
     manager = AppManager(options.routes_path, loader)
     app = RouterApp(manager, TrustedProxies(server.trusted_proxies), watch=options.watch)
 
