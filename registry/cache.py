@@ -9,13 +9,16 @@ Layout under the cache root (see docs/reference/routes-toml.md, cache_dir):
                                   the final rename is atomic)
 
 Nothing enters `blobs/` or `apps/` unverified or half-written: writers fill a temp file, verify it,
-then rename it into place. A crash leaves at most debris in tmp/, swept after a day.
+then rename it into place. A crash leaves at most debris in tmp/, swept after a day. Blobs are
+checked again before they are used (`verified_blob`, registry/verified.py): one damaged on disk
+since is removed and pulled again.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -27,6 +30,9 @@ from pathlib import Path
 from registry.atomic import atomic_file, atomic_write
 from registry.digest import DigestVerifier, split_digest
 from registry.reference import Reference
+from registry.verified import CHECKER
+
+log = logging.getLogger("lepton.registry")
 
 _CHUNK = 1 << 20
 STALE_TMP_S = 24 * 3600
@@ -56,6 +62,7 @@ class ContentCache:
         self.tmp = root / "tmp"
         for d in (self.blobs, self.refs, self.apps, self.tmp):
             d.mkdir(parents=True, exist_ok=True)
+        self.damaged: list[str] = []  # digests of cached blobs found damaged (and removed) meanwhile
         self._sweep_tmp()
 
     def _sweep_tmp(self) -> None:
@@ -78,10 +85,33 @@ class ContentCache:
         return self.blobs / algorithm / hex_
 
     def has_blob(self, digest: str) -> bool:
+        """Present, whatever its content: for callers that verify what they read (or only push)."""
         return self.blob_path(digest).is_file()
+
+    def verified_blob(self, digest: str, where: str) -> bool:
+        """The blob is cached and its bytes still match its digest (hashed once per process per
+        file, see registry/verified.py). A damaged one is removed, so that it gets pulled again,
+        and noted in `self.damaged`."""
+        verdict = CHECKER.check(self.blob_path(digest), digest)
+        if verdict == "damaged":
+            self.damaged.append(digest)
+            log.warning(
+                "%s: cached blob %s no longer matches its digest (damaged on disk); removed it, "
+                "it will be pulled again", where, digest,
+            )
+        return verdict == "ok"
 
     def read_blob(self, digest: str) -> bytes:
         return self.blob_path(digest).read_bytes()
+
+    def read_verified_blob(self, digest: str, where: str) -> bytes | None:
+        """A small cached blob's bytes (a manifest, a lock), or None if missing or damaged."""
+        if not self.verified_blob(digest, where):
+            return None
+        try:
+            return self.read_blob(digest)
+        except FileNotFoundError:
+            return None
 
     def put_stream(
         self,
@@ -103,15 +133,16 @@ class ContentCache:
                     progress(len(chunk))
             verifier.check()  # raising here discards the temp file; nothing reaches `final`
             final.parent.mkdir(parents=True, exist_ok=True)
+        CHECKER.remember(final)  # hashed on the way in: its first use need not hash it again
         return final
 
     def put_bytes(self, digest: str, data: bytes, where: str) -> Path:
-        if self.has_blob(digest):
+        if self.verified_blob(digest, where):
             return self.blob_path(digest)
         return self.put_stream(digest, len(data), [data], where)
 
     def put_file(self, digest: str, path: Path, where: str) -> Path:
-        if self.has_blob(digest):
+        if self.verified_blob(digest, where):
             return self.blob_path(digest)
         with path.open("rb") as f:
             return self.put_stream(digest, path.stat().st_size, iter(lambda: f.read(_CHUNK), b""), where)

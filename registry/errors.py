@@ -31,3 +31,13 @@ class NotFoundError(RegistryError):
 
 class UnreachableError(RegistryError):
     """The registry could not be reached (connection refused, DNS, timeout): the offline case."""
+
+
+class RegistryTimeoutError(UnreachableError):
+    """The registry connected but did not answer in time (a read timeout or the operation's
+    deadline). An UnreachableError, so a tag pulled before is served from the cache as when the
+    registry refuses connections."""
+
+
+class TooLargeError(RegistryError):
+    """A manifest or blob is larger than the configured cap, or than its descriptor declares."""

@@ -43,7 +43,7 @@ def wasm_digests(locked: LockedApp, where: str) -> list[tuple[str, ContentRef]]:
 def ensure_inline_content(cache: ContentCache, locked: LockedApp, where: str) -> None:
     """Content carried inline in the lock goes to the cache too (after checking its digest)."""
     for what, content in wasm_digests(locked, where):
-        if content.inline is not None and content.digest and not cache.has_blob(content.digest):
+        if content.inline is not None and content.digest:
             cache.put_bytes(content.digest, content.inline, f"{where}: {what} (inline)")
 
 
@@ -121,18 +121,22 @@ def loaded_from_dir(
     reference: str,
     manifest_digest: str,
 ) -> LoadedApp | None:
-    """The LoadedApp for a complete app dir, or None if it (or a wasm blob it needs) is missing."""
+    """The LoadedApp for a complete app dir, or None if it (or a wasm blob it needs) is missing or
+    damaged."""
     lock_path = app_dir / LOCK_NAME
     if not lock_path.is_file():
         return None
     locked = LockedApp.from_json(lock_path.read_bytes())
     components: dict[str, LoadedComponent] = {}
     for comp in locked.components:
+        # The wasm runs straight from the cache: its bytes must still match its digest (a
+        # damaged blob is removed here, and None makes the caller pull it again).
+        where = f"{reference}: component {comp.id!r}"
         digest = comp.source.content.digest
-        if digest is None or not cache.has_blob(digest):
+        if digest is None or not cache.verified_blob(digest, where):
             return None
-        if any(d.source.content.digest is None or not cache.has_blob(str(d.source.content.digest))
-               for d in comp.dependencies.values()):
+        if not all(d.source.content.digest is not None and cache.verified_blob(d.source.content.digest, where)
+                   for d in comp.dependencies.values()):
             return None
         files_dir = app_dir / FILES_DIR / comp.id if comp.files else None
         components[comp.id] = LoadedComponent(

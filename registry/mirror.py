@@ -12,23 +12,32 @@ from pathlib import Path
 from registry.cache import ContentCache, default_cache_dir
 from registry.digest import verify_bytes
 from registry.errors import RegistryError
+from registry.limits import DEFAULT_LIMITS, Deadline, RegistryLimits
 from registry.media import OCI_MANIFEST, ImageIndex, ImageManifest, parse_manifest
 from registry.progress import Progress
 from registry.stores import open_store
 from registry.transfer import fetch_blobs, upload_blobs
 
 
-def mirror_app(src: str, dest: str, *, insecure: bool = False, cache_dir: Path | None = None) -> str:
+def mirror_app(
+    src: str,
+    dest: str,
+    *,
+    insecure: bool = False,
+    cache_dir: Path | None = None,
+    limits: RegistryLimits = DEFAULT_LIMITS,
+) -> str:
     """Copy the app at `src` to `dest`; returns the (unchanged) top-level manifest digest."""
     cache = ContentCache(cache_dir if cache_dir is not None else default_cache_dir())
-    source = open_store(src, insecure=insecure)
-    target = open_store(dest, insecure=insecure, create=True)
+    deadline = Deadline(limits, f"{src} -> {dest}")  # one budget for the whole copy
+    source = open_store(src, insecure=insecure, limits=limits, deadline=deadline)
+    target = open_store(dest, insecure=insecure, create=True, limits=limits, deadline=deadline)
     body, media_type, top_digest = source.root_manifest()
     parsed = parse_manifest(body, media_type, source.label)
     children: list[tuple[bytes, str, ImageManifest]] = []
     if isinstance(parsed, ImageIndex):
         for entry in parsed.manifests:
-            child = source.manifest(entry.digest)
+            child = source.manifest(entry.digest, entry.size)
             verify_bytes(child, entry.digest, f"{source.label}: manifest")
             child_parsed = parse_manifest(child, entry.media_type, f"{source.label}@{entry.digest}")
             if not isinstance(child_parsed, ImageManifest):
@@ -38,7 +47,7 @@ def mirror_app(src: str, dest: str, *, insecure: bool = False, cache_dir: Path |
         children.append((body, media_type or OCI_MANIFEST, parsed))
 
     blobs = [d for _, _, m in children for d in (m.config, *m.layers)]
-    fetch_blobs(source, cache, blobs, Progress("fetched", source.label), source.label)
+    fetch_blobs(source, cache, blobs, Progress("fetched", source.label), source.label, limits)
     progress = Progress("mirrored", f"{source.label} -> {target.label}")
     upload_blobs(target, cache, blobs, progress)
     if isinstance(parsed, ImageIndex):

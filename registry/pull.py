@@ -9,6 +9,7 @@ from pathlib import Path
 from registry.artifact import lock_blob_digest, read_lock
 from registry.cache import ContentCache, default_cache_dir
 from registry.errors import LockError, RegistryError, UnreachableError
+from registry.limits import DEFAULT_LIMITS, RegistryLimits
 from registry.loaded import LoadedApp
 from registry.materialize import build_app_dir, ensure_inline_content, loaded_from_dir, wasm_digests
 from registry.media import ImageIndex, ImageManifest, choose_platform, parse_manifest
@@ -20,10 +21,16 @@ from registry.transfer import fetch_blobs
 log = logging.getLogger("lepton.registry")
 
 
-def load_app(source: str, *, cache_dir: Path | None = None, insecure: bool = False) -> LoadedApp:
+def load_app(
+    source: str,
+    *,
+    cache_dir: Path | None = None,
+    insecure: bool = False,
+    limits: RegistryLimits = DEFAULT_LIMITS,
+) -> LoadedApp:
     """Pull (if needed), verify and materialise an app; see registry/__init__.py for the contract."""
     cache = ContentCache(cache_dir if cache_dir is not None else default_cache_dir())
-    store = open_store(source, insecure=insecure)
+    store = open_store(source, insecure=insecure, limits=limits)  # its deadline starts now
     if isinstance(store, RemoteStore):
         ref = store.ref
         # A digest reference is immutable: if it is fully cached there is nothing to ask for.
@@ -31,11 +38,13 @@ def load_app(source: str, *, cache_dir: Path | None = None, insecure: bool = Fal
             log.debug("%s: loaded from cache (pinned digest)", ref)
             return cached
         try:
-            return _pull(cache, store, source)
-        except UnreachableError as exc:
+            return _pull(cache, store, source, limits)
+        except UnreachableError as exc:  # refused, timed out, or past the deadline: all offline
             record = cache.lookup_tag(ref)
             cached = _from_cache(cache, source, ref, record.digest) if record else None
             if cached is None:
+                if cache.damaged:
+                    raise _with_damage(exc, cache.damaged) from exc
                 raise
             age_h = (time.time() - record.recorded_at) / 3600 if record else 0.0
             log.warning(
@@ -46,23 +55,32 @@ def load_app(source: str, *, cache_dir: Path | None = None, insecure: bool = Fal
                 age_h,
             )
             return cached
-    return _pull(cache, store, source)
+    return _pull(cache, store, source, limits)
 
 
-def _resolve_cached(cache: ContentCache, digest: str) -> str | None:
+def _with_damage(exc: UnreachableError, damaged: list[str]) -> UnreachableError:
+    """The offline error, saying why the cached copy could not stand in."""
+    return type(exc)(
+        f"{exc}; the cached copy cannot be used: {', '.join(damaged)} no longer matched its digest "
+        "(damaged on disk) and was removed; it is pulled again once the registry answers"
+    )
+
+
+def _resolve_cached(cache: ContentCache, digest: str, where: str) -> str | None:
     """Follow a cached manifest (or index) digest to the image manifest digest, offline."""
-    if not cache.has_blob(digest):
+    body = cache.read_verified_blob(digest, where)
+    if body is None:
         return None
-    parsed = parse_manifest(cache.read_blob(digest), "", f"cached manifest {digest}")
+    parsed = parse_manifest(body, "", f"cached manifest {digest}")
     if isinstance(parsed, ImageIndex):
         child = choose_platform(parsed, f"cached index {digest}").digest
-        return child if cache.has_blob(child) else None
+        return child if cache.verified_blob(child, where) else None
     return digest
 
 
 def _from_cache(cache: ContentCache, source: str, ref: Reference, digest: str) -> LoadedApp | None:
     try:
-        manifest_digest = _resolve_cached(cache, digest)
+        manifest_digest = _resolve_cached(cache, digest, str(ref))
         if manifest_digest is None:
             return None
         return loaded_from_dir(
@@ -76,15 +94,16 @@ def _from_cache(cache: ContentCache, source: str, ref: Reference, digest: str) -
         return None
 
 
-def _pull(cache: ContentCache, store: Store, source: str) -> LoadedApp:
+def _pull(cache: ContentCache, store: Store, source: str, limits: RegistryLimits) -> LoadedApp:
     label = store.label
     body, media_type, top_digest = store.root_manifest()
     cache.put_bytes(top_digest, body, f"{label}: manifest")
     parsed = parse_manifest(body, media_type, label)
     manifest_digest = top_digest
     if isinstance(parsed, ImageIndex):
-        manifest_digest = choose_platform(parsed, label).digest
-        child = store.manifest(manifest_digest)
+        entry = choose_platform(parsed, label)
+        manifest_digest = entry.digest
+        child = store.manifest(manifest_digest, entry.size)
         cache.put_bytes(manifest_digest, child, f"{label}: manifest {manifest_digest}")
         parsed = parse_manifest(child, "", f"{label}@{manifest_digest}")
         if not isinstance(parsed, ImageManifest):
@@ -94,7 +113,7 @@ def _pull(cache: ContentCache, store: Store, source: str) -> LoadedApp:
     loaded = loaded_from_dir(cache, app_dir, source=source, reference=label, manifest_digest=manifest_digest)
     if loaded is None:
         progress = Progress("pulled", label)
-        fetch_blobs(store, cache, [parsed.config, *parsed.layers], progress, label)
+        fetch_blobs(store, cache, [parsed.config, *parsed.layers], progress, label, limits)
         app_name = label.rsplit("/", 1)[-1].split(":", 1)[0].split("@", 1)[0]
         locked = read_lock(parsed, cache.read_blob(lock_blob_digest(parsed)), app_name, label)
         ensure_inline_content(cache, locked, label)

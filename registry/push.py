@@ -35,6 +35,7 @@ from typing import Any
 
 from registry.digest import sha256_digest
 from registry.errors import LockError, RegistryError
+from registry.limits import DEFAULT_LIMITS, RegistryLimits
 from registry.locked import (
     ContentPath,
     ContentRef,
@@ -56,6 +57,7 @@ from registry.media import (
 )
 from registry.paths import safe_relative_path
 from registry.progress import Progress
+from registry.reference import parse_source
 from registry.stores import Store, open_store
 from registry.transfer import parallel
 
@@ -247,14 +249,15 @@ def push_app(
     *,
     insecure: bool = False,
     annotations: Mapping[str, str] | None = None,
+    limits: RegistryLimits = DEFAULT_LIMITS,
 ) -> str:
     """Pack `lockfile` as Spin would and push it to `reference`; returns the manifest digest."""
     lockfile = Path(lockfile)
+    parse_source(reference)  # a bad reference fails before any packing
     try:
         locked = LockedApp.from_json(lockfile.read_bytes())
     except OSError as exc:
         raise LockError(f"cannot read lock file {lockfile}: {exc}") from exc
-    store = open_store(reference, insecure=insecure, create=True)
     with tempfile.TemporaryDirectory(prefix="lepton-push-") as scratch:
         packer = _Packer(lockfile, Path(scratch))
         archive = bool(os.environ.get(ARCHIVE_ENV) is not None)
@@ -267,6 +270,8 @@ def push_app(
         layers.append(lock_layer)
         config = packer.layer_for_bytes(spin_image_config(lock_layer.digest), OCI_CONFIG)
         manifest = build_manifest(config, layers, spin_annotations(pushed, annotations))
+        # Opened after packing, so the registry deadline covers the upload only.
+        store = open_store(reference, insecure=insecure, create=True, limits=limits)
         return _upload(store, [config, *layers], manifest)
 
 

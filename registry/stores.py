@@ -10,6 +10,7 @@ from typing import Protocol
 
 from registry.digest import sha256_digest
 from registry.layout import LayoutRepo
+from registry.limits import DEFAULT_LIMITS, Deadline, RegistryLimits
 from registry.reference import LayoutSource, Reference, parse_source
 from registry.remote import RegistryClient
 
@@ -20,9 +21,11 @@ class Store(Protocol):
     def root_manifest(self) -> tuple[bytes, str, str]:
         """(bytes, media type, digest) of what the source's tag/digest names."""
 
-    def manifest(self, digest: str) -> bytes: ...
+    def manifest(self, digest: str, size: int | None = None) -> bytes:
+        """The manifest by digest; `size` is what the descriptor pointing at it declares."""
 
-    def open_blob(self, digest: str) -> AbstractContextManager[Iterator[bytes]]: ...
+    def open_blob(self, digest: str, size: int | None = None) -> AbstractContextManager[Iterator[bytes]]:
+        """The blob's bytes; a store may stop reading just past `size`, the declared size."""
 
     def has_blob(self, digest: str) -> bool: ...
 
@@ -35,9 +38,10 @@ class Store(Protocol):
 
 
 class RemoteStore:
-    def __init__(self, ref: Reference, insecure: bool) -> None:
+    def __init__(self, ref: Reference, insecure: bool, limits: RegistryLimits = DEFAULT_LIMITS,
+                 deadline: Deadline | None = None) -> None:
         self.ref = ref
-        self.client = RegistryClient(ref, insecure=insecure)
+        self.client = RegistryClient(ref, insecure=insecure, limits=limits, deadline=deadline)
         self.label = str(ref)
 
     @property
@@ -47,11 +51,11 @@ class RemoteStore:
     def root_manifest(self) -> tuple[bytes, str, str]:
         return self.client.fetch_manifest(self.ref.target)
 
-    def manifest(self, digest: str) -> bytes:
-        return self.client.fetch_manifest(digest)[0]
+    def manifest(self, digest: str, size: int | None = None) -> bytes:
+        return self.client.fetch_manifest(digest, size)[0]
 
-    def open_blob(self, digest: str) -> AbstractContextManager[Iterator[bytes]]:
-        return self.client.open_blob(digest)
+    def open_blob(self, digest: str, size: int | None = None) -> AbstractContextManager[Iterator[bytes]]:
+        return self.client.open_blob(digest, size)
 
     def has_blob(self, digest: str) -> bool:
         return self.client.has_blob(digest)
@@ -78,10 +82,11 @@ class LayoutStore:
     def root_manifest(self) -> tuple[bytes, str, str]:
         return self.repo.resolve(self.source.tag, self.source.digest)
 
-    def manifest(self, digest: str) -> bytes:
+    def manifest(self, digest: str, size: int | None = None) -> bytes:
         return self.repo.fetch_manifest(digest)
 
-    def open_blob(self, digest: str) -> AbstractContextManager[Iterator[bytes]]:
+    def open_blob(self, digest: str, size: int | None = None) -> AbstractContextManager[Iterator[bytes]]:
+        # A local file: the digest check after the copy catches a wrong size.
         return self.repo.open_blob(digest)
 
     def has_blob(self, digest: str) -> bool:
@@ -96,8 +101,17 @@ class LayoutStore:
         return self.repo.put_manifest(tag, body, media_type)
 
 
-def open_store(source: str, *, insecure: bool, create: bool = False) -> RemoteStore | LayoutStore:
+def open_store(
+    source: str,
+    *,
+    insecure: bool,
+    create: bool = False,
+    limits: RegistryLimits = DEFAULT_LIMITS,
+    deadline: Deadline | None = None,
+) -> RemoteStore | LayoutStore:
+    """`deadline`: shared by the stores of one operation (a mirror's source and target); by
+    default each registry store starts its own."""
     parsed = parse_source(source)
     if isinstance(parsed, LayoutSource):
         return LayoutStore(parsed, create=create)
-    return RemoteStore(parsed, insecure)
+    return RemoteStore(parsed, insecure, limits, deadline)

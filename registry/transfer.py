@@ -11,7 +11,8 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from registry.cache import ContentCache
-from registry.errors import RegistryError
+from registry.errors import RegistryError, TooLargeError
+from registry.limits import DEFAULT_LIMITS, RegistryLimits, describe_size
 from registry.media import ARCHIVE_LAYER, Descriptor
 from registry.progress import Progress
 from registry.stores import Store
@@ -42,19 +43,32 @@ def parallel(jobs: list[Callable[[], None]]) -> None:
 
 
 def fetch_blobs(
-    store: Store, cache: ContentCache, blobs: Iterable[Descriptor], progress: Progress, where: str
+    store: Store,
+    cache: ContentCache,
+    blobs: Iterable[Descriptor],
+    progress: Progress,
+    where: str,
+    limits: RegistryLimits = DEFAULT_LIMITS,
 ) -> None:
-    """Download every blob not yet in the cache, concurrently, each verified before it lands."""
+    """Download every blob not yet in the cache (or damaged there), concurrently, each verified
+    before it lands. A blob declared larger than max_blob_bytes fails the whole transfer before
+    anything is downloaded; none is read past its declared size."""
     unique: dict[str, Descriptor] = {}
     for blob in blobs:
         unique.setdefault(blob.digest, blob)
-    missing = [d for d in unique.values() if not cache.has_blob(d.digest)]
+    missing = [d for d in unique.values() if not cache.verified_blob(d.digest, where)]
+    for desc in missing:
+        if desc.size > limits.max_blob_bytes:
+            raise TooLargeError(
+                f"{where}: layer {desc.digest} is declared as {desc.size} bytes, over the "
+                f"{describe_size(limits.max_blob_bytes)} limit (max_blob_size); nothing was downloaded"
+            )
     progress.plan(len(unique), sum(d.size for d in missing), len(unique) - len(missing))
 
     def fetch(desc: Descriptor) -> Callable[[], None]:
         def run() -> None:
             progress.layer_started(desc.digest, desc.size)
-            with store.open_blob(desc.digest) as chunks:
+            with store.open_blob(desc.digest, desc.size) as chunks:
                 cache.put_stream(desc.digest, desc.size, chunks, where, lambda n: progress.advance(n, desc.digest))
             progress.layer_done(desc.digest)
 
@@ -65,15 +79,23 @@ def fetch_blobs(
     # file goes into the cache under its own sha256 (tar paths are ignored, links skipped).
     for desc in unique.values():
         if desc.media_type == ARCHIVE_LAYER:
-            unpack_archive(cache, cache.blob_path(desc.digest), f"{where}: archive layer {desc.digest}")
+            unpack_archive(cache, cache.blob_path(desc.digest), f"{where}: archive layer {desc.digest}",
+                           limits.max_blob_bytes)
 
 
-def unpack_archive(cache: ContentCache, archive: Path, where: str) -> None:
+def unpack_archive(cache: ContentCache, archive: Path, where: str, max_file_bytes: int) -> None:
+    """Each regular file of a tar.gz into the cache; a file over max_file_bytes (max_blob_size:
+    it becomes a blob) is refused before it is extracted."""
     try:
         with tarfile.open(archive, "r:gz") as tar:
             for member in tar:
                 if not member.isreg():
                     continue
+                if member.size > max_file_bytes:
+                    raise TooLargeError(
+                        f"{where}: file {member.name!r} is {member.size} bytes, over the "
+                        f"{describe_size(max_file_bytes)} limit (max_blob_size)"
+                    )
                 extracted = tar.extractfile(member)
                 if extracted is None:
                     continue
@@ -91,8 +113,7 @@ def _put_unknown_digest(cache: ContentCache, read: Callable[[int], bytes], where
                 hasher.update(chunk)
                 out.write(chunk)
         digest = "sha256:" + hasher.hexdigest()
-        if not cache.has_blob(digest):
-            cache.put_file(digest, Path(tmp), where)  # re-hashes: cheap, and keeps one entry path
+        cache.put_file(digest, Path(tmp), where)  # re-hashes: cheap, and keeps one entry path
     finally:
         os.unlink(tmp)
 

@@ -6,13 +6,16 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from router.config import ConfigError, RoutesConfig
+from router.config import REGISTRY_SETTINGS, ConfigError, RegistrySetting, RoutesConfig
 from router.config import load as load_config
 from router.units import parse_workers
+
+if TYPE_CHECKING:
+    from registry.limits import RegistryLimits
 
 DEFAULT_ROUTES = "routes.toml"
 
@@ -23,6 +26,36 @@ def _workers(text: str) -> int:
         return parse_workers(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _setting_type(setting: RegistrySetting) -> Callable[[str], float | int]:
+    def convert(text: str) -> float | int:
+        try:
+            return setting.parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from exc
+
+    return convert
+
+
+def _add_registry_flags(parser: argparse.ArgumentParser, *, caps: bool) -> None:
+    """The registry limits as flags (default: [server] of ./routes.toml for pull, else built in)."""
+    for setting in REGISTRY_SETTINGS:
+        if not caps and setting.attr.startswith("max_"):
+            continue
+        metavar = "SIZE" if setting.attr.startswith("max_") else "DURATION"
+        parser.add_argument(setting.flag, dest=setting.attr, type=_setting_type(setting), default=None,
+                            metavar=metavar, help=f"{setting.help} ([server] {setting.key})")
+
+
+def _registry_limits(args: argparse.Namespace, base: RegistryLimits | None = None) -> RegistryLimits:
+    from dataclasses import replace
+
+    from registry.limits import DEFAULT_LIMITS
+
+    chosen = {s.attr: getattr(args, s.attr) for s in REGISTRY_SETTINGS if getattr(args, s.attr, None) is not None}
+    return replace(base or DEFAULT_LIMITS, **chosen)
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -67,16 +100,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("source")
     p.add_argument("--insecure", action="store_true")
     p.add_argument("--cache-dir", default=None)
+    _add_registry_flags(p, caps=True)
 
     p = sub.add_parser("push", help="push a local lock file (spin.lock style) as a Spin v3 artifact")
     p.add_argument("lockfile")
     p.add_argument("reference", help='registry reference or "oci-layout:PATH:TAG"')
     p.add_argument("--insecure", action="store_true")
+    _add_registry_flags(p, caps=False)
 
     p = sub.add_parser("mirror", help="copy an app between registries and oci-layout directories")
     p.add_argument("src")
     p.add_argument("dest")
     p.add_argument("--insecure", action="store_true")
+    _add_registry_flags(p, caps=True)
     return parser
 
 
@@ -207,10 +243,12 @@ def _pull(args: argparse.Namespace) -> int:
     from runtime.types import AppSettings
 
     cache_dir = Path(args.cache_dir) if args.cache_dir else None
-    if cache_dir is None and Path(DEFAULT_ROUTES).exists():
-        cache_dir = load_config(Path(DEFAULT_ROUTES)).server.cache_dir
+    server = load_config(Path(DEFAULT_ROUTES)).server if Path(DEFAULT_ROUTES).exists() else None
+    if cache_dir is None and server is not None:
+        cache_dir = server.cache_dir
     cache_dir = cache_dir or registry.default_cache_dir()
-    loaded = registry.load_app(args.source, cache_dir=cache_dir, insecure=args.insecure)
+    limits = _registry_limits(args, server.registry if server is not None else None)
+    loaded = registry.load_app(args.source, cache_dir=cache_dir, insecure=args.insecure, limits=limits)
 
     async def compile_app() -> None:
         rt = runtime.Runtime(cache_dir)
@@ -225,7 +263,8 @@ def _pull(args: argparse.Namespace) -> int:
 def _push(args: argparse.Namespace) -> int:
     import registry
 
-    digest = registry.push_app(Path(args.lockfile), args.reference, insecure=args.insecure)
+    digest = registry.push_app(Path(args.lockfile), args.reference, insecure=args.insecure,
+                               limits=_registry_limits(args))
     print(f"pushed {args.reference} {digest}")
     return 0
 
@@ -233,7 +272,7 @@ def _push(args: argparse.Namespace) -> int:
 def _mirror(args: argparse.Namespace) -> int:
     import registry
 
-    digest = registry.mirror_app(args.src, args.dest, insecure=args.insecure)
+    digest = registry.mirror_app(args.src, args.dest, insecure=args.insecure, limits=_registry_limits(args))
     print(f"mirrored {args.src} -> {args.dest} {digest}")
     return 0
 

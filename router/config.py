@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from registry.limits import DEFAULT_LIMITS, RegistryLimits
 from router.tomlpos import locate
 from router.units import parse_duration, parse_size, parse_workers
 from runtime.http.spin_headers import normalize_prefix
@@ -29,6 +30,30 @@ _APP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 _HOST_LABEL = re.compile(r"^[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?$")
 _PREFIX = re.compile(r"^(/[A-Za-z0-9._~!$&'()*+,;=:@-]+)+$")
 
+@dataclass(frozen=True)
+class RegistrySetting:
+    """One registry limit: its [server] key, the CLI flag of pull/mirror/push, the
+    RegistryLimits field and how its value is read."""
+
+    key: str
+    flag: str
+    attr: str
+    parse: Callable[[Any], float | int]
+    help: str
+
+
+REGISTRY_SETTINGS = (
+    RegistrySetting("registry_connect_timeout", "--connect-timeout", "connect_timeout_s", parse_duration,
+                    "TCP/TLS connect to a registry"),
+    RegistrySetting("registry_read_timeout", "--read-timeout", "read_timeout_s", parse_duration,
+                    "longest silence of a registry within a response"),
+    RegistrySetting("registry_deadline", "--deadline", "deadline_s", parse_duration,
+                    "a whole pull (manifests, tokens, every blob)"),
+    RegistrySetting("max_manifest_size", "--max-manifest-size", "max_manifest_bytes", parse_size,
+                    "largest manifest accepted"),
+    RegistrySetting("max_blob_size", "--max-blob-size", "max_blob_bytes", parse_size,
+                    "largest blob (layer, or file of an archive layer) accepted"),
+)
 SERVER_KEYS = (
     "listen",
     "admin_listen",
@@ -38,6 +63,7 @@ SERVER_KEYS = (
     "certfile",
     "keyfile",
     "workers",
+    *(setting.key for setting in REGISTRY_SETTINGS),
 )
 SETTING_KEYS = (
     "insecure", "timeout", "memory", "max_body", "max_concurrent", "max_instance_reuse_count", "idle_instance_timeout"
@@ -146,6 +172,7 @@ class ServerConfig:
     certfile: Path | None = None
     keyfile: Path | None = None
     workers: int = 1
+    registry: RegistryLimits = DEFAULT_LIMITS  # registry_* timeouts and max_*_size caps
 
 
 @dataclass(frozen=True)
@@ -283,6 +310,13 @@ class _Validator:
         except ValueError as exc:
             self.problem(table, None, "workers", str(exc))
             workers = 1
+        limits: dict[str, Any] = {}
+        for setting in REGISTRY_SETTINGS:
+            if setting.key in doc:
+                try:
+                    limits[setting.attr] = setting.parse(doc[setting.key])
+                except ValueError as exc:
+                    self.problem(table, None, setting.key, str(exc))
         return ServerConfig(
             listen=listen,
             admin_listen=admin,
@@ -292,6 +326,7 @@ class _Validator:
             certfile=certfile,
             keyfile=keyfile,
             workers=workers,
+            registry=replace(DEFAULT_LIMITS, **limits),
         )
 
     def addresses(self, doc: Mapping[str, Any], key: str, table: tuple[str, ...]) -> tuple[str, ...]:

@@ -1,36 +1,85 @@
 """Turn one [apps.NAME] entry into a serving AppVersion: registry pull, then runtime load.
 
-registry.load_app is blocking (oras-py is synchronous), so it runs in a worker thread; the runtime
-compiles on a cache miss in its own worker thread. The event loop keeps serving meanwhile.
+registry.load_app is blocking (oras-py is synchronous), so it runs on a thread of its own, a daemon
+one: a registry that stops answering holds that thread until the registry limits end it
+([server] registry_*), and a daemon thread never holds up the process's exit meanwhile (asyncio's
+default executor is joined at exit, and it also serves config reads and compiles: hung pulls must
+not fill it). At most PULL_CONCURRENCY pulls run at once. The runtime compiles on a cache miss in
+its own worker thread. The event loop keeps serving meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
+import functools
 import logging
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import registry
 import runtime
+from registry.limits import DEFAULT_LIMITS, RegistryLimits
 from router import loadwatch
 from router.config import AppConfig
 from router.versions import AppVersion, VersionInfo
 
 log = logging.getLogger("lepton.router")
 
+T = TypeVar("T")
+
+# Pulls are network-bound; 16 at once keep a startup of many apps moving even when a few
+# registries hang (each hung pull holds its slot until its timeout or deadline).
+PULL_CONCURRENCY = 16
+
+
+async def in_daemon_thread(fn: Callable[[], T], name: str) -> T:
+    """fn() on a new daemon thread; the result (or exception) comes back to the loop. If the
+    awaiting task is cancelled, the thread runs on and its result is dropped."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def deliver(settle: Callable[[], None]) -> None:
+        if not future.done():  # else cancelled meanwhile
+            settle()
+
+    def run() -> None:
+        try:
+            result = fn()
+            settle = functools.partial(future.set_result, result)
+        except BaseException as exc:
+            settle = functools.partial(future.set_exception, exc)
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            loop.call_soon_threadsafe(deliver, settle)
+
+    # In the caller's context: the status page's load watch (a ContextVar) follows the pull.
+    context = contextvars.copy_context()
+    threading.Thread(target=context.run, args=(run,), name=name, daemon=True).start()
+    return await future
+
 
 class AppLoader:
-    def __init__(self, cache_dir: Path | None, state_root: Path) -> None:
+    def __init__(self, cache_dir: Path | None, state_root: Path, limits: RegistryLimits = DEFAULT_LIMITS) -> None:
         self.cache_dir = cache_dir or registry.default_cache_dir()
         self.state_root = state_root
+        self.limits = limits
         self.runtime = runtime.Runtime(self.cache_dir)
+        self._pulls: asyncio.Semaphore | None = None  # created on the loop that uses it
 
     async def load(self, app: AppConfig) -> AppVersion:
         started = time.monotonic()
-        loaded = await asyncio.to_thread(
-            registry.load_app, app.resolved_source, cache_dir=self.cache_dir, insecure=app.insecure
+        if self._pulls is None:
+            self._pulls = asyncio.Semaphore(PULL_CONCURRENCY)
+        pull = functools.partial(
+            registry.load_app, app.resolved_source, cache_dir=self.cache_dir, insecure=app.insecure,
+            limits=self.limits,
         )
+        async with self._pulls:
+            loaded = await in_daemon_thread(pull, f"lepton-pull-{app.name}")
         loadwatch.pulled(loaded.manifest_digest)  # the status page: the pull is over, compiling starts
         running = await self.runtime.load_app(loaded, app.settings(self.state_root))
         info = VersionInfo(

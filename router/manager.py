@@ -1,39 +1,50 @@
 """The control plane: read routes.toml, load what changed in the background, swap the table atomically.
 
-`reload()` is the only writer. It validates the file (a bad file changes nothing), plans the diff
-(router/reconcile.py), loads new and changed apps concurrently while the current table keeps
-serving, then publishes a new RoutingTable with one reference assignment. Versions that the new
-table no longer uses are retired: they close when their last in-flight request ends. Reloads are
-serialised; a change that arrives during a reload triggers exactly one more reload afterwards.
+`reload()` validates the file (a bad file changes nothing), plans the diff (router/reconcile.py),
+starts the loads it needs and publishes at once what can serve now: removals, route changes and
+unchanged apps. Each load runs in the background and joins the table when it finishes, or is
+reported failed (an app being updated keeps serving its old version meanwhile). So the first
+table goes live with the apps that are ready, and a slow or hung registry never holds up the
+other apps or a later edit: an edit that no longer wants a pending load abandons it (its result,
+if any, is released), and one that wants the same load lets it run on.
+
+Every table is built whole and swapped in with one reference assignment. Versions that no table
+uses any more are retired: they close when their last in-flight request ends. While a new app is
+loading, routes it takes over from an app the edit removed (or moved) keep pointing at that app's
+version, so moving a host from one app to another leaves no gap of 404s. Reloads are serialised;
+a change that arrives during a reload triggers exactly one more reload afterwards.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from router import config as config_mod
 from router.config import AppConfig, ConfigError, RoutesConfig
 from router.heap import HeapPolicy
 from router.loadwatch import LoadWatch, ReloadRecord
 from router.metrics import AppStats
-from router.reconcile import compose, plan
+from router.reconcile import Plan, compose, plan
 from router.table import RoutingTable
 from router.versions import AppVersion
 
 log = logging.getLogger("lepton.router")
 
-SERVING_STATES = frozenset({"ready", "updating"})
-# A load that takes longer than this (a registry that stopped answering mid-pull, say) is reported
-# as failed so the other apps' swap is not held up forever.
+# Safety net above the registry's own deadline ([server] registry_deadline): a load that takes
+# longer than this (a compile that never ends, say) is reported as failed.
 LOAD_TIMEOUT_S = 600.0
 QUIET_S = 1.0  # no request for this long: a moment for heap maintenance (router/heap.py)
+# Loads that finish close together join in one swap: at startup thousands of apps finish within
+# seconds, and each swap rebuilds the whole table.
+JOIN_INTERVAL_S = 0.1
 
 
 class Loader(Protocol):
@@ -57,7 +68,16 @@ class AppStatus:
     error: str | None = None  # the last load error (the app may still serve an older version)
     error_at: float | None = None
     stats: AppStats = field(default_factory=AppStats)
+    # load_key() of the config whose first load failed: retrying it (every edit retries apps that
+    # do not serve) keeps the app `failed` instead of making the instance unready again.
+    failed_key: tuple[Any, ...] | None = None
     load: LoadWatch | None = None  # the load under way, or the last one (for the status page)
+
+
+@dataclass(eq=False)
+class _PendingLoad:
+    config: AppConfig
+    task: asyncio.Task[AppVersion] | None = None
 
 
 class AppManager:
@@ -70,7 +90,6 @@ class AppManager:
         self.config: RoutesConfig | None = None
         self.config_error: str | None = None  # why the last edit of routes.toml was rejected
         self.reloads = 0  # completed swaps
-        self.reload_log: deque[ReloadRecord] = deque(maxlen=10)  # the latest last (status page)
         self.initial_done = asyncio.Event()
         self.unmatched = 0
         self.last_request_at = 0.0  # perf_counter() of the last routed request (set by the dispatcher)
@@ -78,6 +97,13 @@ class AppManager:
         self._lock = asyncio.Lock()
         self._again = False
         self._last_ok = True
+        self._pending: dict[str, _PendingLoad] = {}
+        self.reload_log: deque[ReloadRecord] = deque(maxlen=10)  # the latest last (status page)
+        self._published: tuple[Any, ...] = ()  # what the live table was built from
+        self._last_publish = 0.0
+        self._join_timer: asyncio.TimerHandle | None = None  # a swap waiting for JOIN_INTERVAL_S
+        self._settled = asyncio.Event()  # no load pending
+        self._settled.set()
 
     # -- reads (request path) --------------------------------------------------------------------
 
@@ -88,17 +114,33 @@ class AppManager:
 
     @property
     def ready(self) -> bool:
-        """Every app serves some version. An app being updated still serves its old one, so a hot
-        swap never makes the instance look unready to a load balancer."""
+        """Every app has had its first load: it serves some version or its load failed (shown on
+        the status page and logged). A failed app does not hold readiness back: one tenant's
+        broken source or registry must not take the whole instance out of a load balancer. An app
+        still on its first load does (the registry timeouts and deadline bound that), and so does
+        a loaded app not yet in the table. An app being updated still serves its old version, so
+        hot swaps never flip readiness."""
         if not self.initial_done.is_set() or self.config is None:  # never had a valid routes.toml
             return False
-        return all(s.state in SERVING_STATES for s in self.status.values())
+        if self._join_timer is not None:
+            return False
+        return all(s.state != "loading" for s in self.status.values())
+
+    @property
+    def pending(self) -> tuple[str, ...]:
+        """Apps with a load in progress."""
+        return tuple(self._pending)
+
+    async def settled(self) -> None:
+        """Wait until no load is pending (tests, benchmarks)."""
+        await self._settled.wait()
 
     # -- reload ------------------------------------------------------------------------------------
 
     async def reload(self) -> bool:
         """Apply routes.toml. Returns False if the file was rejected. Safe to call concurrently:
         callers queue on the lock and whoever holds it re-reads the file until no change is pending.
+        Returns once the edit is applied and its loads have started, not when they finish.
         """
         self._again = True
         async with self._lock:
@@ -121,93 +163,194 @@ class AppManager:
         if self.config is not None and desired.server != self.config.server:
             log.warning("[server] settings changed: they take effect when the server restarts")
         self.config = desired
-        return await self.apply(desired.apps)
+        todo = self.apply(desired.apps)
+        self.reload_log.append(ReloadRecord(
+            time.time(), time.monotonic() - started, True, loaded=tuple(todo.load), removed=tuple(todo.remove),
+        ))
+        return True
 
-    async def apply(self, desired: Mapping[str, AppConfig]) -> bool:
-        serving_configs = {name: v.config for name, v in self.serving.items()}
-        todo = plan(desired, serving_configs)
+    def apply(self, desired: Mapping[str, AppConfig]) -> Plan:
+        """Start the loads `desired` needs and publish what can serve now (returns the plan).
+        Synchronous: a load finishing meanwhile is handled before or after, never in the middle."""
+        for name, pending in list(self._pending.items()):
+            wanted = desired.get(name)
+            if wanted is None or wanted.load_key() != pending.config.load_key():
+                self._abandon(name)
+        todo = plan(desired, {name: version.config for name, version in self.serving.items()})
         for name, app in desired.items():
             status = self.status.get(name)
             if status is None:
                 status = self.status[name] = AppStatus(name=name, config=app)
             status.config = app
-            if name in todo.load:
-                status.state = "updating" if name in self.serving else "loading"
-        if todo.load:
-            log.info("loading %s", ", ".join(todo.load))
-
-        started = time.monotonic()
-        results = await asyncio.gather(*(self._watched_load(desired[name]) for name in todo.load))
-        loaded = {name: version for name, version in zip(todo.load, results, strict=True) if version is not None}
-
-        outcome = compose(desired, self.serving, loaded)
-        for name in todo.keep:
-            # Unchanged load settings: same version, possibly new routes or max_concurrent.
-            self.serving[name].config = desired[name]
-        entries: list[tuple[str, tuple[str, ...], str, Endpoint]] = []
-        for name, version in outcome.serving.items():
-            app = desired[name]
-            endpoint = Endpoint(version, app, self.status[name].stats)
-            entries.extend((name, route.hosts, route.prefix, endpoint) for route in app.routes)
-        table = RoutingTable.build(entries)  # validated config: no conflicts possible
-
-        self.table = table  # the atomic swap: requests from now on see only the new table
-        self.serving = dict(outcome.serving)
-        self.reloads += 1
-
-        for version in outcome.retired:
-            version.retire()
-        self.heap.after_swap(retired_any=bool(outcome.retired))
         for name in list(self.status):
             if name not in desired:
                 del self.status[name]
-        for name in desired:
+        for name in todo.keep:
+            # Unchanged load settings: same version, possibly new routes or max_concurrent.
+            self.serving[name].config = desired[name]
+            self.status[name].state = "ready"  # (an update it was waiting for may just have been abandoned)
+        started = [name for name in todo.load if name not in self._pending]
+        for name in todo.load:
             status = self.status[name]
             if name in self.serving:
-                status.state = "ready"
-                if name in loaded:
-                    status.error = None
-            else:
-                status.state = "failed"
-        self.reload_log.append(ReloadRecord(
-            time.time(), time.monotonic() - started, True, loaded=tuple(loaded),
-            failed=tuple(name for name in todo.load if name not in loaded), removed=tuple(todo.remove),
-        ))
-        if todo.load or todo.remove:
-            log.info(
-                "routing table swapped: %d apps serving, loaded %s, removed %s",
-                len(self.serving), ", ".join(loaded) or "none", ", ".join(todo.remove) or "none",
-            )
-        return True
+                status.state = "updating"
+            elif not (status.state == "failed" and status.failed_key == desired[name].load_key()):
+                status.state = "loading"
+        for name in started:
+            self._start_load(desired[name])
+        if started:
+            log.info("loading %s", ", ".join(started))
+        self._publish(desired)
+        return todo
 
-    async def _watched_load(self, app: AppConfig) -> AppVersion | None:
-        """_load, followed for the status page: pull progress, then compile time. gather() runs
-        each load in its own task, so the watch's context reaches this app's load only."""
-        status = self.status[app.name]
-        watch = status.load = LoadWatch(app.source)
-        with watch.watching():
-            version = await self._load(app)
-        watch.finish(version is not None, status.error)
-        return version
+    # -- loads -------------------------------------------------------------------------------------
 
-    async def _load(self, app: AppConfig) -> AppVersion | None:
+    def _start_load(self, app: AppConfig) -> None:
+        pending = _PendingLoad(app)
+        watch = self.status[app.name].load = LoadWatch(app.source)
+        with watch.watching():  # the task copies this context: pull progress reaches the watch
+            pending.task = asyncio.create_task(self._load(app), name=f"load {app.name}")
+        pending.task.add_done_callback(functools.partial(self._finished, app.name, pending))
+        self._pending[app.name] = pending
+        self._settled.clear()
+
+    def _abandon(self, name: str) -> None:
+        """Forget a pending load (its app was removed or changed again); a version it still
+        produces is released when it arrives."""
+        pending = self._pending.pop(name)
+        if pending.task is not None:
+            pending.task.cancel()
+        if not self._pending:
+            self._settled.set()
+
+    async def _load(self, app: AppConfig) -> AppVersion:
         try:
             return await asyncio.wait_for(self.loader.load(app), LOAD_TIMEOUT_S)
-        except Exception as exc:  # any failure of one app must not block the others
-            status = self.status[app.name]
-            if isinstance(exc, TimeoutError):
-                exc = TimeoutError(f"loading {app.source} took longer than {LOAD_TIMEOUT_S:.0f}s")
+        except TimeoutError:
+            raise TimeoutError(f"loading {app.source} took longer than {LOAD_TIMEOUT_S:.0f}s") from None
+
+    def _finished(self, name: str, pending: _PendingLoad, task: asyncio.Task[AppVersion]) -> None:
+        if self._pending.get(name) is not pending:  # abandoned
+            if not task.cancelled() and task.exception() is None:
+                task.result().retire()
+            return
+        del self._pending[name]
+        if not self._pending:
+            self._settled.set()
+        status = self.status[name]
+        if task.cancelled():  # not by us (shutdown): nothing to report
+            return
+        exc = task.exception()
+        if status.load is not None:
+            status.load.finish(exc is None, None if exc is None else str(exc) or type(exc).__name__)
+        if exc is None:
+            self.serving[name] = task.result()
+            status.state = "ready"
+            status.error = None
+            status.failed_key = None
+        else:
             status.error = str(exc) or type(exc).__name__
             status.error_at = time.time()
-            keeping = " (keeping the previous version)" if app.name in self.serving else ""
-            log.error("app %s failed to load from %s%s: %s", app.name, app.source, keeping, exc)
-            return None
+            keeping = " (keeping the previous version)" if name in self.serving else ""
+            log.error("app %s failed to load from %s%s: %s", name, pending.config.source, keeping, status.error)
+            if name in self.serving:
+                status.state = "ready"
+            else:
+                status.state = "failed"
+                status.failed_key = pending.config.load_key()
+        self._join()
+
+    def _join(self) -> None:
+        """Publish the outcome of a finished load now, or with others shortly (JOIN_INTERVAL_S)."""
+        if self._join_timer is not None:
+            return
+        wait = self._last_publish + JOIN_INTERVAL_S - time.monotonic()
+        if wait <= 0:
+            self._publish_current()
+        else:
+            self._join_timer = asyncio.get_running_loop().call_later(wait, self._publish_current)
+
+    def _publish_current(self) -> None:
+        self._join_timer = None
+        if self.config is not None:
+            self._publish(self.config.apps)
+
+    # -- the routing table ---------------------------------------------------------------------------
+
+    def _publish(self, desired: Mapping[str, AppConfig]) -> None:
+        """Build the table from the serving versions (routes from `desired`) and swap it in if it
+        differs from the live one; retire the versions no table uses any more."""
+        if self._join_timer is not None:  # this swap includes whatever the timer was waiting for
+            self._join_timer.cancel()
+            self._join_timer = None
+        old = self.table
+        outcome = compose(desired, self.serving, {})
+        self.serving = dict(outcome.serving)
+        entries: list[tuple[str, tuple[str, ...], str, Endpoint]] = []
+        for name, version in self.serving.items():
+            app = desired[name]
+            endpoint = Endpoint(version, app, self.status[name].stats)
+            entries.extend((name, route.hosts, route.prefix, endpoint) for route in app.routes)
+        entries.extend(self._handover(desired, entries, old))
+        # What requests can tell apart (the dispatcher reads only max_concurrent from the config):
+        # an edit that changes nothing of this, e.g. a new source still loading, needs no swap.
+        built_from = tuple((name, hosts, prefix, id(e.version), e.config.max_concurrent, id(e.stats))
+                           for name, hosts, prefix, e in entries)
+        if built_from == self._published:
+            return
+        self.table = RoutingTable.build(entries)  # validated config: no conflicts possible
+        self._published = built_from
+        self._last_publish = time.monotonic()
+        self.reloads += 1
+        live = {id(e.version) for *_, e in entries} | {id(v) for v in self.serving.values()}
+        retired = [v for v in _versions(old, outcome.retired) if id(v) not in live]
+        for version in retired:
+            version.retire()
+        self.heap.after_swap(retired_any=bool(retired))
+        log.info(
+            "routing table swapped: %d apps serving (%s), %d loading",
+            len(self.serving), ", ".join(sorted(self.serving)) or "none", len(self._pending),
+        )
+
+    def _handover(self, desired: Mapping[str, AppConfig], entries: list[tuple[str, tuple[str, ...], str, Endpoint]],
+                  old: RoutingTable[Endpoint]) -> list[tuple[str, tuple[str, ...], str, Endpoint]]:
+        """Routes of the live table that an app still on its first load will take over, and that
+        no serving app claims: they stay where they are until that app joins or fails."""
+        claimed = {(host, prefix) for _, hosts, prefix, _ in entries for host in hosts or ("",)}
+        waiting = {
+            (host, route.prefix)
+            for name, app in desired.items()
+            if name in self._pending and name not in self.serving
+            for route in app.routes
+            for host in route.hosts or ("",)
+        }
+        return [
+            (route.app, (host,) if host else (), route.prefix, route.target)
+            for host, route in old.routes
+            if (host, route.prefix) in waiting and (host, route.prefix) not in claimed
+        ]
 
     async def close(self) -> None:
-        """Shutdown: release every version (after the server stopped taking requests)."""
+        """Shutdown: abandon pending loads and release every version (after the server stopped
+        taking requests)."""
         async with self._lock:
+            for name in list(self._pending):
+                self._abandon(name)
+            if self._join_timer is not None:
+                self._join_timer.cancel()
+                self._join_timer = None
             self.heap.close()
-            for version in self.serving.values():
+            for version in _versions(self.table, self.serving.values()):
                 version.retire()
             self.serving = {}
             self.table = RoutingTable.build([])
+
+
+def _versions(table: RoutingTable[Endpoint], more: Iterable[AppVersion]) -> list[AppVersion]:
+    """The versions a table routes to, and `more`, each once."""
+    seen: dict[int, AppVersion] = {}
+    for _, route in table.routes:
+        seen.setdefault(id(route.target.version), route.target.version)
+    for version in more:
+        seen.setdefault(id(version), version)
+    return list(seen.values())

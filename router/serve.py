@@ -128,7 +128,7 @@ async def _serve_worker(options: ServeOptions, server: config_mod.ServerConfig, 
     # [server] as validated at startup: a worker (re)started later does not depend on the file
     # being valid at that moment; the apps come from the manager's first reload.
     http1_head.install()  # reason phrases in HTTP/1 status lines (this process's hypercorn)
-    loader = AppLoader(server.cache_dir, server.state_dir)
+    loader = AppLoader(server.cache_dir, server.state_dir, server.registry)
     manager = AppManager(options.routes_path, loader)
     loader.runtime.app_directory = ServedApps(manager)  # guests calling http://<app>.lepton.internal
     app = RouterApp(manager, TrustedProxies(server.trusted_proxies), watch=options.watch)

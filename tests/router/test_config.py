@@ -192,6 +192,32 @@ def test_server_validation(tmp_path: Path) -> None:
     assert ":6: field 'bogus': unknown key in [server]" in text
 
 
+def test_registry_limits(tmp_path: Path) -> None:
+    from registry.limits import DEFAULT_LIMITS, RegistryLimits
+
+    assert _parse("", tmp_path).server.registry == DEFAULT_LIMITS
+    assert RegistryLimits(10.0, 30.0, 300.0, 4 * 1024**2, 1024**3) == DEFAULT_LIMITS
+    cfg = _parse(
+        '[server]\nregistry_connect_timeout = "2s"\nregistry_read_timeout = "500ms"\nregistry_deadline = "1m"\n'
+        'max_manifest_size = "1MiB"\nmax_blob_size = "2GiB"\n',
+        tmp_path,
+    )
+    assert cfg.server.registry == RegistryLimits(2.0, 0.5, 60.0, 1024**2, 2 * 1024**3)
+    problems = _problems(
+        '[server]\nregistry_read_timeout = "soon"\nmax_blob_size = 0\nregistry_deadline = true\n'
+        'max_manifest_size = "4 parsecs"\nregistry_timeout = "1s"\n',
+        tmp_path,
+    )
+    where = f"{tmp_path / 'routes.toml'}"
+    assert problems == [
+        f"{where}:2: field 'registry_read_timeout': invalid duration 'soon' (use e.g. \"30s\", \"250ms\", \"1m30s\")",
+        f"{where}:3: field 'max_blob_size': size must be positive, got 0",
+        f"{where}:4: field 'registry_deadline': expected a duration such as \"30s\", got a boolean",
+        f"{where}:5: field 'max_manifest_size': invalid size '4 parsecs' (use e.g. \"10MiB\", \"256MiB\", \"1GB\")",
+        f"{where}:6: field 'registry_timeout': unknown key in [server] (did you mean 'registry_read_timeout'?)",
+    ]
+
+
 def test_bad_app_name_and_inline_tables(tmp_path: Path) -> None:
     problems = _problems('[apps]\n"bad name" = { source = "r/a" }\nok = { source = "r/b", prefix = 3 }\n', tmp_path)
     assert "app 'bad name'" in problems[0] and ":2:" in problems[0]
