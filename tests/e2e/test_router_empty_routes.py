@@ -130,7 +130,13 @@ def test_truncate_then_write_never_drops_an_app(served: tuple[RouterServer, Path
                                                 sources: dict[str, str], router_cache_dir: Path) -> None:
     """An editor's save: truncate, then write in two steps. No request fails at any point."""
     server, routes, text = served
-    reloads = server.status()["reloads"]
+    # (The table is rebuilt only when something it routes changes, and this save changes nothing:
+    # the reload shows in the reload log, not in the swap count.)
+    def last_reload() -> float:
+        recent = server.status()["recent_reloads"]  # latest first
+        return float(recent[0]["at"]) if recent else 0.0
+
+    before = last_reload()
     with _watching(server) as failures:
         with routes.open("w") as out:  # truncates
             out.flush()
@@ -140,7 +146,7 @@ def test_truncate_then_write_never_drops_an_app(served: tuple[RouterServer, Path
             out.flush()
             time.sleep(0.15)
             out.write(_app_part("beta", sources["beta"]))
-        server.wait_for(lambda: server.status()["reloads"] > reloads, WAIT_S, "the reload of the saved file")
+        server.wait_for(lambda: last_reload() > before, WAIT_S, "the reload of the saved file")
         time.sleep(1.0)  # requests keep flowing after the swap too
     assert failures == [], server.log()
     assert _config_error(server) is None
