@@ -16,7 +16,7 @@ import contextlib
 import time
 from collections.abc import Iterator
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from registry.progress import Progress
@@ -106,9 +106,13 @@ class ReloadRecord:
     seconds: float
     accepted: bool  # routes.toml was valid (the swap happened)
     problems: tuple[Problem, ...] = ()  # why it was rejected
-    loaded: tuple[str, ...] = ()
-    failed: tuple[str, ...] = ()  # apps whose load failed (an older version may still serve)
+    loaded: tuple[str, ...] = ()  # apps whose load this reload started (they join when done)
+    failed: tuple[str, ...] = ()  # of those, the ones whose load failed (an older version may still serve)
     removed: tuple[str, ...] = ()
+
+    def with_failure(self, app: str) -> ReloadRecord:
+        """This record once `app`'s load, started by it, has failed (loads end after reloads)."""
+        return replace(self, failed=(*self.failed, app)) if app in self.loaded else self
 
     def to_json(self) -> dict[str, Any]:
         return {

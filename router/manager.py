@@ -251,6 +251,8 @@ class AppManager:
         else:
             status.error = str(exc) or type(exc).__name__
             status.error_at = time.time()
+            if self.reload_log:  # the status page's last reload says which of its loads failed
+                self.reload_log[-1] = self.reload_log[-1].with_failure(name)
             keeping = " (keeping the previous version)" if name in self.serving else ""
             log.error("app %s failed to load from %s%s: %s", name, pending.config.source, keeping, status.error)
             if name in self.serving:

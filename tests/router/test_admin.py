@@ -42,6 +42,7 @@ async def client(tmp_path: Path) -> Any:
     routes.write_text('[apps.web]\nsource = "r.test/web:v1"\nhosts = ["web.test"]\n')
     manager = AppManager(routes, _Loader())
     assert await manager.reload()
+    await manager.settled()  # (a reload returns once its loads started)
     stats = manager.status["web"].stats
     for _ in range(20):
         stats.record(200, 0.004)

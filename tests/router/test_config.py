@@ -195,7 +195,7 @@ def test_server_validation(tmp_path: Path) -> None:
 def test_registry_limits(tmp_path: Path) -> None:
     from registry.limits import DEFAULT_LIMITS, RegistryLimits
 
-    assert _parse("", tmp_path).server.registry == DEFAULT_LIMITS
+    assert _parse("[server]\n", tmp_path).server.registry == DEFAULT_LIMITS
     assert RegistryLimits(10.0, 30.0, 300.0, 4 * 1024**2, 1024**3) == DEFAULT_LIMITS
     cfg = _parse(
         '[server]\nregistry_connect_timeout = "2s"\nregistry_read_timeout = "500ms"\nregistry_deadline = "1m"\n'

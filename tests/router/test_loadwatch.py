@@ -91,6 +91,7 @@ async def test_a_load_reports_its_pull_then_its_compile(tmp_path: Path) -> None:
 
     loader.compiling.set()
     assert await asyncio.wait_for(reload, LIMIT_S)
+    await asyncio.wait_for(manager.settled(), LIMIT_S)  # (a reload returns once its loads started)
     view = manager.status["web"].load.to_json()  # type: ignore[union-attr]
     assert view["phase"] == "done" and view["compile_s"] is not None and view["finished_at"] is not None
     assert view["elapsed_s"] >= view["pull_s"] and view["error"] is None
@@ -107,6 +108,7 @@ async def test_a_failed_load_and_a_rejected_edit(tmp_path: Path) -> None:
     loader.fail = True
     manager = AppManager(routes, loader)
     assert await asyncio.wait_for(manager.reload(), LIMIT_S)
+    await asyncio.wait_for(manager.settled(), LIMIT_S)
     view = manager.status["web"].load.to_json()  # type: ignore[union-attr]
     assert view["phase"] == "failed" and "compile failed" in view["error"] and view["compile_s"] is not None
     assert manager.reload_log[-1].to_json()["failed"] == ["web"]
