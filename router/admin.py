@@ -178,11 +178,11 @@ def create_admin_app(manager: AppManager) -> Quart:
 
     @app.get("/")
     async def index() -> Response:
-        return _asset("index.html")
+        return await _asset("index.html")
 
     @app.get("/<any('page.css', 'page.js'):name>")
     async def page_asset(name: str) -> Response:
-        return _asset(name)
+        return await _asset(name)
 
     @app.get("/plain")
     async def plain() -> Response:
@@ -210,8 +210,8 @@ def create_admin_app(manager: AppManager) -> Quart:
     return app
 
 
-def _asset(name: str) -> Response:
-    response = Response(status_page.asset(name), content_type=status_page.ASSETS[name])
+async def _asset(name: str) -> Response:
+    response = Response(await status_page.asset(name), content_type=status_page.ASSETS[name])
     response.headers["Content-Security-Policy"] = status_page.CSP
     response.headers["Cache-Control"] = "no-cache"  # a new release's page is picked up at once
     return response

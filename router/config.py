@@ -187,8 +187,12 @@ def load(path: Path) -> RoutesConfig:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([Problem(str(path), None, None, None, f"cannot read: {exc}")]) from exc
+        raise unreadable(path, exc) from exc
     return parse(text, path)
+
+
+def unreadable(path: Path, exc: Exception) -> ConfigError:
+    return ConfigError([Problem(str(path), None, None, None, f"cannot read: {exc}")])
 
 
 def parse(text: str, path: Path) -> RoutesConfig:

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from router import config as config_mod
 from router.config import AppConfig, ConfigError, RoutesConfig
+from router.config_file import read_routes
 from router.heap import HeapPolicy
 from router.loadwatch import LoadWatch, ReloadRecord
 from router.metrics import AppStats
@@ -153,7 +153,7 @@ class AppManager:
     async def _reload_once(self) -> bool:
         started = time.monotonic()
         try:
-            desired = await asyncio.to_thread(config_mod.load, self.routes_path)
+            desired = await read_routes(self.routes_path)
         except ConfigError as exc:
             self.config_error = str(exc)
             self.reload_log.append(ReloadRecord(time.time(), time.monotonic() - started, False, tuple(exc.problems)))

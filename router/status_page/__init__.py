@@ -6,8 +6,9 @@ drawn by page.js from /status.json and /status/history.json.
 
 from __future__ import annotations
 
-from functools import cache
 from importlib import resources
+
+import aiofiles
 
 # name -> content type; only these are served.
 ASSETS = {
@@ -24,8 +25,17 @@ CSP = (
 )
 
 
-@cache
-def asset(name: str) -> bytes:
+_loaded: dict[str, bytes] = {}
+
+
+async def asset(name: str) -> bytes:
+    """An asset's bytes, read once (through aiofiles: it is read on the event loop's behalf, and
+    a slow disk must not stall the admin listener) and then served from memory."""
     if name not in ASSETS:
         raise KeyError(name)
-    return resources.files(__name__).joinpath(name).read_bytes()
+    data = _loaded.get(name)
+    if data is None:
+        with resources.as_file(resources.files(__name__).joinpath(name)) as path:
+            async with aiofiles.open(path, "rb") as f:
+                data = _loaded[name] = await f.read()
+    return data

@@ -61,14 +61,14 @@ async def test_the_page_and_its_assets(client: Any) -> None:
     assert plain.status_code == 200 and "<table>" in (await plain.get_data(as_text=True))
 
 
-def test_the_page_references_nothing_outside_its_origin() -> None:
+async def test_the_page_references_nothing_outside_its_origin() -> None:
     for name in status_page.ASSETS:
-        text = status_page.asset(name).decode()
+        text = (await status_page.asset(name)).decode()
         # The SVG namespace is a name, never fetched.
         urls = set(re.findall(r"[a-z]+://[^\s\"'`)]+", text)) - {"http://www.w3.org/2000/svg"}
         assert urls == set(), (name, urls)
         assert not re.search(r"""(src|href)\s*=\s*["']//|@import|url\(""", text), name
-    html = status_page.asset("index.html").decode()
+    html = (await status_page.asset("index.html")).decode()
     assert re.findall(r'(?:src|href)="([^"]+)"', html) == ["page.css", "page.js", "status.json", "metrics", "plain",
                                                            "status.json"]
 
