@@ -16,13 +16,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from registry.loaded import LoadedApp, LoadedComponent
 from runtime.capabilities.outbound_db import guest
 from runtime.capabilities.support.wit import case, err, ok
 from runtime.core import context
-from runtime.core.contract import BaseCapability, InterfaceImpl, resource_type_id
+from runtime.core.contract import InterfaceImpl, resource_type_id
 from runtime.core.values import own
-from runtime.types import AppSettings
 
 if TYPE_CHECKING:
     from runtime.capabilities.mqtt.client import Target
@@ -85,9 +83,8 @@ def _publish(store: Any, handle: Any, topic: str, payload: bytes, qos: str) -> A
     return ok(None)
 
 
-class MqttCapability(BaseCapability):
+class MqttCapability(guest.OutboundDbCapability):
     name = NAME
-    blocking = True  # waits on the network: components importing it run on worker threads
     interfaces = frozenset({"fermyon:spin/mqtt"})
 
     def provides(self, interface: str) -> bool:
@@ -99,5 +96,3 @@ class MqttCapability(BaseCapability):
             funcs={"[static]connection.open": _open, "[method]connection.publish": _publish},
         )
 
-    def prepare(self, app: LoadedApp, component: LoadedComponent, settings: AppSettings) -> Any:
-        return guest.prepare(app, component, settings)

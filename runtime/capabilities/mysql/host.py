@@ -15,23 +15,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from registry.loaded import LoadedApp, LoadedComponent
 from runtime.capabilities.outbound_db import guest
-from runtime.capabilities.outbound_db.pool import ConnectFailed, Lease, PoolExhausted, pool_for
+from runtime.capabilities.outbound_db.pool import Lease
 from runtime.capabilities.outbound_db.rdbms import (
-    DbError,
-    ErrorKind,
     Value,
     Version,
     lower_row_set,
     param,
     result,
 )
-from runtime.capabilities.outbound_db.watchdog import ConnectTimeout
 from runtime.core import context
-from runtime.core.contract import BaseCapability, InterfaceImpl, resource_type_id
+from runtime.core.contract import InterfaceImpl, resource_type_id
 from runtime.core.values import own
-from runtime.types import AppSettings
 
 NAME = "spin-outbound-mysql"
 V2_CONNECTION = resource_type_id("fermyon:spin/mysql", "connection")
@@ -46,21 +41,8 @@ def _client() -> Any:
 def _open(address: str) -> Lease[Any]:
     from runtime.capabilities.mysql.address import parse_and_check
 
-    ctx = context.current()
-    try:
-        key = parse_and_check(address, guest.allowed(NAME))
-    except DbError as exc:
-        guest.note_failed_open("mysql", address, exc.message)
-        raise
-    driver = _client().MysqlDriver(ctx.settings.timeout_s)
-    try:
-        return pool_for(ctx.app, driver).acquire(key, ctx.deadline)
-    except PoolExhausted:
-        guest.note_failed_open("mysql", address, "too many connections")
-        raise DbError(ErrorKind.CONNECTION_FAILED, "too many connections") from None
-    except (ConnectTimeout, ConnectFailed) as exc:
-        guest.note_failed_open("mysql", address, str(exc))
-        raise DbError(ErrorKind.CONNECTION_FAILED, str(exc)) from None
+    driver = _client().MysqlDriver(context.current().settings.timeout_s)
+    return guest.open_rdbms("mysql", NAME, address, parse_and_check, driver)
 
 
 def _params(params: list[Any]) -> list[Value]:
@@ -92,11 +74,8 @@ def _v1_funcs() -> dict[str, Any]:
     def with_address(op: Callable[[Lease[Any], str, list[Value]], Any], lower: Callable[[Any], Any]) -> Any:
         def call(store: Any, address: str, statement: str, params: list[Any]) -> Any:
             def run() -> Any:
-                lease = _open(address)
-                try:
-                    return lower(op(lease, statement, _params(params)))
-                finally:
-                    lease.release()
+                converted = _params(params)
+                return guest.with_lease(_open, address, lambda lease: lower(op(lease, statement, converted)))
 
             return result(run, Version.V1)
 
@@ -108,9 +87,8 @@ def _v1_funcs() -> dict[str, Any]:
     }
 
 
-class MysqlCapability(BaseCapability):
+class MysqlCapability(guest.OutboundDbCapability):
     name = NAME
-    blocking = True  # waits on the network: components importing it run on worker threads
     interfaces = frozenset({"fermyon:spin/mysql"})
 
     def implement(self, interface: str, version: str | None) -> InterfaceImpl:
@@ -118,5 +96,3 @@ class MysqlCapability(BaseCapability):
             return InterfaceImpl(funcs=_v1_funcs())
         return InterfaceImpl(resources={"connection": (V2_CONNECTION, guest.drop)}, funcs=_v2_funcs())
 
-    def prepare(self, app: LoadedApp, component: LoadedComponent, settings: AppSettings) -> Any:
-        return guest.prepare(app, component, settings)

@@ -6,19 +6,26 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from registry.loaded import LoadedApp, LoadedComponent
+from runtime.capabilities.outbound_db.pool import ConnectFailed, Driver, Lease, PoolExhausted, pool_for
+from runtime.capabilities.outbound_db.rdbms import DbError, ErrorKind
+from runtime.capabilities.outbound_db.watchdog import ConnectTimeout
 from runtime.capabilities.outbound_http.host import allowed_hosts_for
 from runtime.capabilities.support import per_app
 from runtime.capabilities.support.allowed_hosts import AllowedHosts
 from runtime.core import context
+from runtime.core.contract import BaseCapability
 from runtime.core.values import rep
 from runtime.errors import GuestTrap
 from runtime.types import AppSettings
 
 T = TypeVar("T")
+C = TypeVar("C")
+L = TypeVar("L", bound="Releasable")
 
 
 _USERINFO = re.compile(r"(?<=://)[^@/]*@")
@@ -92,3 +99,42 @@ def deadline() -> float:
 
 
 __all__ = ["GuestTrap", "PreparedDb", "Releasable", "allowed", "drop", "get", "hold", "prepare"]
+
+
+class OutboundDbCapability(BaseCapability):
+    """What the database families share: their calls wait on the network (components importing
+    them run on worker threads), and each component is prepared with its allow-list."""
+
+    blocking = True
+
+    def prepare(self, app: LoadedApp, component: LoadedComponent, settings: AppSettings) -> Any:
+        return prepare(app, component, settings)
+
+
+def with_lease(open_: Callable[[str], L], address: str, use: Callable[[L], T]) -> T:
+    """Spin 1.x calls name the address on every call: open (or take from the pool), use, release."""
+    lease = open_(address)
+    try:
+        return use(lease)
+    finally:
+        lease.release()
+
+
+def open_rdbms(family: str, capability: str, address: str, parse: Callable[[str, AllowedHosts], Hashable],
+               driver: Driver[C]) -> Lease[C]:
+    """A pooled connection for a relational database's `open(address)`: the address checked
+    against the allow-list first, every refusal or failure logged once and raised as DbError."""
+    ctx = context.current()
+    try:
+        key = parse(address, allowed(capability))
+    except DbError as exc:
+        note_failed_open(family, address, exc.message)
+        raise
+    try:
+        return pool_for(ctx.app, driver).acquire(key, ctx.deadline)
+    except PoolExhausted:
+        note_failed_open(family, address, "too many connections")
+        raise DbError(ErrorKind.CONNECTION_FAILED, "too many connections") from None
+    except (ConnectTimeout, ConnectFailed) as exc:
+        note_failed_open(family, address, str(exc))
+        raise DbError(ErrorKind.CONNECTION_FAILED, str(exc)) from None

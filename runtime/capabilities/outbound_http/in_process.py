@@ -35,9 +35,7 @@ from typing import Protocol
 
 from runtime.capabilities.outbound_http.client import OutboundErrorKind, OutboundHttpError
 from runtime.capabilities.support.allowed_hosts import AllowedHosts, OutboundUrl
-from runtime.capabilities.wasi.http import FORBIDDEN_HEADERS, BufferOutputStream
-from runtime.capabilities.wasi.io import FnPollable, InputStream, Pollable, StreamFailed
-from runtime.core import context
+from runtime.capabilities.wasi.http import FORBIDDEN_HEADERS, BodyInputStream, BufferOutputStream
 from runtime.core.context import RequestContext
 from runtime.core.guest_io import BodyError, BodySource
 from runtime.types import AppCallRefused, OutgoingResponse
@@ -187,22 +185,14 @@ def streamed_body(buf: BufferOutputStream, loop: asyncio.AbstractEventLoop) -> A
     return chunks()
 
 
-class CalleeBody(InputStream):
+class CalleeBody(BodyInputStream):
     """The callee's response body as the caller's guest reads it: the loop feeds a bounded buffer
-    (BodySource) as the callee writes; closing it ends the call."""
+    (BodySource) as the callee writes, read like an incoming request's body; closing it ends the
+    call."""
 
     def __init__(self, source: BodySource, on_close: Callable[[], None]) -> None:
-        self._source = source
+        super().__init__(source)
         self._on_close = on_close
-
-    def read(self, n: int, blocking: bool, deadline: float) -> bytes | None:
-        try:
-            if blocking and not self._source.ready():
-                with context.current().waiting():
-                    self._source.wait_ready(deadline)
-            return self._source.read(n, deadline if blocking else None)
-        except BodyError as exc:
-            raise StreamFailed(str(exc)) from exc
 
     def read_all(self, deadline: float) -> bytes:
         """The rest of the body, waiting up to `deadline` (the caller is already in `waiting`)."""
@@ -210,9 +200,6 @@ class CalleeBody(InputStream):
             return self._source.read_all(deadline)
         except BodyError as exc:
             raise OutboundHttpError(OutboundErrorKind.PROTOCOL_ERROR, str(exc)) from None
-
-    def pollable(self) -> Pollable:
-        return FnPollable(self._source.ready, self._source.wait_ready)
 
     def close(self) -> None:
         self._on_close()

@@ -16,9 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from registry.loaded import LoadedApp, LoadedComponent
 from runtime.capabilities.outbound_db import guest
-from runtime.capabilities.outbound_db.pool import ConnectFailed, Lease, PoolExhausted, pool_for
+from runtime.capabilities.outbound_db.pool import Lease
 from runtime.capabilities.outbound_db.rdbms import (
     DbError,
     ErrorKind,
@@ -28,11 +27,8 @@ from runtime.capabilities.outbound_db.rdbms import (
     param,
     result,
 )
-from runtime.capabilities.outbound_db.watchdog import ConnectTimeout
-from runtime.core import context
-from runtime.core.contract import BaseCapability, InterfaceImpl, resource_type_id
+from runtime.core.contract import InterfaceImpl, resource_type_id
 from runtime.core.values import own
-from runtime.types import AppSettings
 
 if TYPE_CHECKING:
     from runtime.capabilities.postgres.client import Conn
@@ -53,20 +49,7 @@ def _open(address: str) -> Lease[Conn]:
     from runtime.capabilities.postgres.address import parse_and_check
     from runtime.capabilities.postgres.client import PostgresDriver
 
-    ctx = context.current()
-    try:
-        key = parse_and_check(address, guest.allowed(NAME))
-    except DbError as exc:
-        guest.note_failed_open("postgres", address, exc.message)
-        raise
-    try:
-        return pool_for(ctx.app, _driver(PostgresDriver)).acquire(key, ctx.deadline)
-    except PoolExhausted:
-        guest.note_failed_open("postgres", address, "too many connections")
-        raise DbError(ErrorKind.CONNECTION_FAILED, "too many connections") from None
-    except (ConnectTimeout, ConnectFailed) as exc:
-        guest.note_failed_open("postgres", address, str(exc))
-        raise DbError(ErrorKind.CONNECTION_FAILED, str(exc)) from None
+    return guest.open_rdbms("postgres", NAME, address, parse_and_check, _driver(PostgresDriver))
 
 
 _drivers: dict[type, Any] = {}
@@ -110,11 +93,7 @@ def _v1_funcs() -> dict[str, Any]:
         def call(store: Any, address: str, statement: str, params: list[Any]) -> Any:
             def run() -> Any:
                 converted = _params(params, Version.V1)
-                lease = _open(address)
-                try:
-                    return lower(op(lease, statement, converted))
-                finally:
-                    lease.release()
+                return guest.with_lease(_open, address, lambda lease: lower(op(lease, statement, converted)))
 
             return result(run, Version.V1)
 
@@ -126,9 +105,8 @@ def _v1_funcs() -> dict[str, Any]:
     }
 
 
-class PostgresCapability(BaseCapability):
+class PostgresCapability(guest.OutboundDbCapability):
     name = NAME
-    blocking = True  # waits on the network: components importing it run on worker threads
     interfaces = frozenset({"fermyon:spin/postgres", "spin:postgres/postgres"})
 
     def implement(self, interface: str, version: str | None) -> InterfaceImpl:
@@ -143,5 +121,3 @@ class PostgresCapability(BaseCapability):
             resources={"connection": (V2_CONNECTION, guest.drop)}, funcs=_resource_funcs(Version.V2, V2_CONNECTION)
         )
 
-    def prepare(self, app: LoadedApp, component: LoadedComponent, settings: AppSettings) -> Any:
-        return guest.prepare(app, component, settings)

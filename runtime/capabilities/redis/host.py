@@ -20,7 +20,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from registry.loaded import LoadedApp, LoadedComponent
 from runtime.capabilities.outbound_db import guest
 from runtime.capabilities.outbound_db.pool import (
     ConnectFailed,
@@ -32,10 +31,9 @@ from runtime.capabilities.outbound_db.pool import (
 from runtime.capabilities.outbound_db.watchdog import ConnectTimeout
 from runtime.capabilities.support.wit import case, err, ok
 from runtime.core import context
-from runtime.core.contract import BaseCapability, InterfaceImpl, resource_type_id
+from runtime.core.contract import InterfaceImpl, resource_type_id
 from runtime.core.values import own
 from runtime.engine.patches import Case
-from runtime.types import AppSettings
 
 if TYPE_CHECKING:
     from redis.connection import Connection
@@ -197,9 +195,8 @@ def _v1_funcs() -> dict[str, Any]:
     return {name: with_address(op, converts.get(name, same)) for name, op in _OPS.items()}
 
 
-class RedisCapability(BaseCapability):
+class RedisCapability(guest.OutboundDbCapability):
     name = NAME
-    blocking = True  # waits on the network: components importing it run on worker threads
     interfaces = frozenset({"fermyon:spin/redis"})
 
     def implement(self, interface: str, version: str | None) -> InterfaceImpl:
@@ -207,5 +204,3 @@ class RedisCapability(BaseCapability):
             return InterfaceImpl(funcs=_v1_funcs())
         return InterfaceImpl(resources={"connection": (V2_CONNECTION, guest.drop)}, funcs=_v2_funcs())
 
-    def prepare(self, app: LoadedApp, component: LoadedComponent, settings: AppSettings) -> Any:
-        return guest.prepare(app, component, settings)
