@@ -186,3 +186,18 @@ def test_body_over_max_body_is_413_and_the_client_recovers(served: RouterServer)
         assert response.status_code == 413
         assert client.post(f"{served.base_url}/beta/up", content=b"small").status_code == 200
         assert client.get(f"{served.base_url}/beta").text == "beta           \n"
+
+
+def test_spin_well_known_endpoints_answer_for_the_app_each_request_routes_to(served: RouterServer) -> None:
+    """Spin's /.well-known/spin/health and /info, per hostname and under a mount prefix, as
+    probes and tools written for Spin expect them."""
+    for host, prefix, app in (("alpha.test", "", "alpha"), ("whatever.test", "/beta", "beta")):
+        health = served.get(f"{prefix}/.well-known/spin/health", host=host)
+        assert (health.status_code, health.text) == (200, "OK")
+        info = served.get(f"{prefix}/.well-known/spin/info", host=host)
+        assert info.status_code == 200 and info.headers["content-type"] == "application/json"
+        status = served.app_status(app)
+        assert status is not None
+        assert info.json()["oci_image_digest"] == status["version"]["digest"]
+        assert info.json()["name"] == f"e2e-{app}-v1"
+    assert served.get("/.well-known/spin/nope", host="alpha.test").status_code == 404
