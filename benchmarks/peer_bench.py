@@ -282,8 +282,8 @@ def main() -> int:
                                 problem = check(url, "localhost", guest)
                                 if problem:
                                     problem += f"; jco log: {tail(proc.log)}"
-                        except RuntimeError as exc:
-                            problem = str(exc)
+                        except (RuntimeError, OSError) as exc:
+                            problem = f"{type(exc).__name__}: {exc}"
                     if problem:
                         print(f"  {guest.label} on {mode}: cannot run it, left out: {problem}", flush=True)
                     else:
@@ -296,21 +296,22 @@ def main() -> int:
                 for guest, mode in cases:
                     for c in CONNECTIONS:
                         name = f"{guest.label}, {mode}, c{c}"
-                        if mode in LEPTON_MODES:
-                            host = _host(guest, mode)
-                            warm_up(base, host, args.warmup)
-                            result = wrk(name, base, host, args.duration, c)
-                        else:
-                            try:
+                        try:
+                            if mode in LEPTON_MODES:
+                                host = _host(guest, mode)
+                                warm_up(base, host, args.warmup)
+                                result = wrk(name, base, host, args.duration, c)
+                            else:
                                 with jco(wasm[guest.name], mode, work, 120) as (url, proc):
                                     warm_up(url, "localhost", args.warmup)
                                     result = wrk(name, url, "localhost", args.duration, c)
                                     time.sleep(0.5)  # a guest that traps on wrk's hang-ups takes jco down now
                                     if proc.proc.poll() is not None:
                                         jco_exits[(guest.name, mode, c)] = last_error(proc.log)
-                            except (RuntimeError, httpx.HTTPError) as exc:
-                                print(f"  {name}: failed: {exc}", flush=True)
-                                continue
+                        except (RuntimeError, OSError, httpx.HTTPError, subprocess.SubprocessError) as exc:
+                            # one failed run (a server that would not start, wrk failing) is reported, not fatal
+                            print(f"  {name}: failed, left out of this round: {type(exc).__name__}: {exc}", flush=True)
+                            continue
                         print("  " + result.line(), flush=True)
                         runs.setdefault((guest.name, mode, c), []).append(result)
         finally:
@@ -319,8 +320,9 @@ def main() -> int:
     med = {key: median_result(values[0].name, values) for key, values in runs.items()}
     print(f"\nmedians of {args.rounds} alternating rounds, wrk -t1 -d{args.duration}s, "
           f"{args.warmup:g}s sequential warm-up before each run:")
-    for result in med.values():
-        print("  " + result.line())
+    for key, result in med.items():
+        missing = f"   ({len(runs[key])} of {args.rounds} runs)" if len(runs[key]) < args.rounds else ""
+        print("  " + result.line() + missing)
 
     def get(guest: str, mode: str, c: int) -> Result | None:
         return med.get((guest, mode, c))
