@@ -320,8 +320,8 @@ def main() -> int:
     med = {key: median_result(values[0].name, values) for key, values in runs.items()}
     print(f"\nmedians of {args.rounds} alternating rounds, wrk -t1 -d{args.duration}s, "
           f"{args.warmup:g}s sequential warm-up before each run:")
-    for key, result in med.items():
-        missing = f"   ({len(runs[key])} of {args.rounds} runs)" if len(runs[key]) < args.rounds else ""
+    for case, result in med.items():
+        missing = f"   ({len(runs[case])} of {args.rounds} runs)" if len(runs[case]) < args.rounds else ""
         print("  " + result.line() + missing)
 
     def get(guest: str, mode: str, c: int) -> Result | None:
