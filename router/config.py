@@ -169,6 +169,7 @@ class AppConfig:
             max_instance_reuse_count=self.max_instance_reuse_count,
             idle_instance_timeout_s=self.idle_instance_timeout_s,
             runtime_config=self.runtime_config,
+            app_name=self.name,
         )
 
 

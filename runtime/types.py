@@ -34,6 +34,9 @@ class AppSettings:
     idle_instance_timeout_s: float = 1.0
     # routes.toml `runtime_config`: the app's Spin runtime-config.toml (key-value stores, ...).
     runtime_config: RuntimeConfig | None = None
+    # The name the router serves the app under (routes.toml [apps.NAME]); "" outside a router.
+    # Redis-backed key-value stores namespace their keys by it.
+    app_name: str = ""
 
 
 @dataclass(frozen=True)

@@ -62,10 +62,11 @@ class KvError(GuestVisibleError[KvErrorKind]):
 class KeyValueManager:
     """All stores of one app (one SQLite file). Thread-safe; share one per app across requests."""
 
-    def __init__(self, state_dir: Path | None, labels: Iterable[str]) -> None:
+    def __init__(self, state_dir: Path | None, labels: Iterable[str], file: Path | None = None) -> None:
         self.labels = frozenset({DEFAULT_LABEL, *labels})
         self._lock = threading.Lock()
-        self._path = state_dir / KV_FILE_NAME if state_dir is not None else None
+        # `file`: a runtime config's `type = "spin"` `path`; otherwise the state dir's file.
+        self._path = file if file is not None else state_dir / KV_FILE_NAME if state_dir is not None else None
         self._conn: sqlite3.Connection | None = None
 
     @property

@@ -17,7 +17,13 @@ from typing import Any
 
 from registry.loaded import LoadedApp, LoadedComponent
 from runtime.capabilities.outbound_db import guest
-from runtime.capabilities.outbound_db.pool import ConnectFailed, Lease, PoolExhausted, pool_for
+from runtime.capabilities.outbound_db.pool import (
+    ConnectFailed,
+    Lease,
+    PoolExhausted,
+    max_connections,
+    pool_for,
+)
 from runtime.capabilities.outbound_db.rdbms import (
     DbError,
     ErrorKind,
@@ -54,7 +60,7 @@ def _open(address: str) -> Lease[Any]:
         raise
     driver = _client().MysqlDriver(ctx.settings.timeout_s)
     try:
-        return pool_for(ctx.app, driver).acquire(key, ctx.deadline)
+        return pool_for(ctx.app, driver, max_connections("outbound_mysql")).acquire(key, ctx.deadline)
     except PoolExhausted:
         guest.note_failed_open("mysql", address, "too many connections")
         raise DbError(ErrorKind.CONNECTION_FAILED, "too many connections") from None

@@ -18,7 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 from registry.loaded import LoadedApp, LoadedComponent
 from runtime.capabilities.outbound_db import guest
-from runtime.capabilities.outbound_db.pool import ConnectFailed, Lease, PoolExhausted, pool_for
+from runtime.capabilities.outbound_db.pool import (
+    ConnectFailed,
+    Lease,
+    PoolExhausted,
+    max_connections,
+    pool_for,
+)
 from runtime.capabilities.outbound_db.rdbms import (
     DbError,
     ErrorKind,
@@ -60,7 +66,7 @@ def _open(address: str) -> Lease[Conn]:
         guest.note_failed_open("postgres", address, exc.message)
         raise
     try:
-        return pool_for(ctx.app, _driver(PostgresDriver)).acquire(key, ctx.deadline)
+        return pool_for(ctx.app, _driver(PostgresDriver), max_connections("outbound_pg")).acquire(key, ctx.deadline)
     except PoolExhausted:
         guest.note_failed_open("postgres", address, "too many connections")
         raise DbError(ErrorKind.CONNECTION_FAILED, "too many connections") from None
