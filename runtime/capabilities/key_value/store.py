@@ -7,8 +7,10 @@ OCI apps' stores in memory), the state dir makes the data survive restarts and a
 a state dir the store is in memory, as in Spin.
 
 Labels: `default` always exists. Spin fails the load for any other label that no runtime config
-defines; lepton-router has no runtime config, so every label some component of the app declares
-in `key_value_stores` is defined (as another store in the same file). A component may open only
+defines; lepton-router is more lenient: every label some component of the app declares in
+`key_value_stores` is defined (as another store in the same file) unless the app's runtime config
+(routes.toml `runtime_config`) puts it elsewhere: in Redis (redis_store.py) or in a SQLite file of
+its own (`type = "spin"` with a `path`). A component may open only
 the labels it declares: others get `access-denied`, exactly as Spin.
 
 Concurrency: one connection per manager, used under a lock (sqlite3 objects are not

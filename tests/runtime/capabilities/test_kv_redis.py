@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,7 +34,7 @@ def rt() -> Iterator[Runtime]:
     runtime.close()
 
 
-async def _load(rt: Runtime, wasm: Path, name: str, redis_url: str, tmp_path: Path, key_prefix: str | None = None) -> object:
+async def _load(rt: Runtime, wasm: Path, name: str, redis_url: str, tmp_path: Path, key_prefix: str | None = None) -> Any:
     app = loaded_app(component("web", wasm, metadata={"key_value_stores": ["default", "other"]}), name="py-kv")
     config = RuntimeConfig(
         tmp_path / "runtime-config.toml",
@@ -44,11 +45,11 @@ async def _load(rt: Runtime, wasm: Path, name: str, redis_url: str, tmp_path: Pa
     )
     settings = AppSettings(timeout_s=20.0, memory_bytes=256 * MiB, state_dir=tmp_path / name,
                            runtime_config=config, app_name=name)
-    return await rt.load_app(app, settings)  # type: ignore[arg-type]
+    return await rt.load_app(app, settings)
 
 
-async def get(running: object, path: str, **kwargs: object) -> tuple[int, bytes]:
-    resp = await running.handle(request(path, **kwargs))  # type: ignore[attr-defined]
+async def get(running: Any, path: str, **kwargs: Any) -> tuple[int, bytes]:
+    resp = await running.handle(request(path, **kwargs))
     return resp.status, await read(resp)
 
 
@@ -68,8 +69,8 @@ async def test_two_apps_on_one_redis_do_not_see_each_others_keys(
     assert await get(beta, "/kv/default/k1", method="PUT", body=b"beta's") == (200, b"stored")
     assert await get(alpha, "/kv/default/k1") == (200, b"v\x00\xff1")
 
-    client = redis_server.client()
-    assert sorted(client.keys("*")) == [  # type: ignore[attr-defined]
+    client: Any = redis_server.client()
+    assert sorted(client.keys("*")) == [
         b"lepton:alpha:default:k1", b"lepton:alpha:other:k2", b"lepton:beta:default:k1"
     ]
     status, _ = await get(alpha, "/kv/default/k1", method="DELETE")
@@ -81,9 +82,9 @@ async def test_two_apps_on_one_redis_do_not_see_each_others_keys(
 async def test_empty_key_prefix_shares_spins_plain_keys(
     rt: Runtime, wasm: Path, redis_server: RedisServer, tmp_path: Path
 ) -> None:
-    client = redis_server.client()
-    client.flushall()  # type: ignore[attr-defined]
-    client.set("written-by-spin", b"hi")  # type: ignore[attr-defined]
+    client: Any = redis_server.client()
+    client.flushall()
+    client.set("written-by-spin", b"hi")
     shared = await _load(rt, wasm, "shared", redis_server.url, tmp_path, key_prefix="")
     assert await get(shared, "/kv/default/written-by-spin") == (200, b"hi")
     assert json.loads((await get(shared, "/kv/default"))[1]) == ["written-by-spin"]
@@ -98,3 +99,22 @@ async def test_wasi_keyvalue_on_redis(rt: Runtime, wasm: Path, redis_server: Red
     assert out["get_many"] == [["a", "1"], ["b", "2"]]
     assert out["cas_current"] == "1" and out["after_swap"] == "swapped"  # WATCH/MULTI/EXEC
     assert out["keys"] == ["a"]
+
+
+async def test_spin_store_with_a_path_uses_its_own_file(rt: Runtime, wasm: Path, tmp_path: Path) -> None:
+    import sqlite3
+
+    app = loaded_app(component("web", wasm, metadata={"key_value_stores": ["default", "other"]}), name="py-kv")
+    file = tmp_path / "elsewhere" / "other.db"
+    config = RuntimeConfig(tmp_path / "runtime-config.toml",
+                           key_value_stores=(KeyValueStoreConfig("other", "spin", path=file),))
+    running = await rt.load_app(app, AppSettings(timeout_s=20.0, memory_bytes=256 * MiB, state_dir=tmp_path / "state",
+                                                 runtime_config=config, app_name="files"))
+    assert await get(running, "/kv/other/k", method="PUT", body=b"in other.db") == (200, b"stored")
+    assert await get(running, "/kv/default/d", method="PUT", body=b"in the state dir") == (200, b"stored")
+    with sqlite3.connect(file) as conn:
+        assert conn.execute("SELECT store, key, value FROM spin_key_value").fetchall() == [
+            ("other", "k", b"in other.db")
+        ]
+    with sqlite3.connect(tmp_path / "state" / "sqlite_key_value.db") as conn:
+        assert conn.execute("SELECT store, key FROM spin_key_value").fetchall() == [("default", "d")]
