@@ -118,3 +118,21 @@ async def test_spin_store_with_a_path_uses_its_own_file(rt: Runtime, wasm: Path,
         ]
     with sqlite3.connect(tmp_path / "state" / "sqlite_key_value.db") as conn:
         assert conn.execute("SELECT store, key FROM spin_key_value").fetchall() == [("default", "d")]
+
+
+async def test_outbound_redis_max_connections_caps_the_apps_pool(
+    rt: Runtime, wasm: Path, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    from runtime.capabilities.outbound_db import pool
+
+    app = loaded_app(component("web", wasm, metadata={"key_value_stores": ["default"]}), name="py-kv")
+    config = RuntimeConfig(
+        tmp_path / "runtime-config.toml",
+        key_value_stores=(KeyValueStoreConfig("default", "redis", url=redis_server.url),),
+        max_connections=(("outbound_redis", 2),),
+    )
+    running = await rt.load_app(app, AppSettings(timeout_s=20.0, memory_bytes=256 * MiB, runtime_config=config,
+                                                 app_name="capped"))
+    assert await get(running, "/kv/default/k", method="PUT", body=b"v") == (200, b"stored")
+    redis_pool = pool._pools[(id(app), "redis")]  # the app's Redis pool, made by that request
+    assert redis_pool.limit == 2
