@@ -44,5 +44,8 @@ class RuntimeConfig:
     def key_value_store(self, name: str) -> KeyValueStoreConfig | None:
         return next((s for s in self.key_value_stores if s.name == name), None)
 
+    def sqlite_database(self, name: str) -> SqliteDatabaseConfig | None:
+        return next((d for d in self.sqlite_databases if d.name == name), None)
+
     def max_connections_for(self, family: str) -> int | None:
         return dict(self.max_connections).get(family)

@@ -1,6 +1,7 @@
-"""Redis-backed key-value stores (runtime config `type = "redis"`) with a real Python spin-sdk app
-(tests/fixtures/spin_py_kv) and a real redis-server: keys are namespaced per app and store, so two
-apps on one Redis never see each other's keys; `key_prefix = ""` gives Spin's plain keys."""
+"""Stores placed by an app's runtime config, with a real Python spin-sdk app (tests/fixtures/spin_py_kv):
+Redis-backed key-value stores on a real redis-server (keys namespaced per app and store, so two apps
+on one Redis never see each other's keys; `key_prefix = ""` gives Spin's plain keys), SQLite stores
+and databases in files of their own, and the outbound Redis connection cap."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 
 from runtime import Runtime
-from runtime.runtime_config import KeyValueStoreConfig, RuntimeConfig
+from runtime.runtime_config import KeyValueStoreConfig, RuntimeConfig, SqliteDatabaseConfig
 from runtime.testing import component, loaded_app
 from runtime.types import AppSettings, MiB
 from tests.support.db_servers import RedisServer
@@ -136,3 +137,19 @@ async def test_outbound_redis_max_connections_caps_the_apps_pool(
     assert await get(running, "/kv/default/k", method="PUT", body=b"v") == (200, b"stored")
     redis_pool = pool._pools[(id(app), "redis")]  # the app's Redis pool, made by that request
     assert redis_pool.limit == 2
+
+
+async def test_sqlite_database_with_a_path_uses_that_file(rt: Runtime, wasm: Path, tmp_path: Path) -> None:
+    import sqlite3
+
+    app = loaded_app(component("web", wasm, metadata={"databases": ["default"]}), name="py-kv")
+    file = tmp_path / "elsewhere" / "app.db"
+    file.parent.mkdir()
+    config = RuntimeConfig(tmp_path / "runtime-config.toml", sqlite_databases=(SqliteDatabaseConfig("default", file),))
+    running = await rt.load_app(app, AppSettings(timeout_s=20.0, memory_bytes=256 * MiB, state_dir=tmp_path / "state",
+                                                 runtime_config=config, app_name="db"))
+    assert await get(running, "/sql") == (200, b"1")
+    assert await get(running, "/sql") == (200, b"2")
+    with sqlite3.connect(file) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM hits").fetchone() == (2,)
+    assert not (tmp_path / "state" / "sqlite_db.db").exists()
