@@ -1,12 +1,12 @@
 """A runtime config through `lepton-router serve`: two apps of a real Python spin-sdk app
 (tests/fixtures/spin_py_kv) pulled from a registry keep their key-value stores in one real
-redis-server, namespaced so neither sees the other's keys; an edit of the runtime config file
-(picked up with SIGHUP) reloads the apps onto the new settings."""
+redis-server, namespaced so neither sees the other's keys; an edit of a runtime config file alone
+(watched, as routes.toml is) reloads the apps that name it, also for a file named by a later
+routes.toml."""
 
 from __future__ import annotations
 
 import json
-import signal
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from tests.support.db_servers import RedisServer
 from tests.support.fixtures import FIXTURES_DIR, build_python_app
 from tests.support.registry_apps import AppComponent, write_local_app
 from tests.support.registry_server import RegistryServer
-from tests.support.server import RouterServer
+from tests.support.server import RouterServer, write_routes
 
 pytestmark = pytest.mark.slow
 
@@ -56,11 +56,22 @@ def test_redis_key_value_through_the_router(
     assert client.keys("*") == [b"lepton:a:default:color"]
     assert not (tmp_path / "state" / "a" / "sqlite_key_value.db").exists()  # nothing went to SQLite
 
-    # Opt out of the namespace (data shared with Spin): an edit of the file, then SIGHUP.
+    # Opt out of the namespace (data shared with Spin): an edit of the file alone reloads the apps
+    # (the server watches the runtime config files routes.toml names).
     client.set("plain", b"from spin")
     runtime_config.write_text(
         f'[key_value_store.default]\ntype = "redis"\nurl = "{redis_server.url}"\nkey_prefix = ""\n'
     )
-    server.signal(signal.SIGHUP)
     server.wait_for(lambda: server.get("/a/kv/default/plain").status_code == 200, 120, "reload onto key_prefix = \"\"")
     assert server.get("/b/kv/default/plain").text == "from spin"
+
+    # b moves to a file of its own (a routes.toml edit); then an edit of that new file is watched too.
+    own = tmp_path / "rc" / "b.toml"
+    own.write_text(f'[key_value_store.default]\ntype = "redis"\nurl = "{redis_server.url}"\nkey_prefix = "b1:"\n')
+    client.set("b1:k", b"one")
+    client.set("b2:k", b"two")
+    write_routes(routes, routes.read_text() + 'runtime_config = "rc/b.toml"\n')
+    server.wait_for(lambda: server.get("/b/kv/default/k").text == "one", 120, "b reloaded onto rc/b.toml")
+    own.write_text(f'[key_value_store.default]\ntype = "redis"\nurl = "{redis_server.url}"\nkey_prefix = "b2:"\n')
+    server.wait_for(lambda: server.get("/b/kv/default/k").text == "two", 120, "b reloaded after an edit of rc/b.toml")
+    assert server.get("/a/kv/default/plain").text == "from spin"
