@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from registry.limits import DEFAULT_LIMITS, RegistryLimits
+from router import runtime_config as rtconfig
 from router.tomlpos import locate
 from router.units import parse_duration, parse_size, parse_workers
 from runtime.http.spin_headers import normalize_prefix
+from runtime.runtime_config import RuntimeConfig
 from runtime.types import AppSettings
 
 RESERVED_PREFIX = "/.well-known/lepton"
@@ -66,7 +68,8 @@ SERVER_KEYS = (
     *(setting.key for setting in REGISTRY_SETTINGS),
 )
 SETTING_KEYS = (
-    "insecure", "timeout", "memory", "max_body", "max_concurrent", "max_instance_reuse_count", "idle_instance_timeout"
+    "insecure", "timeout", "memory", "max_body", "max_concurrent", "max_instance_reuse_count", "idle_instance_timeout",
+    "runtime_config",
 )
 APP_KEYS = ("source", "hosts", "prefix", "routes", "variables", "allow_callers", *SETTING_KEYS)
 ROUTE_KEYS = ("hosts", "prefix")
@@ -133,6 +136,10 @@ class AppConfig:
     # Apps of this server whose guests may call this one in process (http://NAME.lepton.internal);
     # ("*",): any of them. Like routes, a change needs no new load.
     allow_callers: tuple[str, ...] = ()
+    # `runtime_config = "PATH"` (absolute) and the file as read when routes.toml was last read: its
+    # content is in load_key(), so an edit of the file reloads the app with the next reload.
+    runtime_config_path: Path | None = None
+    runtime_config: RuntimeConfig | None = None
 
     def allows_caller(self, caller: str) -> bool:
         return "*" in self.allow_callers or caller in self.allow_callers
@@ -148,6 +155,8 @@ class AppConfig:
             self.max_instance_reuse_count,
             self.idle_instance_timeout_s,
             tuple(sorted(self.variables.items())),
+            self.runtime_config_path,
+            self.runtime_config,
         )
 
     def settings(self, state_root: Path) -> AppSettings:
@@ -159,6 +168,8 @@ class AppConfig:
             state_dir=state_root / self.name,
             max_instance_reuse_count=self.max_instance_reuse_count,
             idle_instance_timeout_s=self.idle_instance_timeout_s,
+            runtime_config=self.runtime_config,
+            app_name=self.name,
         )
 
 
@@ -239,6 +250,9 @@ class _Validator:
         self.base = path.resolve().parent
         self.problems: list[Problem] = []
         self.broken: set[str] = set()  # apps with problems: left out of the conflict check
+        # Runtime config files read during this validation: apps sharing one (say, through
+        # [defaults]) read it once; an error is still reported for each app it refuses.
+        self.runtime_configs: dict[Path, RuntimeConfig | rtconfig.RuntimeConfigError] = {}
 
     def problem(self, table: tuple[str, ...], app: str | None, key: str | None, message: str) -> None:
         line = locate(self.text, table, key)
@@ -395,8 +409,32 @@ class _Validator:
             max_concurrent=defaults.max_concurrent,
             max_instance_reuse_count=defaults.max_instance_reuse_count,
             idle_instance_timeout_s=defaults.idle_instance_timeout_s,
+            runtime_config_path=defaults.runtime_config_path,
         )
-        return self.settings(body, table, name, base)
+        app = self.settings(body, table, name, base)
+        if app.runtime_config_path is not None:
+            where = table if "runtime_config" in body else ("defaults",)
+            app = replace(app, runtime_config=self.runtime_config(app.runtime_config_path, where, name))
+        return app
+
+    def runtime_config(self, path: Path, table: tuple[str, ...], app: str) -> RuntimeConfig | None:
+        """The app's runtime config file, read and validated; its problems are the app's."""
+        loaded = self.runtime_configs.get(path)
+        if loaded is None:
+            try:
+                loaded = rtconfig.load(path)
+            except rtconfig.RuntimeConfigError as exc:
+                loaded = exc
+            self.runtime_configs[path] = loaded
+        if isinstance(loaded, RuntimeConfig):
+            return loaded
+        self.broken.add(app)
+        for p in loaded.problems:
+            if p.line is None and p.field is None:  # unreadable: point at the routes.toml line naming it
+                self.problem(table, app, "runtime_config", f"{loaded.path}: {p.message}")
+            else:
+                self.problems.append(Problem(str(loaded.path), p.line, app, p.field, p.message))
+        return None
 
     def settings(self, doc: Mapping[str, Any], table: tuple[str, ...], app: str | None,
                  base: AppConfig) -> AppConfig:
@@ -417,6 +455,7 @@ class _Validator:
         convert("max_concurrent", "max_concurrent", _positive_int)
         convert("max_instance_reuse_count", "max_instance_reuse_count", _positive_int)
         convert("idle_instance_timeout", "idle_instance_timeout_s", parse_duration)
+        convert("runtime_config", "runtime_config_path", self.path_setting)
         return _replace(base, values)
 
     def allow_callers(self, body: Mapping[str, Any], table: tuple[str, ...], app: str) -> tuple[str, ...]:
@@ -506,6 +545,14 @@ class _Validator:
                                      f"{host or 'any host'} {route.prefix or '/'} is also claimed by app {other!r}")
                     else:
                         claims[key] = app.name
+
+
+    def path_setting(self, value: Any) -> Path:
+        """A path relative to routes.toml (ValueError names what is wrong)."""
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError("must be a path (relative to routes.toml)")
+        path = Path(value).expanduser()
+        return (path if path.is_absolute() else self.base / path).resolve()
 
 
 def host_pattern_error(host: str) -> str | None:

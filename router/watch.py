@@ -7,6 +7,10 @@ steps) are collapsed by watchfiles' debounce, and the file is read only once it 
 changing (same inode, size and mtime for SETTLE_S), so a truncate-then-write is not read between
 its two steps; a reload already running picks up a later change through AppManager.reload's
 coalescing.
+
+The apps' runtime config files (routes.toml `runtime_config`) are watched the same way, their
+directories next to routes.toml's: the set comes from the last valid routes.toml, and the watch
+is restarted when a reload adds a directory (checked every WATCH_TIMEOUT_MS).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import contextlib
 import logging
 import os
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 import watchfiles
@@ -27,6 +32,7 @@ log = logging.getLogger("lepton.router")
 DEBOUNCE_MS = 200
 SETTLE_S = 0.3  # the file must look the same for this long before it is read
 SETTLE_MAX_S = 5.0  # a file that never stops changing is read anyway after this long
+WATCH_TIMEOUT_MS = 1000  # how often the watch wakes to see whether the set of files changed
 
 
 class ConfigWatcher:
@@ -59,43 +65,74 @@ class ConfigWatcher:
         self._reloads.add(task)
         task.add_done_callback(self._reloads.discard)
 
-    def _is_ours(self, _change: watchfiles.Change, path: str) -> bool:
-        return self.symlinked or Path(path).name == self.path.name
+    def _files(self) -> tuple[Path, ...]:
+        """routes.toml, then the runtime config files the current configuration names."""
+        config = self.manager.config
+        extra: set[Path] = set()
+        if config is not None:
+            extra = {a.runtime_config_path for a in config.apps.values() if a.runtime_config_path is not None}
+        return (self.path, *sorted(extra - {self.path}))
+
+    def _dirs(self) -> tuple[str, ...]:
+        # A runtime config's directory that is gone cannot be watched (the file is then
+        # unreadable, and the next routes.toml reload says so); routes.toml's always is.
+        files = self._files()
+        return tuple(dict.fromkeys(str(f.parent) for f in files if f == self.path or f.parent.is_dir()))
+
+    def _filter(self) -> Callable[[watchfiles.Change, str], bool]:
+        routes_dir = os.path.abspath(self.path.parent)
+
+        def is_ours(_change: watchfiles.Change, path: str) -> bool:
+            # The files of the configuration as it is when the event comes in: a file that a
+            # reload just named counts at once when its directory is already watched.
+            wanted = {(os.path.abspath(f.parent), f.name) for f in self._files()}
+            where = (os.path.dirname(os.path.abspath(path)), os.path.basename(path))
+            return where in wanted or (self.symlinked and where[0] == routes_dir)
+
+        return is_ours
 
     async def _watch(self) -> None:
         while not self._stop.is_set():
             try:
-                async for _changes in watchfiles.awatch(
-                    self.path.parent,
-                    watch_filter=self._is_ours,
+                dirs = self._dirs()
+                async for changes in watchfiles.awatch(
+                    *dirs,
+                    watch_filter=self._filter(),
                     debounce=DEBOUNCE_MS,
                     step=50,
                     stop_event=self._stop,
                     recursive=False,
+                    rust_timeout=WATCH_TIMEOUT_MS,
+                    yield_on_timeout=True,
                 ):
-                    await self._settled()
-                    log.info("%s changed: reloading", self.path)
-                    self.trigger()
+                    if changes:
+                        await self._settled(self._files())
+                        log.info("%s changed: reloading", ", ".join(sorted({Path(p).name for _, p in changes})))
+                        self.trigger()
+                    if self._dirs() != dirs:
+                        # A reload named a runtime config in another directory: watch that too.
+                        # (An edit there in the moment before the new watch starts is missed.)
+                        break
             except Exception:
                 # E.g. the directory vanished for a moment; retry rather than stop hot reloads.
                 log.exception("watching %s failed; retrying", self.path)
                 await asyncio.sleep(1)
 
-    def _signature(self) -> tuple[int, int, int, int] | None:
+    def _signature(self, path: Path) -> tuple[int, int, int, int] | None:
         try:
-            st = os.stat(self.path)  # follows a symlinked file to what would be read
+            st = os.stat(path)  # follows a symlinked file to what would be read
         except OSError:
             return None  # gone for a moment (replaced by rename): that is a state too
         return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
-    async def _settled(self) -> None:
-        """Return once the file has looked the same for SETTLE_S (at most SETTLE_MAX_S)."""
+    async def _settled(self, files: tuple[Path, ...]) -> None:
+        """Return once the files have looked the same for SETTLE_S (at most SETTLE_MAX_S)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + SETTLE_MAX_S
-        last = self._signature()
+        last = [self._signature(f) for f in files]
         while loop.time() < deadline:
             await asyncio.sleep(SETTLE_S)
-            now = self._signature()
+            now = [self._signature(f) for f in files]
             if now == last:
                 return
             last = now

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from runtime.runtime_config import RuntimeConfig
+
 MiB = 1024 * 1024
 
 
@@ -30,6 +32,11 @@ class AppSettings:
     # and is dropped once idle this long (or after a trap or a timeout).
     max_instance_reuse_count: int = 1
     idle_instance_timeout_s: float = 1.0
+    # routes.toml `runtime_config`: the app's Spin runtime-config.toml (key-value stores, ...).
+    runtime_config: RuntimeConfig | None = None
+    # The name the router serves the app under (routes.toml [apps.NAME]); "" outside a router.
+    # Redis-backed key-value stores namespace their keys by it.
+    app_name: str = ""
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,11 @@ PACKAGES = ("router", "runtime", "registry")
 HEAVY = ("wasmtime", "oras", "requests", "httpx", "hypercorn", "quart")
 PURE = (
     "router.config",
+    "router.runtime_config",
     "router.tomlpos",
     "router.units",
     "runtime.types",
+    "runtime.runtime_config",
     "runtime.errors",
     "runtime.http.routes",
     "runtime.http.spin_headers",

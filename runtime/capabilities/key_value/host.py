@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from registry.loaded import LoadedApp, LoadedComponent
+from runtime.capabilities.key_value.redis_store import RedisStore, default_prefix
 from runtime.capabilities.key_value.store import KeyValueManager, KvError, KvErrorKind, Store
+from runtime.capabilities.support import per_app
 from runtime.capabilities.support.labelled import LabelledStorage
 from runtime.capabilities.support.wit import case, err, ok, record
 from runtime.core import context
@@ -46,7 +48,24 @@ def _open(label: str) -> int:
     count = ctx.get(_OPEN_STORES) or 0
     if count >= MAX_OPEN_STORES:
         raise KvError(KvErrorKind.STORE_TABLE_FULL)
-    store = prepared.manager.open(label, prepared.allowed)
+    configured = ctx.settings.runtime_config.key_value_store(label) if ctx.settings.runtime_config else None
+    if configured is None:
+        store = prepared.manager.open(label, prepared.allowed)
+    elif label not in prepared.allowed:  # checked before anything touches the store, as in Spin
+        raise KvError(KvErrorKind.ACCESS_DENIED)
+    elif configured.type == "redis":
+        assert configured.url is not None
+        prefix = configured.key_prefix
+        if prefix is None:
+            prefix = default_prefix(ctx.settings.app_name or ctx.app.locked.name, label)
+        store = RedisStore(label, configured.url, prefix)
+    elif configured.path is not None:
+        # A `type = "spin"` store in its own file; shared by the app's versions, as the state dir's.
+        path = configured.path
+        manager = per_app.per_key((NAME, "file", path, label), lambda: KeyValueManager(None, (label,), file=path))
+        store = manager.open(label, prepared.allowed)
+    else:
+        store = prepared.manager.open(label, prepared.allowed)
     ctx.set(_OPEN_STORES, count + 1)
     return ctx.table.push(store)
 

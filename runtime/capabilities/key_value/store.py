@@ -7,8 +7,10 @@ OCI apps' stores in memory), the state dir makes the data survive restarts and a
 a state dir the store is in memory, as in Spin.
 
 Labels: `default` always exists. Spin fails the load for any other label that no runtime config
-defines; lepton-router has no runtime config, so every label some component of the app declares
-in `key_value_stores` is defined (as another store in the same file). A component may open only
+defines; lepton-router is more lenient: every label some component of the app declares in
+`key_value_stores` is defined (as another store in the same file) unless the app's runtime config
+(routes.toml `runtime_config`) puts it elsewhere: in Redis (redis_store.py) or in a SQLite file of
+its own (`type = "spin"` with a `path`). A component may open only
 the labels it declares: others get `access-denied`, exactly as Spin.
 
 Concurrency: one connection per manager, used under a lock (sqlite3 objects are not
@@ -62,10 +64,11 @@ class KvError(GuestVisibleError[KvErrorKind]):
 class KeyValueManager:
     """All stores of one app (one SQLite file). Thread-safe; share one per app across requests."""
 
-    def __init__(self, state_dir: Path | None, labels: Iterable[str]) -> None:
+    def __init__(self, state_dir: Path | None, labels: Iterable[str], file: Path | None = None) -> None:
         self.labels = frozenset({DEFAULT_LABEL, *labels})
         self._lock = threading.Lock()
-        self._path = state_dir / KV_FILE_NAME if state_dir is not None else None
+        # `file`: a runtime config's `type = "spin"` `path`; otherwise the state dir's file.
+        self._path = file if file is not None else state_dir / KV_FILE_NAME if state_dir is not None else None
         self._conn: sqlite3.Connection | None = None
 
     @property

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from runtime.capabilities.outbound_db import guest
-from runtime.capabilities.outbound_db.pool import Lease
+from runtime.capabilities.outbound_db.pool import Lease, max_connections
 from runtime.capabilities.outbound_db.rdbms import (
     Value,
     Version,
@@ -42,7 +42,7 @@ def _open(address: str) -> Lease[Any]:
     from runtime.capabilities.mysql.address import parse_and_check
 
     driver = _client().MysqlDriver(context.current().settings.timeout_s)
-    return guest.open_rdbms("mysql", NAME, address, parse_and_check, driver)
+    return guest.open_rdbms("mysql", NAME, address, parse_and_check, driver, max_connections("outbound_mysql"))
 
 
 def _params(params: list[Any]) -> list[Value]:

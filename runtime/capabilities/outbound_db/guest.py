@@ -121,7 +121,7 @@ def with_lease(open_: Callable[[str], L], address: str, use: Callable[[L], T]) -
 
 
 def open_rdbms(family: str, capability: str, address: str, parse: Callable[[str, AllowedHosts], Hashable],
-               driver: Driver[C]) -> Lease[C]:
+               driver: Driver[C], limit: int) -> Lease[C]:
     """A pooled connection for a relational database's `open(address)`: the address checked
     against the allow-list first, every refusal or failure logged once and raised as DbError."""
     ctx = context.current()
@@ -131,7 +131,7 @@ def open_rdbms(family: str, capability: str, address: str, parse: Callable[[str,
         note_failed_open(family, address, exc.message)
         raise
     try:
-        return pool_for(ctx.app, driver).acquire(key, ctx.deadline)
+        return pool_for(ctx.app, driver, limit).acquire(key, ctx.deadline)
     except PoolExhausted:
         note_failed_open(family, address, "too many connections")
         raise DbError(ErrorKind.CONNECTION_FAILED, "too many connections") from None

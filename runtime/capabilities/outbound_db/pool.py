@@ -31,8 +31,8 @@ from runtime.core import context
 
 C = TypeVar("C")
 
-# Spin's max_connections for an outbound database, per app and family. It becomes a setting of the
-# runtime-config file once that exists (docs/reference/outbound-databases.md).
+# Spin's max_connections for an outbound database, per app and family: the app's runtime config
+# sets it (`[outbound_pg] max_connections = 4`, docs/reference/runtime-config.md).
 DEFAULT_MAX_CONNECTIONS = 10
 IDLE_TIMEOUT_S = 60.0
 
@@ -289,6 +289,14 @@ class ConnectionPool(Generic[C]):
 
 _pools_lock = threading.Lock()
 _pools: dict[tuple[int, str], ConnectionPool[object]] = {}
+
+
+def max_connections(family: str) -> int:
+    """The current app's cap for `family` ("outbound_pg", ...): its runtime config, or the default.
+    Read when the app's pool is made (its first connection); a new cap means a new load anyway."""
+    config = context.current().settings.runtime_config
+    cap = config.max_connections_for(family) if config is not None else None
+    return cap or DEFAULT_MAX_CONNECTIONS
 
 
 def pool_for(app: object, driver: Driver[C], limit: int = DEFAULT_MAX_CONNECTIONS) -> ConnectionPool[C]:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from runtime.capabilities.outbound_db import guest
-from runtime.capabilities.outbound_db.pool import Lease
+from runtime.capabilities.outbound_db.pool import Lease, max_connections
 from runtime.capabilities.outbound_db.rdbms import (
     DbError,
     ErrorKind,
@@ -49,7 +49,9 @@ def _open(address: str) -> Lease[Conn]:
     from runtime.capabilities.postgres.address import parse_and_check
     from runtime.capabilities.postgres.client import PostgresDriver
 
-    return guest.open_rdbms("postgres", NAME, address, parse_and_check, _driver(PostgresDriver))
+    return guest.open_rdbms(
+        "postgres", NAME, address, parse_and_check, _driver(PostgresDriver), max_connections("outbound_pg")
+    )
 
 
 _drivers: dict[type, Any] = {}

@@ -26,6 +26,7 @@ from runtime.capabilities.outbound_db.pool import (
     ConnectionPool,
     Lease,
     PoolExhausted,
+    max_connections,
     pool_for,
 )
 from runtime.capabilities.outbound_db.watchdog import ConnectTimeout
@@ -58,7 +59,7 @@ def _pool() -> ConnectionPool[Connection]:
     from runtime.capabilities.redis.client import RedisDriver  # redis-py loads at the first open
 
     ctx = context.current()
-    return pool_for(ctx.app, RedisDriver(ctx.settings.timeout_s))
+    return pool_for(ctx.app, RedisDriver(ctx.settings.timeout_s), max_connections("outbound_redis"))
 
 
 def _open(address: str) -> Lease[Connection]:

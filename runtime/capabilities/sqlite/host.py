@@ -20,6 +20,7 @@ from runtime.capabilities.sqlite.store import (
     SqliteManager,
     SqlValue,
 )
+from runtime.capabilities.support import per_app
 from runtime.capabilities.support.labelled import LabelledStorage
 from runtime.capabilities.support.wit import case, err, ok, record
 from runtime.core import context
@@ -46,7 +47,15 @@ def _error(exc: SqliteError) -> Any:
 def _open(label: str) -> int:
     prepared = STORAGE.current()
     ctx = context.current()
-    connection = prepared.manager.open(label, prepared.allowed)
+    config = ctx.settings.runtime_config
+    configured = config.sqlite_database(label) if config is not None else None
+    manager = prepared.manager
+    if configured is not None and configured.path is not None:
+        # `[sqlite_database.LABEL] type = "spin" path = ...`: one shared database per file, as the
+        # state dir's are shared by the app's versions during a swap.
+        path = configured.path
+        manager = per_app.per_key((NAME, "file", path, label), lambda: SqliteManager(None, (label,), files={label: path}))
+    connection = manager.open(label, prepared.allowed)
     ctx.cleanups.append(connection.release)
     return ctx.table.push(connection)
 

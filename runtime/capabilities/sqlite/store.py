@@ -5,9 +5,9 @@ As Spin's in-process backend (`crates/sqlite-inproc`): database `default` is
 in autocommit mode used under a lock, a statement is prepared and run with positional parameters,
 and the result is the column names plus every row. Errors are the interface's `io(message)`.
 
-Labels: `default` always exists; lepton-router has no runtime config, so every other label a
-component of the app declares in `databases` is defined as `<state_dir>/sqlite_db.<label>.db`
-(Spin would refuse to load the app instead). A component may open only the labels it declares:
+Labels: `default` always exists; every other label a component of the app declares in `databases`
+is defined as `<state_dir>/sqlite_db.<label>.db` (Spin would refuse to load the app instead),
+unless the app's runtime config gives the label a `path` (then that file). A component may open only the labels it declares:
 others get `access-denied`, exactly as Spin.
 """
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 import enum
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,10 +84,11 @@ class _Database:
 class SqliteManager:
     """All databases of one app. Thread-safe; share one per app across requests."""
 
-    def __init__(self, state_dir: Path | None, labels: Iterable[str]) -> None:
+    def __init__(self, state_dir: Path | None, labels: Iterable[str], files: Mapping[str, Path] | None = None) -> None:
         names = {DEFAULT_LABEL, *labels}
+        files = files or {}  # labels a runtime config puts in files of their own
         self._dbs = {
-            name: _Database(database_path(state_dir, name) if state_dir is not None else None)
+            name: _Database(files[name] if name in files else database_path(state_dir, name) if state_dir is not None else None)
             for name in names
         }
 
