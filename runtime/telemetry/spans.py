@@ -1,0 +1,199 @@
+"""The runtime's spans, named as Spin names them (runtime/telemetry/names.py), through the
+OpenTelemetry API. Imported only once traces are on (runtime/telemetry/__init__.py says how a span
+finds its parent).
+
+* the wasm execution span, ``execute_wasm_component <id>`` (WAGI: ``execute_wagi_component <id>``),
+  a child of the router's server span or of an in-process caller's client span;
+* host API spans (``spin_key_value.get``, ``spin_sqlite.execute``, ``spin_variables.get``, ...),
+  children of the execution span: :func:`wrap` puts a host function in its span (hooks.traced
+  decides at link time whether to);
+* outbound HTTP client spans, named by the method as Spin's are, whose context goes out in a W3C
+  ``traceparent`` header (:func:`outbound_start`, :func:`inject`, :func:`outbound_end`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+import runtime.telemetry as telemetry
+from runtime.core import context
+from runtime.core.context import RequestContext
+from runtime.telemetry import names
+from runtime.telemetry.names import APP
+
+if TYPE_CHECKING:
+    from runtime.telemetry.hooks import HostFunc, HostSpan
+
+PROPAGATOR = TraceContextTextMapPropagator()  # W3C trace context, as Spin propagates it
+_TRACE_HEADERS = frozenset({"traceparent", "tracestate"})
+_WAGI_EXECUTORS = frozenset({"spin-wagi", "spin-wagi-component"})
+
+
+def request_telemetry(headers: Sequence[tuple[str, bytes]], app: str) -> telemetry.RequestTelemetry:
+    """On the event loop, for a request about to run: the context its execution span continues.
+    The router's server span when the dispatcher made one (it is the current span); otherwise a
+    ``traceparent`` the request carries (an in-process call: the caller's client span)."""
+    if telemetry.tracer is None:
+        return telemetry.RequestTelemetry(app, None)
+    current = otel_context.get_current()
+    if trace.get_current_span(current).get_span_context().is_valid:
+        return telemetry.RequestTelemetry(app, current)
+    return telemetry.RequestTelemetry(app, extract(headers))
+
+
+def extract(headers: Sequence[tuple[str, bytes]]) -> Context:
+    """The W3C trace context of incoming headers (an empty context, so a new trace, if none)."""
+    carrier = {name: value.decode("latin-1") for name, value in headers if name in _TRACE_HEADERS}
+    return PROPAGATOR.extract(carrier, context=Context()) if carrier else Context()
+
+
+def note_route(method: str, route: str) -> None:
+    """The app matched `route`: the server span serving this request (the current span, when the
+    router made one) is named and attributed with it, as Spin's finalize_http_span does."""
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.set_attribute(names.HTTP_ROUTE, route)
+        span.update_name(f"{method} {route}")
+
+
+# -- the wasm execution span --------------------------------------------------------------------
+
+
+def begin_run(request: telemetry.RequestTelemetry, ctx: RequestContext, executor: str) -> telemetry.Run:
+    """Open the run's execution span (on the thread that runs the guest) and put the run where the
+    guest's host calls find it."""
+    tracer = telemetry.tracer
+    span = parent = None
+    if tracer is not None and request.parent is not None:
+        component_id = ctx.component.id
+        name = names.EXECUTE_WAGI if executor in _WAGI_EXECUTORS else names.EXECUTE_WASM
+        span = tracer.start_span(f"{name} {component_id}", context=request.parent,
+                                 attributes={APP: request.app, names.COMPONENT_ID: component_id})
+        parent = trace.set_span_in_context(span, request.parent)
+    run = telemetry.Run(request.app, span, parent)
+    ctx.set(telemetry.RUN, run)
+    return run
+
+
+def end_run(run: telemetry.Run, error: BaseException | None) -> None:
+    if run.span is not None:
+        if error is not None:
+            run.span.set_status(Status(StatusCode.ERROR, _first_line(error)))
+        run.span.end()
+
+
+# -- host API spans -----------------------------------------------------------------------------
+
+
+def wrap(fn: HostFunc, spec: HostSpan) -> HostFunc:
+    """`fn` in its span (runtime/telemetry/hooks.py `traced` decides whether to wrap at all)."""
+    fixed = {**spec.attributes}
+
+    def call(store: Any, *args: Any) -> Any:
+        tracer = telemetry.tracer
+        ctx = context.current_or_none()
+        run = ctx.get(telemetry.RUN) if ctx is not None else None
+        if tracer is None or run is None or run.context is None:
+            return fn(store, *args)
+        attributes = {APP: run.app, **fixed}
+        if spec.from_args is not None:
+            attributes.update(spec.from_args(args))
+        span = tracer.start_span(spec.name, context=run.context, kind=SpanKind.CLIENT, attributes=attributes)
+        try:
+            result = fn(store, *args)
+        except BaseException as exc:
+            span.set_status(Status(StatusCode.ERROR, _first_line(exc)))
+            span.end()
+            raise
+        error = error_case(result)
+        if error is not None:
+            span.set_status(Status(StatusCode.ERROR, error))
+        span.end()
+        return result
+
+    return call
+
+
+def error_case(result: Any) -> str | None:
+    """The error case's name when a host function returned a WIT `err` (support.wit.err)."""
+    if getattr(result, "tag", None) != "err":
+        return None
+    tag = getattr(getattr(result, "payload", None), "tag", None)
+    return str(tag) if tag is not None else "error"
+
+
+# -- outbound HTTP ------------------------------------------------------------------------------
+
+
+def outbound_start(ctx: RequestContext, method: str, url: str) -> Span | None:
+    """A client span for an outbound request from this run (Spin: spin_outbound_http.send_request,
+    exported under the method's name), or None when the run is not traced. `url` is the full URL
+    (or a path, for a request to the app itself); the query is left out of ``url.full``, as our
+    logs leave it out: it may carry secrets."""
+    tracer = telemetry.tracer
+    run = ctx.get(telemetry.RUN)
+    if tracer is None or run is None or run.context is None:
+        return None
+    shown = url.split("?", 1)[0]
+    attributes: dict[str, Any] = {APP: run.app, names.HTTP_REQUEST_METHOD: method, names.URL_FULL: shown}
+    if not url.startswith("/"):
+        try:
+            parts = urlsplit(shown)
+            if parts.hostname:
+                attributes[names.SERVER_ADDRESS] = parts.hostname
+            if parts.port is not None:
+                attributes[names.SERVER_PORT] = parts.port
+        except ValueError:
+            pass  # the request fails on its own; the span still says what was asked
+    return tracer.start_span(method, context=run.context, kind=SpanKind.CLIENT, attributes=attributes)
+
+
+def traceparent(span: Span | None) -> list[tuple[str, str]]:
+    """The W3C headers carrying `span` (nothing for None)."""
+    if span is None:
+        return []
+    carrier: dict[str, str] = {}
+    PROPAGATOR.inject(carrier, context=trace.set_span_in_context(span))
+    return list(carrier.items())
+
+
+def inject(headers: list[tuple[str, bytes]], span: Span | None) -> list[tuple[str, bytes]]:
+    """`headers` with the span's ``traceparent`` (replacing any the guest set, as Spin does)."""
+    added = traceparent(span)
+    if not added:
+        return headers
+    kept = [(k, v) for k, v in headers if k.lower() not in _TRACE_HEADERS]
+    return kept + [(k, v.encode("latin-1")) for k, v in added]
+
+
+def inject_text(headers: list[tuple[str, str]], span: Span | None) -> list[tuple[str, str]]:
+    """:func:`inject` for headers with text values (fermyon:spin/http)."""
+    added = traceparent(span)
+    if not added:
+        return headers
+    return [(k, v) for k, v in headers if k.lower() not in _TRACE_HEADERS] + added
+
+
+def outbound_end(span: Span | None, status: int | None = None, error: str | None = None) -> None:
+    """Close an outbound span: the response status, or the error case the guest got."""
+    if span is None:
+        return
+    if status is not None:
+        span.set_attribute(names.HTTP_RESPONSE_STATUS_CODE, status)
+    if error is not None:
+        span.set_attribute(names.ERROR_TYPE, error)
+        span.set_status(Status(StatusCode.ERROR, error))
+    span.end()
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error) or type(error).__name__
+    return text.splitlines()[0][:200] if text else type(error).__name__
