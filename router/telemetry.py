@@ -32,6 +32,7 @@ import importlib
 import logging
 import os
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -207,8 +208,9 @@ def _shutdown(providers: list[Any]) -> None:
     threads = [threading.Thread(target=p.shutdown, name="lepton-otel-shutdown", daemon=True) for p in providers]
     for thread in threads:
         thread.start()
+    deadline = time.monotonic() + SHUTDOWN_TIMEOUT_S
     for thread in threads:
-        thread.join(SHUTDOWN_TIMEOUT_S / max(1, len(threads)))
+        thread.join(max(0.0, deadline - time.monotonic()))
     if any(t.is_alive() for t in threads):
         log.warning("OpenTelemetry: the collector did not take the last telemetry in time; dropped")
 
