@@ -120,7 +120,8 @@ def setup() -> Setup | None:
 
             # Every OTEL_METRIC_EXPORT_INTERVAL ms (60 s by default), from the reader's thread.
             reader = PeriodicExportingMetricReader(exporter)
-            meter_provider = MeterProvider(resource=resource, metric_readers=[reader], shutdown_on_exit=False)
+            meter_provider = MeterProvider(resource=resource, metric_readers=[reader], shutdown_on_exit=False,
+                                           exemplar_filter=_exemplar_filter(environ))
             instruments = Instruments(meter_provider.get_meter(names.SCOPE, _version()))
             providers.append(meter_provider)
         else:
@@ -147,6 +148,16 @@ _GRPC_EXPORTERS = {
     "METRICS": ("opentelemetry.exporter.otlp.proto.grpc.metric_exporter", "OTLPMetricExporter"),
     "LOGS": ("opentelemetry.exporter.otlp.proto.grpc._log_exporter", "OTLPLogExporter"),
 }
+
+
+def _exemplar_filter(environ: Mapping[str, str]) -> Any:
+    """No exemplars unless OTEL_METRICS_EXEMPLAR_FILTER asks for them: Spin records none, and
+    looking for one costs every measurement a context look-up."""
+    if environ.get("OTEL_METRICS_EXEMPLAR_FILTER"):
+        return None  # the SDK reads it
+    from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter
+
+    return AlwaysOffExemplarFilter()
 
 
 def _exporter(signal: str, proto: str) -> Any:
@@ -219,37 +230,43 @@ def _shutdown(providers: list[Any]) -> None:
 
 
 class ServerSpan:
-    """The span of one request the router serves (Spin's spin_trigger_http.handle_http_request),
-    current while the request is handled, so the runtime names it after the route it matched
-    (``GET /hello/...``) and its wasm execution span is its child."""
+    """The span of one request the router serves (Spin's spin_trigger_http.handle_http_request).
+    While the request is handled it is the runtime's telemetry.SERVED in the request's task: the
+    wasm execution span becomes its child, and the runtime notes the route the app matched, which
+    names the span (``GET /hello/...``) when it ends."""
 
-    __slots__ = ("_span", "_token")
+    __slots__ = ("_method", "_served", "_span", "_token")
 
-    def __init__(self, span: Span, token: object) -> None:
+    def __init__(self, span: Span, method: str, served: telemetry.Served) -> None:
         self._span = span
-        self._token = token
+        self._method = method
+        self._served = served
+        self._token = telemetry.SERVED.set(served)
 
     def finish(self, status: int) -> None:
-        from opentelemetry import context as otel_context
         from opentelemetry.trace import Status, StatusCode
 
+        telemetry.SERVED.reset(self._token)
         span = self._span
-        span.set_attribute(names.HTTP_RESPONSE_STATUS_CODE, status)
+        route = self._served.route
+        attributes: dict[str, Any] = {names.HTTP_RESPONSE_STATUS_CODE: status}
+        if route is not None:
+            attributes[names.HTTP_ROUTE] = route
+            span.update_name(f"{self._method} {route}")
         if status >= 500:  # a server span is an error only for a 5xx (OpenTelemetry's HTTP rules)
-            span.set_attribute(names.ERROR_TYPE, str(status))
+            attributes[names.ERROR_TYPE] = str(status)
             span.set_status(Status(StatusCode.ERROR))
+        span.set_attributes(attributes)
         span.end()
-        otel_context.detach(self._token)  # type: ignore[arg-type]
 
 
 def server_span(scope: Mapping[str, Any], headers: Sequence[tuple[str, bytes]], view: ClientView, path: str,
                 app: str) -> ServerSpan | None:
     """Start the server span of a request `app` serves (None when traces are off), continuing the
-    client's W3C ``traceparent`` if it sent one, and make it the current span."""
+    client's W3C ``traceparent`` if it sent one."""
     tracer = telemetry.tracer
     if tracer is None:
         return None
-    from opentelemetry import context as otel_context
     from opentelemetry import trace
     from opentelemetry.trace import SpanKind
 
@@ -257,6 +274,8 @@ def server_span(scope: Mapping[str, Any], headers: Sequence[tuple[str, bytes]], 
 
     method = scope["method"]
     peer = scope.get("client") or ("", 0)
+    # Spin's attributes (trigger-http/src/instrument.rs), with the trusted client address (Spin
+    # copies X-Forwarded-For as sent) and `app`.
     attributes: dict[str, Any] = {
         names.APP: app,
         names.HTTP_REQUEST_METHOD: method,
@@ -264,10 +283,9 @@ def server_span(scope: Mapping[str, Any], headers: Sequence[tuple[str, bytes]], 
         names.URL_QUERY: scope.get("query_string", b"").decode("latin-1"),
         names.URL_SCHEME: view.scheme,
         names.NETWORK_PROTOCOL_NAME: "http",
-        names.NETWORK_PROTOCOL_VERSION: scope.get("http_version", "1.1"),
         names.NETWORK_PEER_ADDRESS: peer[0],
         names.NETWORK_PEER_PORT: peer[1],
         names.CLIENT_ADDRESS: view.addr[0],
     }
     span = tracer.start_span(method, context=extract(headers), kind=SpanKind.SERVER, attributes=attributes)
-    return ServerSpan(span, otel_context.attach(trace.set_span_in_context(span)))
+    return ServerSpan(span, method, telemetry.Served(trace.set_span_in_context(span)))

@@ -149,7 +149,7 @@ class RunningApp:
         if telemetry.tracer is not None:
             from runtime.telemetry import spans
 
-            spans.note_route(request.method, normalize_prefix(request.mount_prefix) + route.raw_route)
+            spans.note_route(normalize_prefix(request.mount_prefix) + route.raw_route)
 
     async def _serve(
         self, slot: ComponentSlot, request: IncomingRequest, match: RouteMatch, app_path: AppPath, url_host: str

@@ -10,8 +10,9 @@ off never loads one; the helpers that use the OpenTelemetry API live in ``spans`
 
 How a request's spans find their parent without ambient state on guest threads: the HTTP trigger
 (runtime/http/app.py, on the event loop) makes a :class:`RequestTelemetry` from the request: the
-span context it continues (the router's server span, or a ``traceparent`` an in-process caller
-injected) and the app's name. The run (runtime/http/scheduling.py, on whichever thread runs the
+span context it continues (the router's server span, which the router hands over in
+:data:`SERVED` for the request's task, or else a ``traceparent`` an in-process caller injected)
+and the app's name. The run (runtime/http/scheduling.py, on whichever thread runs the
 guest) opens the wasm execution span under it and puts a :class:`Run` in the request's
 RequestContext under :data:`RUN`; host calls of that guest (key-value, sqlite, variables, outbound
 HTTP) read it there and open their spans as its children.
@@ -19,6 +20,7 @@ HTTP) read it there and open their spans as its children.
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -59,6 +61,21 @@ class Run:
 
 
 RUN: StateKey[Run] = StateKey("telemetry.run")
+
+
+@dataclass(slots=True)
+class Served:
+    """The host's own span of the request being served (the router's server span), as its serving
+    task sees it: the context the wasm execution span continues, and the route the app matched,
+    which the host names its span after when the request ends (as Spin's MatchedRoute)."""
+
+    context: Context
+    route: str | None = None
+
+
+# Set by the router around one request's handling, in that request's task only: an in-process
+# call runs in a task of its own and continues its caller's traceparent instead.
+SERVED: ContextVar[Served | None] = ContextVar("lepton_served", default=None)
 
 
 def install(*, tracer: Tracer | None = None, instruments: Instruments | None = None,

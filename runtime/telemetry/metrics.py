@@ -7,6 +7,8 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
+from opentelemetry.context import Context
+
 from runtime.telemetry import names
 
 if TYPE_CHECKING:
@@ -26,6 +28,9 @@ class Instruments:
         # Attribute sets are reused per (app, app_id, component): no dict is built per request.
         self._labels: dict[tuple[str, str, str], Attributes] = {}
         self._lock = threading.Lock()
+        # Handed to each measurement, which would otherwise look the current context up for an
+        # exemplar: there is none to find (spans travel in RequestContext, not in contextvars).
+        self._context = Context()
 
     def _attributes(self, app: str, app_id: str, component_id: str) -> Attributes:
         key = (app, app_id, component_id)
@@ -41,7 +46,7 @@ class Instruments:
         return attributes
 
     def request(self, app: str, app_id: str, component_id: str) -> None:
-        self._requests.add(1, self._attributes(app, app_id, component_id))
+        self._requests.add(1, self._attributes(app, app_id, component_id), self._context)
 
     def cpu_time(self, app: str, app_id: str, component_id: str, seconds: float) -> None:
-        self._cpu.record(seconds, self._attributes(app, app_id, component_id))
+        self._cpu.record(seconds, self._attributes(app, app_id, component_id), self._context)

@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
@@ -39,13 +38,13 @@ _WAGI_EXECUTORS = frozenset({"spin-wagi", "spin-wagi-component"})
 
 def request_telemetry(headers: Sequence[tuple[str, bytes]], app: str) -> telemetry.RequestTelemetry:
     """On the event loop, for a request about to run: the context its execution span continues.
-    The router's server span when the dispatcher made one (it is the current span); otherwise a
+    The router's server span when the router serves this request (telemetry.SERVED); otherwise a
     ``traceparent`` the request carries (an in-process call: the caller's client span)."""
     if telemetry.tracer is None:
         return telemetry.RequestTelemetry(app, None)
-    current = otel_context.get_current()
-    if trace.get_current_span(current).get_span_context().is_valid:
-        return telemetry.RequestTelemetry(app, current)
+    served = telemetry.SERVED.get()
+    if served is not None:
+        return telemetry.RequestTelemetry(app, served.context)
     return telemetry.RequestTelemetry(app, extract(headers))
 
 
@@ -55,13 +54,12 @@ def extract(headers: Sequence[tuple[str, bytes]]) -> Context:
     return PROPAGATOR.extract(carrier, context=Context()) if carrier else Context()
 
 
-def note_route(method: str, route: str) -> None:
-    """The app matched `route`: the server span serving this request (the current span, when the
-    router made one) is named and attributed with it, as Spin's finalize_http_span does."""
-    span = trace.get_current_span()
-    if span.is_recording():
-        span.set_attribute(names.HTTP_ROUTE, route)
-        span.update_name(f"{method} {route}")
+def note_route(route: str) -> None:
+    """The app matched `route`: the router's server span of this request, if it has one, is
+    named and attributed with it when it ends, as Spin's finalize_http_span does."""
+    served = telemetry.SERVED.get()
+    if served is not None:
+        served.route = route
 
 
 # -- the wasm execution span --------------------------------------------------------------------
@@ -75,8 +73,8 @@ def begin_run(request: telemetry.RequestTelemetry, ctx: RequestContext, executor
     if tracer is not None and request.parent is not None:
         component_id = ctx.component.id
         name = names.EXECUTE_WAGI if executor in _WAGI_EXECUTORS else names.EXECUTE_WASM
-        span = tracer.start_span(f"{name} {component_id}", context=request.parent,
-                                 attributes={APP: request.app, names.COMPONENT_ID: component_id})
+        # (Its name says the component; `app` is the one attribute, so the span stays cheap.)
+        span = tracer.start_span(f"{name} {component_id}", context=request.parent, attributes={APP: request.app})
         parent = trace.set_span_in_context(span, request.parent)
     run = telemetry.Run(request.app, span, parent)
     ctx.set(telemetry.RUN, run)

@@ -144,11 +144,10 @@ def test_a_request_has_a_server_span_and_a_wasm_execution_span(served: Served) -
         "network.peer.address": "127.0.0.1",
         "network.peer.port": server.attributes["network.peer.port"],
         "network.protocol.name": "http",
-        "network.protocol.version": "1.1",
     }
     wasm = one(spans, "execute_wasm_component main")
     assert wasm.parent_span_id == server.span_id and wasm.kind == INTERNAL_KIND
-    assert wasm.attributes == {"app": "hello", "component_id": "main"}
+    assert wasm.attributes == {"app": "hello"}
     assert server.resource["service.name"] == "otel-e2e"
     assert server.scope == "lepton-router"
 
