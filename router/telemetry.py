@@ -14,11 +14,12 @@ exporters. Each worker process calls :func:`setup` at start and exports on its o
   variables themselves (headers, compression, certificates, the timeout).
 
 Exporting never holds a request up: spans and log records go to bounded batch queues that a
-background thread exports (a full queue drops the oldest), metrics are aggregated in memory and
-exported by a reader thread, and each export gives up after EXPORT_TIMEOUT_S unless
-``OTEL_EXPORTER_OTLP[_<SIGNAL>]_TIMEOUT`` says otherwise. At exit the pending telemetry gets
-SHUTDOWN_TIMEOUT_S to go out; a collector that is down or slow loses it rather than holding the
-worker.
+background thread drains (a full queue drops the oldest), spans on to an exporter process of the
+worker's own (router/telemetry_export.py: encoding them would take turns with requests for the
+GIL), metrics are aggregated in memory and exported by a reader thread, and each export gives up
+after telemetry_export.EXPORT_TIMEOUT_S unless ``OTEL_EXPORTER_OTLP[_<SIGNAL>]_TIMEOUT`` says
+otherwise. At exit the pending telemetry gets SHUTDOWN_TIMEOUT_S to go out; a collector that is
+down or slow loses it rather than holding the worker.
 
 The server span of each request is made in router/dispatch.py (:func:`server_span`); the runtime
 adds the wasm execution span, host API spans, outbound client spans, the metrics and guest output
@@ -28,7 +29,6 @@ log records (runtime/telemetry/).
 from __future__ import annotations
 
 import atexit
-import importlib
 import logging
 import os
 import threading
@@ -54,7 +54,6 @@ SIGNALS = ("TRACES", "METRICS", "LOGS")
 DEFAULT_PROTOCOL = "http/protobuf"
 PROTOCOLS = ("grpc", "http/protobuf", "http/json")
 DEFAULT_SERVICE_NAME = "lepton-router"
-EXPORT_TIMEOUT_S = 3.0  # per export (the SDK's default is 10 s)
 SHUTDOWN_TIMEOUT_S = 5.0  # for everything pending at exit, all signals together
 
 
@@ -95,21 +94,25 @@ def setup() -> Setup | None:
     wanted = [s for s in SIGNALS if enabled(environ, s)]
     if not wanted:
         return None
+    from router import telemetry_export as export
+
     resource = _resource(environ)
     tracer = instruments = guest_logger = None
     providers: list[Any] = []
     on: list[str] = []
     for signal in wanted:
-        exporter = _exporter(signal, protocol(environ, signal))
-        if exporter is None:
+        proto = protocol(environ, signal)
+        if not export.supported(signal, proto):
             continue
         if signal == "TRACES":
             from opentelemetry.sdk.trace import TracerProvider
             from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-            # Bounded queue (OTEL_BSP_MAX_QUEUE_SIZE, 2048 by default), exported by its own thread.
+            # Bounded queue (OTEL_BSP_MAX_QUEUE_SIZE, 2048 by default), drained by its own thread
+            # into the exporter process.
             trace_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
-            trace_provider.add_span_processor(BatchSpanProcessor(exporter))
+            pipe = export.PipeSpanExporter(proto, resource, (names.SCOPE, _version()), SHUTDOWN_TIMEOUT_S - 1)
+            trace_provider.add_span_processor(BatchSpanProcessor(pipe))
             tracer = trace_provider.get_tracer(names.SCOPE, _version())
             providers.append(trace_provider)
         elif signal == "METRICS":
@@ -119,7 +122,7 @@ def setup() -> Setup | None:
             from runtime.telemetry.metrics import Instruments
 
             # Every OTEL_METRIC_EXPORT_INTERVAL ms (60 s by default), from the reader's thread.
-            reader = PeriodicExportingMetricReader(exporter)
+            reader = PeriodicExportingMetricReader(export.make_exporter(signal, proto))
             meter_provider = MeterProvider(resource=resource, metric_readers=[reader], shutdown_on_exit=False,
                                            exemplar_filter=_exemplar_filter(environ))
             instruments = Instruments(meter_provider.get_meter(names.SCOPE, _version()))
@@ -129,25 +132,22 @@ def setup() -> Setup | None:
             from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 
             logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
-            logger_provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
+            logger_provider.add_log_record_processor(BatchLogRecordProcessor(export.make_exporter(signal, proto)))
             guest_logger = logger_provider.get_logger(names.SCOPE, _version())
             providers.append(logger_provider)
         on.append(signal.lower())
     if not on:
         return None
     telemetry.install(tracer=tracer, instruments=instruments, guest_logger=guest_logger)
+    # The batch processors log "Queue full, dropping Span." for every span a full queue drops,
+    # which (a LogRecord, its caller's frame) would make each request pay while the collector is
+    # down; the exporter's own failures are still logged, once per export.
+    logging.getLogger("opentelemetry.sdk._shared_internal").setLevel(logging.ERROR)
     service = resource.attributes.get("service.name")
     log.info("OpenTelemetry on (%s) for service %s", ", ".join(on), service)
     done = Setup(tuple(on), lambda: _shutdown(providers))
     atexit.register(done.shutdown)
     return done
-
-
-_GRPC_EXPORTERS = {
-    "TRACES": ("opentelemetry.exporter.otlp.proto.grpc.trace_exporter", "OTLPSpanExporter"),
-    "METRICS": ("opentelemetry.exporter.otlp.proto.grpc.metric_exporter", "OTLPMetricExporter"),
-    "LOGS": ("opentelemetry.exporter.otlp.proto.grpc._log_exporter", "OTLPLogExporter"),
-}
 
 
 def _exemplar_filter(environ: Mapping[str, str]) -> Any:
@@ -158,36 +158,6 @@ def _exemplar_filter(environ: Mapping[str, str]) -> Any:
     from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter
 
     return AlwaysOffExemplarFilter()
-
-
-def _exporter(signal: str, proto: str) -> Any:
-    """The OTLP exporter for `signal`, configured by the standard variables; None if unsupported."""
-    timeout = None if _set(os.environ, f"OTEL_EXPORTER_OTLP_{signal}_TIMEOUT") or _set(
-        os.environ, "OTEL_EXPORTER_OTLP_TIMEOUT") else EXPORT_TIMEOUT_S
-    if proto == "http/json":
-        log.error("OpenTelemetry %s: the http/json OTLP protocol is not supported (as in Spin); %s stay off",
-                  signal.lower(), signal.lower())
-        return None
-    if proto == "grpc":
-        module, name = _GRPC_EXPORTERS[signal]
-        try:
-            exporter_class = getattr(importlib.import_module(module), name)
-        except ImportError:
-            log.error("OpenTelemetry %s: the grpc protocol needs opentelemetry-exporter-otlp-proto-grpc "
-                      "(pip install 'lepton-router[otel-grpc]'); %s stay off", signal.lower(), signal.lower())
-            return None
-        return exporter_class(timeout=timeout)
-    if signal == "TRACES":
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-        return OTLPSpanExporter(timeout=timeout)
-    if signal == "METRICS":
-        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-
-        return OTLPMetricExporter(timeout=timeout)
-    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
-
-    return OTLPLogExporter(timeout=timeout)
 
 
 def _resource(environ: Mapping[str, str]) -> Resource:
@@ -202,7 +172,9 @@ def _resource(environ: Mapping[str, str]) -> Resource:
         resource = resource.merge(Resource({"service.name": DEFAULT_SERVICE_NAME}))
     if "service.instance.id" in found.attributes:
         resource = resource.merge(Resource({"service.instance.id": found.attributes["service.instance.id"]}))
-    return resource
+    from router.telemetry_export import hashed
+
+    return hashed(resource)
 
 
 def _version() -> str:
@@ -244,8 +216,6 @@ class ServerSpan:
         self._token = telemetry.SERVED.set(served)
 
     def finish(self, status: int) -> None:
-        from opentelemetry.trace import Status, StatusCode
-
         telemetry.SERVED.reset(self._token)
         span = self._span
         route = self._served.route
@@ -254,6 +224,8 @@ class ServerSpan:
             attributes[names.HTTP_ROUTE] = route
             span.update_name(f"{self._method} {route}")
         if status >= 500:  # a server span is an error only for a 5xx (OpenTelemetry's HTTP rules)
+            from opentelemetry.trace import Status, StatusCode
+
             attributes[names.ERROR_TYPE] = str(status)
             span.set_status(Status(StatusCode.ERROR))
         span.set_attributes(attributes)
@@ -267,25 +239,36 @@ def server_span(scope: Mapping[str, Any], headers: Sequence[tuple[str, bytes]], 
     tracer = telemetry.tracer
     if tracer is None:
         return None
+    in_context, server_kind, extract = _api or _load_api()
+    method = scope["method"]
+    # Spin's attributes (trigger-http/src/instrument.rs) that OpenTelemetry's HTTP conventions
+    # require or recommend, with the trusted client address (Spin copies X-Forwarded-For as sent)
+    # and `app`. Spin's network.peer.* and network.protocol.name ("http", which the conventions
+    # say to leave out) are not recorded: every attribute costs every request, here and in the
+    # export.
+    attributes: dict[str, Any] = {
+        names.APP: app,
+        names.HTTP_REQUEST_METHOD: method,
+        names.URL_PATH: path,
+        names.URL_SCHEME: view.scheme,
+        names.CLIENT_ADDRESS: view.addr[0],
+    }
+    query = scope.get("query_string")
+    if query:
+        attributes[names.URL_QUERY] = query.decode("latin-1")
+    span = tracer.start_span(method, context=extract(headers), kind=server_kind, attributes=attributes)
+    return ServerSpan(span, method, telemetry.Served(in_context(span)))
+
+
+_api: tuple[Any, Any, Any] | None = None  # what server_span uses of OpenTelemetry, loaded once
+
+
+def _load_api() -> tuple[Any, Any, Any]:
+    global _api
     from opentelemetry import trace
     from opentelemetry.trace import SpanKind
 
     from runtime.telemetry.spans import extract
 
-    method = scope["method"]
-    peer = scope.get("client") or ("", 0)
-    # Spin's attributes (trigger-http/src/instrument.rs), with the trusted client address (Spin
-    # copies X-Forwarded-For as sent) and `app`.
-    attributes: dict[str, Any] = {
-        names.APP: app,
-        names.HTTP_REQUEST_METHOD: method,
-        names.URL_PATH: path,
-        names.URL_QUERY: scope.get("query_string", b"").decode("latin-1"),
-        names.URL_SCHEME: view.scheme,
-        names.NETWORK_PROTOCOL_NAME: "http",
-        names.NETWORK_PEER_ADDRESS: peer[0],
-        names.NETWORK_PEER_PORT: peer[1],
-        names.CLIENT_ADDRESS: view.addr[0],
-    }
-    span = tracer.start_span(method, context=extract(headers), kind=SpanKind.SERVER, attributes=attributes)
-    return ServerSpan(span, method, telemetry.Served(trace.set_span_in_context(span)))
+    _api = (trace.set_span_in_context, SpanKind.SERVER, extract)
+    return _api
