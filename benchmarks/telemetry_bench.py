@@ -88,6 +88,19 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def children(pid: int) -> list[int]:
+    """The processes `pid` started (the worker's span exporter process, when telemetry is on)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+            except (OSError, ValueError):
+                pass
+    return found
+
+
 def lepton(work: Path, routes: Path, port: int, env: dict[str, str]) -> Proc:
     cmd = [sys.executable, "-m", "router.cli", "serve", str(routes), "--listen", f"127.0.0.1:{port}",
            "--log-level", "WARNING"]
@@ -117,7 +130,7 @@ def main() -> int:
         procs: list[Proc] = []
         runs: dict[str, list[Result]] = {"off": [], "on": []}
         requests = {"off": 0, "on": 0}
-        cpu = {"off": 0.0, "on": 0.0, "receiver": 0.0}  # CPU seconds spent in the measured runs
+        cpu = {"off": 0.0, "on": 0.0, "receiver": 0.0, "exporter": 0.0}  # CPU seconds in the measured runs
         measured = {"off": 0, "on": 0}
         try:
             procs.append(Proc([sys.executable, str(work / "receiver.py"), str(ports["receiver"])], work / "receiver.log"))
@@ -139,11 +152,14 @@ def main() -> int:
                     url = f"http://127.0.0.1:{ports[name]}/"
                     warm = wrk(label, url, "main.test", 1, c)  # warm-up
                     pid = server_pids[name]
+                    exporters = children(pid)
                     before, receiver_before = cpu_seconds(pid), cpu_seconds(receiver_pid)
+                    exporters_before = sum(cpu_seconds(p) for p in exporters)
                     result = wrk(label, url, "main.test", d, c)
                     cpu[name] += cpu_seconds(pid) - before
                     if name == "on":
                         cpu["receiver"] += cpu_seconds(receiver_pid) - receiver_before
+                        cpu["exporter"] += sum(cpu_seconds(p) for p in exporters) - exporters_before
                     measured[name] += round(result.rps * d)
                     requests[name] += round(warm.rps * 1) + round(result.rps * d)
                     print("  " + result.line(), flush=True)
@@ -165,7 +181,8 @@ def main() -> int:
     print(f"p99 on / off:               {on.p99_ms / off.p99_ms:6.2f}")
     per_request = {name: 1e6 * cpu[name] / max(1, measured[name]) for name in ("off", "on")}
     print(f"server CPU per request:     off {per_request['off']:.0f} us, on {per_request['on']:.0f} us "
-          f"(+{per_request['on'] - per_request['off']:.0f} us); the receiver's: "
+          f"(+{per_request['on'] - per_request['off']:.0f} us); its span exporter process: "
+          f"{1e6 * cpu['exporter'] / max(1, measured['on']):.0f} us; the receiver: "
           f"{1e6 * cpu['receiver'] / max(1, measured['on']):.0f} us")
     # Each request makes two spans (the server span and the wasm execution span).
     print(f"spans received: {counts['spans']} of about {2 * requests['on']} made "

@@ -50,14 +50,16 @@ class RequestTelemetry:
     parent: Context | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Run:
-    """One guest run, as its host calls see it: the wasm execution span (None when traces are off)
-    and that span as a parent context, and the app's name."""
+    """One guest run, as its host calls see it: the app's name, the wasm execution span (None when
+    traces are off) and the context it continues; spans.run_context makes the span a parent
+    context when a host call first needs one (most runs make none)."""
 
     app: str
     span: Span | None
-    context: Context | None
+    parent: Context | None = None
+    context: Context | None = None
 
 
 RUN: StateKey[Run] = StateKey("telemetry.run")

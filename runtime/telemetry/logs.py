@@ -27,7 +27,11 @@ def guest_output(ctx: RequestContext, stream: str) -> Callable[[str], None] | No
         names.APP: run.app if run is not None else (ctx.app.name or ""),
         names.LOG_IOSTREAM: stream,
     }
-    parent = run.context if run is not None else None
+    parent = None
+    if run is not None and run.span is not None:
+        from runtime.telemetry.spans import run_context  # (traces are on: it is loaded)
+
+        parent = run_context(run)
     number, text = _SEVERITY.get(stream, _SEVERITY["stdout"])
 
     def emit(line: str) -> None:

@@ -69,16 +69,23 @@ def begin_run(request: telemetry.RequestTelemetry, ctx: RequestContext, executor
     """Open the run's execution span (on the thread that runs the guest) and put the run where the
     guest's host calls find it."""
     tracer = telemetry.tracer
-    span = parent = None
+    span = None
     if tracer is not None and request.parent is not None:
         component_id = ctx.component.id
         name = names.EXECUTE_WAGI if executor in _WAGI_EXECUTORS else names.EXECUTE_WASM
         # (Its name says the component; `app` is the one attribute, so the span stays cheap.)
         span = tracer.start_span(f"{name} {component_id}", context=request.parent, attributes={APP: request.app})
-        parent = trace.set_span_in_context(span, request.parent)
-    run = telemetry.Run(request.app, span, parent)
+    run = telemetry.Run(request.app, span, request.parent)
     ctx.set(telemetry.RUN, run)
     return run
+
+
+def run_context(run: telemetry.Run) -> Context | None:
+    """The run's execution span as the parent of a host call's span (None when not traced)."""
+    context = run.context
+    if context is None and run.span is not None:
+        context = run.context = trace.set_span_in_context(run.span, run.parent)
+    return context
 
 
 def end_run(run: telemetry.Run, error: BaseException | None) -> None:
@@ -99,12 +106,13 @@ def wrap(fn: HostFunc, spec: HostSpan) -> HostFunc:
         tracer = telemetry.tracer
         ctx = context.current_or_none()
         run = ctx.get(telemetry.RUN) if ctx is not None else None
-        if tracer is None or run is None or run.context is None:
+        parent = run_context(run) if run is not None else None
+        if tracer is None or run is None or parent is None:
             return fn(store, *args)
         attributes = {APP: run.app, **fixed}
         if spec.from_args is not None:
             attributes.update(spec.from_args(args))
-        span = tracer.start_span(spec.name, context=run.context, kind=SpanKind.CLIENT, attributes=attributes)
+        span = tracer.start_span(spec.name, context=parent, kind=SpanKind.CLIENT, attributes=attributes)
         try:
             result = fn(store, *args)
         except BaseException as exc:
@@ -138,7 +146,8 @@ def outbound_start(ctx: RequestContext, method: str, url: str) -> Span | None:
     logs leave it out: it may carry secrets."""
     tracer = telemetry.tracer
     run = ctx.get(telemetry.RUN)
-    if tracer is None or run is None or run.context is None:
+    parent = run_context(run) if run is not None else None
+    if tracer is None or run is None or parent is None:
         return None
     shown = url.split("?", 1)[0]
     attributes: dict[str, Any] = {APP: run.app, names.HTTP_REQUEST_METHOD: method, names.URL_FULL: shown}
@@ -151,7 +160,7 @@ def outbound_start(ctx: RequestContext, method: str, url: str) -> Span | None:
                 attributes[names.SERVER_PORT] = parts.port
         except ValueError:
             pass  # the request fails on its own; the span still says what was asked
-    return tracer.start_span(method, context=run.context, kind=SpanKind.CLIENT, attributes=attributes)
+    return tracer.start_span(method, context=parent, kind=SpanKind.CLIENT, attributes=attributes)
 
 
 def traceparent(span: Span | None) -> list[tuple[str, str]]:
