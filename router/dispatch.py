@@ -137,7 +137,7 @@ class Dispatcher:
 
         endpoint = route.target
         stats = endpoint.stats
-        traced = None if telemetry.tracer is None else otel.server_span(scope, headers, view, path, route.app)
+        traced = None if telemetry.recorder is None else otel.server_span(scope, headers, view, path, route.app)
         limit = endpoint.config.max_concurrent
         if limit is not None and stats.inflight >= limit:
             stats.rejected += 1

@@ -10,16 +10,15 @@ exporters. Each worker process calls :func:`setup` at start and exports on its o
   the optional ``opentelemetry-exporter-otlp-proto-grpc``; ``http/json`` is refused, as Spin
   refuses it. Either way that signal stays off and the server serves on (Spin would not start).
 * ``service.name`` is ``OTEL_SERVICE_NAME``, else the one in ``OTEL_RESOURCE_ATTRIBUTES``, else
-  ``lepton-router`` (Spin's default is ``spin``). The exporters read the rest of the standard
-  variables themselves (headers, compression, certificates, the timeout).
+  ``lepton-router`` (Spin's default is ``spin``). The exporters and the SDK read the rest of the
+  standard variables themselves (headers, compression, certificates, the timeout, the sampler,
+  batch sizes and delays, the metric interval).
 
-Exporting never holds a request up: spans and log records go to bounded batch queues that a
-background thread drains (a full queue drops the oldest), spans on to an exporter process of the
-worker's own (router/telemetry_export.py: encoding them would take turns with requests for the
-GIL), metrics are aggregated in memory and exported by a reader thread, and each export gives up
-after telemetry_export.EXPORT_TIMEOUT_S unless ``OTEL_EXPORTER_OTLP[_<SIGNAL>]_TIMEOUT`` says
-otherwise. At exit the pending telemetry gets SHUTDOWN_TIMEOUT_S to go out; a collector that is
-down or slow loses it rather than holding the worker.
+The worker records its spans, metric points and log lines as tuples (runtime/telemetry/record.py)
+and its telemetry process makes them into the SDK's objects and exports them
+(router/telemetry_export.py): exporting never holds a request up, nor takes turns with requests
+for the worker's GIL. At exit the pending telemetry gets SHUTDOWN_TIMEOUT_S to go out; a collector
+that is down or slow loses it rather than holding the worker.
 
 The server span of each request is made in router/dispatch.py (:func:`server_span`); the runtime
 adds the wasm execution span, host API spans, outbound client spans, the metrics and guest output
@@ -31,8 +30,6 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-import threading
-import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -44,9 +41,9 @@ from runtime.telemetry import names
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.resources import Resource
-    from opentelemetry.trace import Span
 
     from router.proxy import ClientView
+    from runtime.telemetry.record import Parent, Span
 
 log = logging.getLogger("lepton.telemetry")
 
@@ -55,6 +52,8 @@ DEFAULT_PROTOCOL = "http/protobuf"
 PROTOCOLS = ("grpc", "http/protobuf", "http/json")
 DEFAULT_SERVICE_NAME = "lepton-router"
 SHUTDOWN_TIMEOUT_S = 5.0  # for everything pending at exit, all signals together
+SINK_RECORDS = 16384  # records the worker holds for its telemetry process before dropping the oldest
+SERVER = 1  # SpanKind.SERVER (runtime/telemetry/record.py)
 
 
 def _set(environ: Mapping[str, str], name: str) -> bool:
@@ -89,78 +88,68 @@ class Setup:
 
 def setup() -> Setup | None:
     """Turn on the signals the environment asks for, in this process (at worker start, before any
-    app loads). None when none is on: nothing is imported or started."""
+    app loads): start its telemetry process and install the runtime's recorders. None when none
+    is on: nothing is imported or started."""
     environ = os.environ
     wanted = [s for s in SIGNALS if enabled(environ, s)]
     if not wanted:
         return None
     from router import telemetry_export as export
 
-    resource = _resource(environ)
-    tracer = instruments = guest_logger = None
-    providers: list[Any] = []
-    on: list[str] = []
-    for signal in wanted:
-        proto = protocol(environ, signal)
-        if not export.supported(signal, proto):
-            continue
-        if signal == "TRACES":
-            from opentelemetry.sdk.trace import TracerProvider
-            from opentelemetry.sdk.trace.export import BatchSpanProcessor
-
-            # Bounded queue (OTEL_BSP_MAX_QUEUE_SIZE, 2048 by default), drained by its own thread
-            # into the exporter process.
-            trace_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
-            pipe = export.PipeSpanExporter(proto, resource, (names.SCOPE, _version()), SHUTDOWN_TIMEOUT_S - 1)
-            trace_provider.add_span_processor(BatchSpanProcessor(pipe))
-            tracer = trace_provider.get_tracer(names.SCOPE, _version())
-            providers.append(trace_provider)
-        elif signal == "METRICS":
-            from opentelemetry.sdk.metrics import MeterProvider
-            from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
-
-            from runtime.telemetry.metrics import Instruments
-
-            # Every OTEL_METRIC_EXPORT_INTERVAL ms (60 s by default), from the reader's thread.
-            reader = PeriodicExportingMetricReader(export.make_exporter(signal, proto))
-            meter_provider = MeterProvider(resource=resource, metric_readers=[reader], shutdown_on_exit=False,
-                                           exemplar_filter=_exemplar_filter(environ))
-            instruments = Instruments(meter_provider.get_meter(names.SCOPE, _version()))
-            providers.append(meter_provider)
-        else:
-            from opentelemetry.sdk._logs import LoggerProvider
-            from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
-
-            logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
-            logger_provider.add_log_record_processor(BatchLogRecordProcessor(export.make_exporter(signal, proto)))
-            guest_logger = logger_provider.get_logger(names.SCOPE, _version())
-            providers.append(logger_provider)
-        on.append(signal.lower())
-    if not on:
+    protocols = {s: protocol(environ, s) for s in wanted}
+    protocols = {s: p for s, p in protocols.items() if export.supported(s, p)}
+    if not protocols:
         return None
-    telemetry.install(tracer=tracer, instruments=instruments, guest_logger=guest_logger)
-    # The batch processors log "Queue full, dropping Span." for every span a full queue drops,
-    # which (a LogRecord, its caller's frame) would make each request pay while the collector is
-    # down; the exporter's own failures are still logged, once per export.
-    logging.getLogger("opentelemetry.sdk._shared_internal").setLevel(logging.ERROR)
-    service = resource.attributes.get("service.name")
-    log.info("OpenTelemetry on (%s) for service %s", ", ".join(on), service)
-    done = Setup(tuple(on), lambda: _shutdown(providers))
+    from runtime.telemetry.logs import GuestLogs
+    from runtime.telemetry.metrics import Instruments
+    from runtime.telemetry.record import Recorder, Sink
+
+    resource = _resource()
+    sink = Sink(SINK_RECORDS)
+    process = export.TelemetryProcess(sink, protocols, resource, (names.SCOPE, _version()), SHUTDOWN_TIMEOUT_S)
+    recorder = None
+    if "TRACES" in protocols:
+        from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+
+        ids = RandomIdGenerator()
+        recorder = Recorder(sink, ids.generate_trace_id, ids.generate_span_id, _sampler())
+    telemetry.install(recorder=recorder, instruments=Instruments(sink) if "METRICS" in protocols else None,
+                      guest_logs=GuestLogs(sink) if "LOGS" in protocols else None)
+    on = tuple(s.lower() for s in protocols)
+    log.info("OpenTelemetry on (%s) for service %s", ", ".join(on), resource.attributes.get("service.name"))
+
+    def shutdown() -> None:
+        telemetry.uninstall()
+        process.shutdown()
+
+    done = Setup(on, shutdown)
     atexit.register(done.shutdown)
     return done
 
 
-def _exemplar_filter(environ: Mapping[str, str]) -> Any:
-    """No exemplars unless OTEL_METRICS_EXEMPLAR_FILTER asks for them: Spin records none, and
-    looking for one costs every measurement a context look-up."""
-    if environ.get("OTEL_METRICS_EXEMPLAR_FILTER"):
-        return None  # the SDK reads it
-    from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter
+def _sampler() -> Callable[[Parent | None, int, str, int], bool] | None:
+    """The SDK's sampler as OTEL_TRACES_SAMPLER configures it, as a decision function; None for
+    the default (parent-based, always on), which the recorder decides without a call."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider, sampling
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 
-    return AlwaysOffExemplarFilter()
+    sampler = TracerProvider(shutdown_on_exit=False).sampler  # (reads the environment)
+    if sampler.get_description() == sampling.ParentBased(sampling.ALWAYS_ON).get_description():
+        return None
+
+    def sample(parent: Parent | None, trace_id: int, name: str, kind: int) -> bool:
+        context = None
+        if parent is not None:
+            span = NonRecordingSpan(SpanContext(parent.trace_id, parent.span_id, parent.remote,
+                                                TraceFlags(parent.flags)))
+            context = trace.set_span_in_context(span)
+        return sampler.should_sample(context, trace_id, name, SpanKind(kind)).decision.is_sampled()
+
+    return sample
 
 
-def _resource(environ: Mapping[str, str]) -> Resource:
+def _resource() -> Resource:
     from opentelemetry.sdk.resources import Resource
 
     # Resource.create reads OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES; what it found wins.
@@ -172,9 +161,7 @@ def _resource(environ: Mapping[str, str]) -> Resource:
         resource = resource.merge(Resource({"service.name": DEFAULT_SERVICE_NAME}))
     if "service.instance.id" in found.attributes:
         resource = resource.merge(Resource({"service.instance.id": found.attributes["service.instance.id"]}))
-    from router.telemetry_export import hashed
-
-    return hashed(resource)
+    return resource
 
 
 def _version() -> str:
@@ -182,20 +169,6 @@ def _version() -> str:
         return metadata.version("lepton-router")
     except metadata.PackageNotFoundError:
         return "0"
-
-
-def _shutdown(providers: list[Any]) -> None:
-    """Flush and stop every provider, each on its own thread, for SHUTDOWN_TIMEOUT_S at most in
-    all: a collector that does not answer must not hold the worker's exit."""
-    telemetry.uninstall()
-    threads = [threading.Thread(target=p.shutdown, name="lepton-otel-shutdown", daemon=True) for p in providers]
-    for thread in threads:
-        thread.start()
-    deadline = time.monotonic() + SHUTDOWN_TIMEOUT_S
-    for thread in threads:
-        thread.join(max(0.0, deadline - time.monotonic()))
-    if any(t.is_alive() for t in threads):
-        log.warning("OpenTelemetry: the collector did not take the last telemetry in time; dropped")
 
 
 # -- the server span (router/dispatch.py) -------------------------------------------------------
@@ -207,28 +180,24 @@ class ServerSpan:
     wasm execution span becomes its child, and the runtime notes the route the app matched, which
     names the span (``GET /hello/...``) when it ends."""
 
-    __slots__ = ("_method", "_served", "_span", "_token")
+    __slots__ = ("_served", "_token")
 
-    def __init__(self, span: Span, method: str, served: telemetry.Served) -> None:
-        self._span = span
-        self._method = method
-        self._served = served
-        self._token = telemetry.SERVED.set(served)
+    def __init__(self, span: Span) -> None:
+        self._served = telemetry.Served(span)
+        self._token = telemetry.SERVED.set(self._served)
 
     def finish(self, status: int) -> None:
         telemetry.SERVED.reset(self._token)
-        span = self._span
-        route = self._served.route
-        attributes: dict[str, Any] = {names.HTTP_RESPONSE_STATUS_CODE: status}
-        if route is not None:
-            attributes[names.HTTP_ROUTE] = route
-            span.update_name(f"{self._method} {route}")
+        served = self._served
+        span = served.span
+        attributes = span.attributes
+        attributes[names.HTTP_RESPONSE_STATUS_CODE] = status
+        if served.route is not None:
+            attributes[names.HTTP_ROUTE] = served.route
+            span.name = f"{span.name} {served.route}"
         if status >= 500:  # a server span is an error only for a 5xx (OpenTelemetry's HTTP rules)
-            from opentelemetry.trace import Status, StatusCode
-
             attributes[names.ERROR_TYPE] = str(status)
-            span.set_status(Status(StatusCode.ERROR))
-        span.set_attributes(attributes)
+            span.set_error()
         span.end()
 
 
@@ -236,16 +205,15 @@ def server_span(scope: Mapping[str, Any], headers: Sequence[tuple[str, bytes]], 
                 app: str) -> ServerSpan | None:
     """Start the server span of a request `app` serves (None when traces are off), continuing the
     client's W3C ``traceparent`` if it sent one."""
-    tracer = telemetry.tracer
-    if tracer is None:
+    recorder = telemetry.recorder
+    if recorder is None:
         return None
-    in_context, server_kind, extract = _api or _load_api()
+    extract = _extract or _load_extract()
     method = scope["method"]
     # Spin's attributes (trigger-http/src/instrument.rs) that OpenTelemetry's HTTP conventions
     # require or recommend, with the trusted client address (Spin copies X-Forwarded-For as sent)
     # and `app`. Spin's network.peer.* and network.protocol.name ("http", which the conventions
-    # say to leave out) are not recorded: every attribute costs every request, here and in the
-    # export.
+    # say to leave out) are not recorded: every attribute costs every request.
     attributes: dict[str, Any] = {
         names.APP: app,
         names.HTTP_REQUEST_METHOD: method,
@@ -256,19 +224,15 @@ def server_span(scope: Mapping[str, Any], headers: Sequence[tuple[str, bytes]], 
     query = scope.get("query_string")
     if query:
         attributes[names.URL_QUERY] = query.decode("latin-1")
-    span = tracer.start_span(method, context=extract(headers), kind=server_kind, attributes=attributes)
-    return ServerSpan(span, method, telemetry.Served(in_context(span)))
+    return ServerSpan(recorder.start(method, extract(headers), SERVER, attributes))
 
 
-_api: tuple[Any, Any, Any] | None = None  # what server_span uses of OpenTelemetry, loaded once
+_extract: Callable[[Sequence[tuple[str, bytes]]], Parent | None] | None = None  # loaded with the first span
 
 
-def _load_api() -> tuple[Any, Any, Any]:
-    global _api
-    from opentelemetry import trace
-    from opentelemetry.trace import SpanKind
-
+def _load_extract() -> Callable[[Sequence[tuple[str, bytes]]], Parent | None]:
+    global _extract
     from runtime.telemetry.spans import extract
 
-    _api = (trace.set_span_in_context, SpanKind.SERVER, extract)
-    return _api
+    _extract = extract
+    return extract

@@ -1,28 +1,33 @@
-"""Spans leave the worker before they are encoded: a worker's spans are exported by a process of
-its own, started by router/telemetry.py when traces are on.
+"""The telemetry process of a worker: it turns what the worker recorded (runtime/telemetry/record.py)
+into the OpenTelemetry SDK's spans, metric points and log records and exports them with the SDK's
+OTLP exporters, configured by the same ``OTEL_*`` variables. router/telemetry.py starts one per
+worker when any signal is on.
 
-Why: encoding spans into OTLP protobuf is Python work (about as much per span as making it), and a
-worker's event loop holds the GIL for every request; done on a thread of the worker, the encoding
-took turns with the requests. Here the worker's BatchSpanProcessor (bounded queue, its own thread)
-hands each batch to :class:`PipeSpanExporter`, which flattens the spans into plain tuples and
-writes them, marshalled, to the exporter process's stdin: a few microseconds a span. The exporter
-process (``python -m router.telemetry_export``) rebuilds them as the SDK's ReadableSpans and
-exports them with the SDK's OTLP exporter, configured by the same ``OTEL_*`` variables, on a core
-of its own.
+Why a process: the worker's event loop serves every request and holds the GIL to do it. Made and
+exported in the worker, the SDK's spans cost the loop about a third of a WAT hello request's CPU
+(measured in the running server: making them, queueing them for the batch processor, encoding
+them). Here the worker appends a tuple per span, metric point or log line to a bounded buffer
+(record.Sink); a drain thread of the worker (:class:`TelemetryProcess`) marshals what gathered
+every DRAIN_INTERVAL_S and writes it to this process's stdin; this process (``python -m
+router.telemetry_export``) rebuilds each span as a ReadableSpan for a BatchSpanProcessor, adds
+each count and CPU time to the SDK's instruments, emits each log line to the SDK's logger, on a
+core of its own.
 
-Nothing waits on it from a request: the exporter process reads batches as they come and keeps at
-most MAX_PENDING_FRAMES of them while a slow or dead collector holds its exports (then drops the
-oldest); should it fall behind anyway, the pipe fills and blocks the batch processor's thread,
-never a request, and the batch queue drops. If the exporter process dies it is started again (at
-most every RESTART_DELAY_S); what was in flight is lost. It ends when its stdin does, when the
+Nothing waits on it from a request: a slow or dead collector holds this process's exports, whose
+batch processors drop when full, and this process reads its stdin as it comes into a backlog of
+at most MAX_PENDING_FRAMES (then drops the oldest); should it fall behind anyway, the pipe fills
+and blocks the worker's drain thread, never a request, and the worker's buffer drops its oldest
+records. If this process dies, the drain thread starts another (at most every RESTART_DELAY_S);
+what was in flight is lost, and its counters start again. It ends when its stdin does, when the
 worker closes it at shutdown or exits however it exits, after at most the worker's shutdown budget
 for what it still holds: it never outlives its worker by more.
 
-This module also builds the OTLP exporters of every signal (:func:`make_exporter`).
+This module also builds the OTLP exporters (:func:`make_exporter`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import logging
@@ -35,25 +40,23 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import Event, ReadableSpan
-from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
-from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
+
+from runtime.telemetry import names
+from runtime.telemetry.record import COUNT, CPU, LOG, SPAN, Record, Sink
 
 log = logging.getLogger("lepton.telemetry")
 
 _LENGTH = struct.Struct("!I")
+FORMAT = 2  # of the frames below; a worker and its telemetry process are always the same code
+DRAIN_INTERVAL_S = 0.2  # how long records wait in the worker for the drain thread, at most
+FRAME_RECORDS = 4096  # records per frame
 RESTART_DELAY_S = 10.0
-MAX_PENDING_FRAMES = 64  # batches the exporter process holds while the collector is slow
-FORMAT = 1  # of the frames below; the worker and its exporter are always the same code
-
-Record = tuple[Any, ...]
-
+MAX_PENDING_FRAMES = 64  # frames this process holds while its exports fall behind
+NICENESS = 19  # the telemetry process runs at the lowest priority: it gets the CPU the workers leave
 
 EXPORT_TIMEOUT_S = 3.0  # per export (the SDK's default is 10 s)
 
@@ -111,47 +114,6 @@ def hashed(resource: Resource) -> Resource:
     return fixed
 
 
-def flatten(span: ReadableSpan) -> Record:
-    """A span as marshal-able values."""
-    context = span.context
-    assert context is not None  # (every span the SDK ends has one)
-    parent = span.parent
-    state = context.trace_state
-    events = span.events
-    status = span.status
-    return (
-        span.name,
-        context.trace_id,
-        context.span_id,
-        int(context.trace_flags),
-        tuple(state.items()) if state else (),
-        (parent.span_id, parent.is_remote, int(parent.trace_flags)) if parent is not None else None,
-        span.kind.value,
-        span.start_time,
-        span.end_time,
-        dict(span.attributes or {}),
-        status.status_code.value,
-        status.description,
-        tuple((e.name, e.timestamp, dict(e.attributes or {})) for e in events) if events else (),
-    )
-
-
-def rebuild(record: Record, resource: Resource, scope: InstrumentationScope) -> ReadableSpan:
-    (name, trace_id, span_id, flags, state, parent, kind, start, end, attributes, code, description,
-     events) = record
-    context = SpanContext(trace_id, span_id, is_remote=False, trace_flags=TraceFlags(flags),
-                          trace_state=TraceState(list(state)))
-    parent_context = None
-    if parent is not None:
-        parent_context = SpanContext(trace_id, parent[0], is_remote=parent[1], trace_flags=TraceFlags(parent[2]))
-    return ReadableSpan(
-        name=name, context=context, parent=parent_context, resource=resource, attributes=attributes,
-        events=[Event(n, a, t) for n, t, a in events], kind=SpanKind(kind),
-        status=Status(StatusCode(code), description), start_time=start, end_time=end,
-        instrumentation_scope=scope,
-    )
-
-
 def _write_frame(stream: IO[bytes], value: Any) -> None:
     data = marshal.dumps(value)
     stream.write(_LENGTH.pack(len(data)) + data)
@@ -170,23 +132,35 @@ def _read_frame(stream: IO[bytes]) -> Any:
     return marshal.loads(data)
 
 
-class PipeSpanExporter(SpanExporter):
-    """The worker's side: a SpanExporter that hands batches to the exporter process."""
+# -- the worker's side ----------------------------------------------------------------------------
 
-    def __init__(self, protocol: str, resource: Resource, scope: tuple[str, str | None],
+
+class TelemetryProcess:
+    """Drains a worker's Sink into its telemetry process, and keeps that process running."""
+
+    def __init__(self, sink: Sink, protocols: dict[str, str], resource: Resource, scope: tuple[str, str | None],
                  shutdown_timeout_s: float) -> None:
-        self._init = (FORMAT, protocol, dict(resource.attributes), resource.schema_url, scope, shutdown_timeout_s)
+        self._sink = sink
+        self._init = (FORMAT, protocols, dict(resource.attributes), resource.schema_url, scope, shutdown_timeout_s)
         self._shutdown_timeout_s = shutdown_timeout_s
-        self._lock = threading.Lock()
         self._process: subprocess.Popen[bytes] | None = None
         self._started_at = 0.0
-        self._closed = False
+        self._dropped_reported = 0
+        self._wake = threading.Event()
+        self._stop = threading.Event()
         self._start()
+        sink.wake = self._wake.set
+        self._thread = threading.Thread(target=self._drain_loop, name="lepton-otel-drain", daemon=True)
+        self._thread.start()
+
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        return self._process
 
     def _start(self) -> None:
         self._started_at = time.monotonic()
         env = dict(os.environ)
-        # The exporter imports router/ as this process did, installed or from a source tree.
+        # It imports router/ as this process did, installed or from a source tree.
         root = str(Path(__file__).resolve().parents[1])
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
         try:
@@ -195,82 +169,216 @@ class PipeSpanExporter(SpanExporter):
             assert process.stdin is not None
             _write_frame(process.stdin, self._init)
         except OSError as exc:
-            log.error("OpenTelemetry: the span exporter process did not start: %s", exc)
+            log.error("OpenTelemetry: the telemetry process did not start: %s", exc)
             self._process = None
             return
         self._process = process
 
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        records = [flatten(span) for span in spans]
-        with self._lock:
-            if self._closed:
-                return SpanExportResult.FAILURE
+    def _drain_loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(DRAIN_INTERVAL_S)
+            self._wake.clear()
+            self.drain()
+        self.drain()
+
+    def drain(self) -> None:
+        """Send what the sink holds (the drain thread; tests call it too)."""
+        records = self._sink.records
+        batch: list[Record] = []
+        try:
+            while True:
+                batch.append(records.popleft())
+        except IndexError:
+            pass
+        dropped = self._sink.dropped
+        if dropped > self._dropped_reported and time.monotonic() - self._started_at > 0:
+            log.warning("OpenTelemetry: %d records dropped so far (the telemetry process is behind or down)",
+                        dropped)
+            self._dropped_reported = dropped
+        for start in range(0, len(batch), FRAME_RECORDS):
+            if not self._write(batch[start:start + FRAME_RECORDS]):
+                return
+
+    def _write(self, frame: list[Record]) -> bool:
+        process = self._process
+        if process is None or process.poll() is not None:
+            if self._stop.is_set() or time.monotonic() - self._started_at < RESTART_DELAY_S:
+                return False  # dropped: the telemetry process is down for now
+            if process is not None:
+                log.warning("OpenTelemetry: the telemetry process ended (%s); starting another", process.returncode)
+            self._start()
             process = self._process
-            if process is None or process.poll() is not None:
-                if time.monotonic() - self._started_at < RESTART_DELAY_S:
-                    return SpanExportResult.FAILURE  # dropped: the exporter is down for now
-                if process is not None:
-                    log.warning("OpenTelemetry: the span exporter process ended (%s); starting another",
-                                process.returncode)
-                self._start()
-                process = self._process
-                if process is None:
-                    return SpanExportResult.FAILURE
-            try:
-                assert process.stdin is not None
-                # Blocks this (the batch processor's) thread while the exporter is behind: its
-                # queue fills and drops, requests never wait.
-                _write_frame(process.stdin, records)
-            except (OSError, ValueError):
-                return SpanExportResult.FAILURE
-        return SpanExportResult.SUCCESS
+            if process is None:
+                return False
+        try:
+            assert process.stdin is not None
+            # Blocks this thread while the telemetry process is behind: the sink drops, requests
+            # never wait.
+            _write_frame(process.stdin, frame)
+        except (OSError, ValueError):
+            return False
+        return True
 
     def shutdown(self) -> None:
-        with self._lock:
-            self._closed = True
-            process = self._process
+        """Send what is left, close the pipe, and give the telemetry process the shutdown budget
+        to export it."""
+        deadline = time.monotonic() + self._shutdown_timeout_s
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(max(0.0, deadline - time.monotonic()) / 2)
+        process = self._process
         if process is None:
             return
         try:
             assert process.stdin is not None
-            process.stdin.close()  # the exporter exports what it has, then ends
+            process.stdin.close()
         except OSError:
             pass
         try:
-            process.wait(self._shutdown_timeout_s)
+            process.wait(max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
 
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return True
+
+# -- the telemetry process ------------------------------------------------------------------------
+
+
+class _Pipelines:
+    """The SDK's providers and processors of the signals the worker turned on."""
+
+    def __init__(self, protocols: dict[str, str], resource: Resource, scope_name: str, scope_version: str | None) -> None:
+        from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+        self._resource = resource
+        self._scope = InstrumentationScope(scope_name, scope_version)
+        self._shutdowns: list[Any] = []
+        self._attributes: dict[tuple[str, str, str], dict[str, str]] = {}
+        self.spans: Any = None
+        self.requests: Any = None
+        self.cpu: Any = None
+        self.logger: Any = None
+        if "TRACES" in protocols:
+            from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+            # Bounded queue (OTEL_BSP_MAX_QUEUE_SIZE, 2048 by default), exported by its own thread.
+            self.spans = BatchSpanProcessor(make_exporter("TRACES", protocols["TRACES"]))
+            self._shutdowns.append(self.spans.shutdown)
+        if "METRICS" in protocols:
+            from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider
+            from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
+            # Every OTEL_METRIC_EXPORT_INTERVAL ms (60 s by default), from the reader's thread. No
+            # exemplars unless OTEL_METRICS_EXEMPLAR_FILTER asks (Spin records none).
+            reader = PeriodicExportingMetricReader(make_exporter("METRICS", protocols["METRICS"]))
+            exemplars = None if os.environ.get("OTEL_METRICS_EXEMPLAR_FILTER") else AlwaysOffExemplarFilter()
+            meter_provider = MeterProvider(resource=resource, metric_readers=[reader], shutdown_on_exit=False,
+                                           exemplar_filter=exemplars)
+            meter = meter_provider.get_meter(scope_name, scope_version)
+            self.requests = meter.create_counter(names.REQUEST_COUNT, description="Requests an app's route took")
+            self.cpu = meter.create_histogram(names.COMPONENT_CPU_TIME, unit="s",
+                                              description="CPU time of a component's guest runs")
+            self._shutdowns.append(meter_provider.shutdown)
+        if "LOGS" in protocols:
+            from opentelemetry.sdk._logs import LoggerProvider
+            from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+
+            logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
+            logger_provider.add_log_record_processor(BatchLogRecordProcessor(make_exporter("LOGS", protocols["LOGS"])))
+            self.logger = logger_provider.get_logger(scope_name, scope_version)
+            self._shutdowns.append(logger_provider.shutdown)
+
+    def _metric_attributes(self, app: str, app_id: str, component_id: str) -> dict[str, str]:
+        key = (app, app_id, component_id)
+        attributes = self._attributes.get(key)
+        if attributes is None:
+            attributes = self._attributes[key] = {
+                names.TRIGGER_TYPE: "http", names.APP_ID: app_id, names.COMPONENT_ID: component_id, names.APP: app,
+            }
+        return attributes
+
+    def take(self, record: Record) -> None:
+        kind = record[0]
+        if kind == SPAN:
+            if self.spans is not None:
+                self.spans.on_end(rebuild_span(record, self._resource, self._scope))
+        elif kind == COUNT:
+            if self.requests is not None:
+                self.requests.add(1, self._metric_attributes(*record[1:4]))
+        elif kind == CPU:
+            if self.cpu is not None:
+                self.cpu.record(record[4], self._metric_attributes(*record[1:4]))
+        elif kind == LOG and self.logger is not None:
+            self._emit_log(record)
+
+    def _emit_log(self, record: Record) -> None:
+        from opentelemetry import trace
+        from opentelemetry._logs import SeverityNumber
+        from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+        _, timestamp, body, severity, severity_text, attributes, trace_id, span_id, flags = record
+        context = None
+        if trace_id:
+            context = trace.set_span_in_context(NonRecordingSpan(SpanContext(trace_id, span_id, False,
+                                                                             TraceFlags(flags))))
+        self.logger.emit(timestamp=timestamp, observed_timestamp=timestamp, context=context,
+                         severity_number=SeverityNumber(severity), severity_text=severity_text, body=body,
+                         attributes=attributes)
+
+    def shutdown(self) -> None:
+        for shutdown in self._shutdowns:
+            try:
+                shutdown()
+            except Exception:  # one signal's failure must not keep the others from flushing
+                log.exception("OpenTelemetry: shutting a provider down failed")
+
+
+def rebuild_span(record: Record, resource: Resource, scope: Any) -> Any:
+    """A span record (record.Span.end) as the SDK's ReadableSpan."""
+    from opentelemetry.sdk.trace import ReadableSpan
+    from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+
+    (_, name, trace_id, span_id, parent_id, parent_remote, kind, start, end, attributes, status,
+     description) = record
+    sampled = TraceFlags(TraceFlags.SAMPLED)
+    parent = SpanContext(trace_id, parent_id, parent_remote, sampled) if parent_id else None
+    code = StatusCode(status)
+    return ReadableSpan(
+        name=name, context=SpanContext(trace_id, span_id, False, sampled), parent=parent, resource=resource,
+        attributes=attributes, kind=SpanKind(kind),
+        status=Status(code, description if code is StatusCode.ERROR and description else None),
+        start_time=start, end_time=end, instrumentation_scope=scope,
+    )
 
 
 def main() -> int:
-    """The exporter process: frames from stdin to the OTLP exporter, until stdin ends."""
+    """The telemetry process: frames from stdin to the SDK, until stdin ends."""
     # Ctrl-C in a terminal reaches the whole process group: this process ends with its worker's
     # pipe instead, after exporting what it was given.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Telemetry comes after requests: when the machine has no CPU to spare, this process falls
+    # behind and drops, rather than take CPU from the workers (at its worker's priority, its
+    # exports cost the WAT hello benchmark a fifth or more of its throughput on 2 busy cores).
+    with contextlib.suppress(OSError):  # (only a privilege would stop it; then it stays as it is)
+        os.nice(NICENESS)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s")
     stdin = sys.stdin.buffer
     init = _read_frame(stdin)
     if init is None or init[0] != FORMAT:
         return 1
-    _, protocol, attributes, schema_url, (scope_name, scope_version), linger_s = init
-    exporter = make_exporter("TRACES", protocol)
-    resource = hashed(Resource(attributes, schema_url))
-    scope = InstrumentationScope(scope_name, scope_version)
+    _, protocols, attributes, schema_url, (scope_name, scope_version), linger_s = init
+    pipelines = _Pipelines(protocols, hashed(Resource(attributes, schema_url)), scope_name, scope_version)
     # Frames are read as they come, whatever the collector does, so the worker's writes never
-    # wait for long; when exports fall behind, the oldest frames go.
+    # wait for long; when this process falls behind, the oldest frames go.
     pending: deque[list[Record]] = deque(maxlen=MAX_PENDING_FRAMES)
     changed = threading.Condition()
     ended = threading.Event()
 
     def read() -> None:
-        while (records := _read_frame(stdin)) is not None:
+        while (frame := _read_frame(stdin)) is not None:
             with changed:
-                pending.append(records)
+                pending.append(frame)
                 changed.notify()
         with changed:
             ended.set()
@@ -286,9 +394,13 @@ def main() -> int:
                 changed.wait()
             if not pending:
                 break
-            records = pending.popleft()
-        exporter.export([rebuild(record, resource, scope) for record in records])
-    exporter.shutdown()
+            frame = pending.popleft()
+        for record in frame:
+            try:
+                pipelines.take(record)
+            except Exception:  # a bad record must not stop the others
+                log.exception("OpenTelemetry: a telemetry record could not be exported")
+    pipelines.shutdown()
     return 0
 
 

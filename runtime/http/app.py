@@ -146,7 +146,7 @@ class RunningApp:
         mount prefix and the route as the trigger wrote it)."""
         if telemetry.instruments is not None:
             telemetry.instruments.request(request.served_as or self.app.name, self.app.name, route.lookup_key)
-        if telemetry.tracer is not None:
+        if telemetry.recorder is not None:
             from runtime.telemetry import spans
 
             spans.note_route(normalize_prefix(request.mount_prefix) + route.raw_route)

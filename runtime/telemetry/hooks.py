@@ -16,9 +16,8 @@ from typing import TYPE_CHECKING, Any
 import runtime.telemetry as telemetry
 
 if TYPE_CHECKING:
-    from opentelemetry.trace import Span
-
     from runtime.core.context import RequestContext
+    from runtime.telemetry.record import Span
 
 HostFunc = Callable[..., Any]
 
@@ -36,7 +35,7 @@ class HostSpan:
 def traced(funcs: Mapping[str, HostFunc], spans: Mapping[str, HostSpan]) -> Mapping[str, HostFunc]:
     """`funcs`, with those named in `spans` wrapped in their span. With traces off when the app
     links (the router turns them on at worker start, before any app loads): `funcs` itself."""
-    if telemetry.tracer is None or not spans:
+    if telemetry.recorder is None or not spans:
         return funcs
     from runtime.telemetry.spans import wrap
 
@@ -55,7 +54,7 @@ def second_arg(name: str) -> Callable[[tuple[Any, ...]], Mapping[str, Any]]:
 
 def outbound_start(ctx: RequestContext, method: str, url: str) -> Span | None:
     """The client span of an outbound request of this run; None when the run is not traced."""
-    if telemetry.tracer is None:
+    if telemetry.recorder is None:
         return None
     from runtime.telemetry import spans
 

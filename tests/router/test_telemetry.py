@@ -65,8 +65,8 @@ def _setup_in_subprocess(environ: dict[str, str]) -> dict[str, object]:
         "done = telemetry.setup()\n"
         "loaded = sorted(m for m in sys.modules if m.startswith('opentelemetry'))\n"
         "print(json.dumps({'signals': list(done.signals) if done else None, 'loaded': len(loaded),\n"
-        "                  'tracer': rt.tracer is not None, 'metrics': rt.instruments is not None,\n"
-        "                  'logs': rt.guest_logger is not None}))\n"
+        "                  'tracer': rt.recorder is not None, 'metrics': rt.instruments is not None,\n"
+        "                  'logs': rt.guest_logs is not None}))\n"
         "if done: done.shutdown()\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")} | environ

@@ -61,7 +61,7 @@ def _prefix() -> str:
 
 
 def _also(ctx: context.RequestContext, stream: str) -> Callable[[str], None] | None:
-    if telemetry.guest_logger is None:
+    if telemetry.guest_logs is None:
         return None
     from runtime.telemetry.logs import guest_output  # (loads OpenTelemetry: only when logs are on)
 
