@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import runtime.telemetry as telemetry
 from runtime.telemetry import names
+from runtime.telemetry.record import SERVER
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.resources import Resource
@@ -53,7 +54,6 @@ PROTOCOLS = ("grpc", "http/protobuf", "http/json")
 DEFAULT_SERVICE_NAME = "lepton-router"
 SHUTDOWN_TIMEOUT_S = 5.0  # for everything pending at exit, all signals together
 SINK_RECORDS = 16384  # records the worker holds for its telemetry process before dropping the oldest
-SERVER = 1  # SpanKind.SERVER (runtime/telemetry/record.py)
 
 
 def _set(environ: Mapping[str, str], name: str) -> bool:
