@@ -56,6 +56,7 @@ DRAIN_INTERVAL_S = 0.2  # how long records wait in the worker for the drain thre
 FRAME_RECORDS = 4096  # records per frame
 RESTART_DELAY_S = 10.0
 MAX_PENDING_FRAMES = 64  # frames this process holds while its exports fall behind
+SPAN_QUEUE = 16384  # spans waiting for export, unless OTEL_BSP_MAX_QUEUE_SIZE says otherwise (~25 MiB)
 NICENESS = 19  # the telemetry process runs at the lowest priority: it gets the CPU the workers leave
 
 EXPORT_TIMEOUT_S = 3.0  # per export (the SDK's default is 10 s)
@@ -261,8 +262,11 @@ class _Pipelines:
         if "TRACES" in protocols:
             from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-            # Bounded queue (OTEL_BSP_MAX_QUEUE_SIZE, 2048 by default), exported by its own thread.
-            self.spans = BatchSpanProcessor(make_exporter("TRACES", protocols["TRACES"]))
+            # A bounded queue, exported by its own thread: OTEL_BSP_MAX_QUEUE_SIZE, else
+            # SPAN_QUEUE (the SDK's 2048 is a second and a half of a busy worker's spans; this
+            # process runs last on a busy machine and catches up in its quiet moments).
+            size = None if os.environ.get("OTEL_BSP_MAX_QUEUE_SIZE") else SPAN_QUEUE
+            self.spans = BatchSpanProcessor(make_exporter("TRACES", protocols["TRACES"]), max_queue_size=size)
             self._shutdowns.append(self.spans.shutdown)
         if "METRICS" in protocols:
             from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider
