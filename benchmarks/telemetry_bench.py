@@ -3,10 +3,12 @@ metrics and logs exported over OTLP/HTTP to a receiver on loopback), same run, w
 
     python benchmarks/telemetry_bench.py [--duration 5] [--rounds 5] [--connections 16]
 
-Two servers side by side, measured in interleaved rounds (medians). "on" exports with the SDK's
-default batching (spans every 5 s or per 512, a queue of 2048; metrics every 60 s, flushed at
-exit); the receiver, a separate process, decodes every export with opentelemetry-proto and counts
-the spans, so the report says how many of the requests' spans reached it.
+Two servers side by side, measured in interleaved rounds (medians). "on" exports with the
+defaults (spans every 5 s or per 512; metrics every 60 s, flushed at exit) through each worker's
+telemetry process (router/telemetry_export.py, at the lowest CPU priority); the receiver, a
+separate process, decodes every export with opentelemetry-proto and counts the spans, so the
+report says how many of the requests' spans reached it (a telemetry process starved of CPU drops).
+Also reported: CPU per request of the server, its telemetry process and the receiver.
 Target: on >= 0.90x the requests per second of off.
 """
 
@@ -181,7 +183,7 @@ def main() -> int:
     print(f"p99 on / off:               {on.p99_ms / off.p99_ms:6.2f}")
     per_request = {name: 1e6 * cpu[name] / max(1, measured[name]) for name in ("off", "on")}
     print(f"server CPU per request:     off {per_request['off']:.0f} us, on {per_request['on']:.0f} us "
-          f"(+{per_request['on'] - per_request['off']:.0f} us); its span exporter process: "
+          f"(+{per_request['on'] - per_request['off']:.0f} us); its telemetry process: "
           f"{1e6 * cpu['exporter'] / max(1, measured['on']):.0f} us; the receiver: "
           f"{1e6 * cpu['receiver'] / max(1, measured['on']):.0f} us")
     # Each request makes two spans (the server span and the wasm execution span).
