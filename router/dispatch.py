@@ -6,6 +6,9 @@ through untouched (Quart would add a default content type, cap bodies with MAX_C
 buffer for `request.get_data`). The request body is handed to the guest as an async iterator over
 ASGI `http.request` messages, so it is read as the guest asks for it (backpressure reaches the
 client); the response is sent chunk by chunk as the guest writes it.
+
+With OpenTelemetry traces on (router/telemetry.py), each request an app serves has a server span,
+from the route match to the end of the response body; with them off, one attribute test.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import runtime.telemetry as telemetry
+from router import telemetry as otel
 from router.asgi import Receive, Scope, Send, end_unread
 from router.manager import AppManager
 from router.proxy import TrustedProxies, client_view
@@ -132,13 +137,18 @@ class Dispatcher:
 
         endpoint = route.target
         stats = endpoint.stats
+        traced = None if telemetry.recorder is None else otel.server_span(scope, headers, view, path, route.app)
         limit = endpoint.config.max_concurrent
         if limit is not None and stats.inflight >= limit:
             stats.rejected += 1
             start, body = _text_response(503, BUSY)
             start["headers"].append((b"retry-after", b"1"))
-            await send(start)
-            await send(body)
+            try:
+                await send(start)
+                await send(body)
+            finally:
+                if traced is not None:
+                    traced.finish(503)
             return
 
         version = endpoint.version
@@ -193,6 +203,8 @@ class Dispatcher:
             stats.inflight -= 1
             stats.record(status, time.perf_counter() - started)
             version.release()
+            if traced is not None:
+                traced.finish(status)
 
     async def _send_response(self, response: OutgoingResponse, inbound: _Inbound, send: Send, app: str,
                              http_version: str, max_body: int) -> None:

@@ -30,7 +30,7 @@ from hypercorn.config import Sockets
 from hypercorn.utils import wrap_app
 
 from router import config as config_mod
-from router import http1_head
+from router import http1_head, telemetry
 from router.admin import create_admin_app
 from router.app import RouterApp
 from router.app_calls import ServedApps
@@ -128,6 +128,7 @@ async def _serve_worker(options: ServeOptions, server: config_mod.ServerConfig, 
     # [server] as validated at startup: a worker (re)started later does not depend on the file
     # being valid at that moment; the apps come from the manager's first reload.
     http1_head.install()  # reason phrases in HTTP/1 status lines (this process's hypercorn)
+    telemetry.setup()  # OpenTelemetry, if the OTEL_* variables ask for it: each worker exports on its own
     loader = AppLoader(server.cache_dir, server.state_dir, server.registry)
     manager = AppManager(options.routes_path, loader)
     loader.runtime.app_directory = ServedApps(manager)  # guests calling http://<app>.lepton.internal

@@ -16,6 +16,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import Executor as PoolExecutor
 
+import runtime.telemetry as telemetry
 from registry.loaded import LoadedApp
 from runtime.capabilities.outbound_http.in_process import CALLER_HEADER
 from runtime.core.guest_io import BodySource, BodyTooLarge, GuestRequest, ResponseSink
@@ -33,6 +34,7 @@ from runtime.http.scheduling import INLINE_BUDGET_S, INLINE_MAX_S, ComponentSlot
 from runtime.http.spin_headers import (
     AppPath,
     guest_request_headers,
+    normalize_prefix,
     spin_headers,
     strip_mount_prefix,
     well_known_response,
@@ -108,6 +110,8 @@ class RunningApp:
                 self.log.warning("no route for %s (further misses are not logged)", app_path.path)
             return simple_response(404)
         route = match.route
+        if telemetry.active:
+            self._report_match(request, route)
         if route.static_response is not None:
             sr = route.static_response
             return simple_response(sr.status, sr.body or b"", sr.headers)
@@ -132,7 +136,20 @@ class RunningApp:
             static_response=None, executor=None, is_wildcard=True,
         )
         match = RouteMatch(route=route, path=path, params=(), path_info=path)
+        if telemetry.instruments is not None:
+            telemetry.instruments.request(request.served_as or self.app.name, self.app.name, component_id)
         return await self._serve(slot, request, match, AppPath(path, request.query), "")
+
+    def _report_match(self, request: IncomingRequest, route: HttpRoute) -> None:
+        """OpenTelemetry is on: count the request (Spin's spin.request_count, static responses
+        included) and name the router's server span after the route (its ``http.route``: the
+        mount prefix and the route as the trigger wrote it)."""
+        if telemetry.instruments is not None:
+            telemetry.instruments.request(request.served_as or self.app.name, self.app.name, route.lookup_key)
+        if telemetry.recorder is not None:
+            from runtime.telemetry import spans
+
+            spans.note_route(normalize_prefix(request.mount_prefix) + route.raw_route)
 
     async def _serve(
         self, slot: ComponentSlot, request: IncomingRequest, match: RouteMatch, app_path: AppPath, url_host: str
@@ -175,6 +192,11 @@ class RunningApp:
             http_version=request.http_version,
             calls=RequestCalls(self, loop, request, self._directory()),
         )
+        reported = None
+        if telemetry.active:
+            from runtime.telemetry import spans
+
+            reported = spans.request_telemetry(request.headers, request.served_as or self.app.name)
         body_iter = request.body.__aiter__()
         read_ahead: list[bytes] = []
         if request.content_length == 0:
@@ -194,7 +216,7 @@ class RunningApp:
         else:
             complete = False
         if complete and slot.inline_now():
-            response = self._run_inline(slot, guest_request, timeout)
+            response = self._run_inline(slot, guest_request, timeout, reported)
             if response is not None:
                 return response
             # Over the inline budget: run again on a worker thread with a fresh, full body.
@@ -205,7 +227,8 @@ class RunningApp:
             source.end()
             guest_request.body = source
         thread_wait = timeout if chain is None else min(timeout, CHAINED_THREAD_WAIT_S)
-        return await self._run_threaded(slot, guest_request, body_iter, complete, max_body, timeout, thread_wait)
+        return await self._run_threaded(slot, guest_request, body_iter, complete, max_body, timeout, thread_wait,
+                                        reported)
 
     @staticmethod
     def _body_is_short(request: IncomingRequest) -> bool:
@@ -246,11 +269,12 @@ class RunningApp:
         except Exception as exc:  # client went away mid-body
             source.end(exc)
 
-    def _run_inline(self, slot: ComponentSlot, request: GuestRequest, timeout: float) -> OutgoingResponse | None:
+    def _run_inline(self, slot: ComponentSlot, request: GuestRequest, timeout: float,
+                    reported: telemetry.RequestTelemetry | None) -> OutgoingResponse | None:
         loop = asyncio.get_running_loop()
         sink = ResponseSink(loop, inline=True)
         budget = min(timeout, INLINE_BUDGET_S)
-        cost = execute(slot, request, sink, budget)
+        cost = execute(slot, request, sink, budget, reported=reported)
         if sink.error is not None and is_timeout(sink.error) and budget < timeout:
             slot.log.info("inline run exceeded %.0f ms; retrying on a worker thread", budget * 1000)
             return None
@@ -269,6 +293,7 @@ class RunningApp:
         max_body: int,
         timeout: float,
         thread_wait: float,
+        reported: telemetry.RequestTelemetry | None = None,
     ) -> OutgoingResponse:
         loop = asyncio.get_running_loop()
         sink = ResponseSink(loop)
@@ -288,7 +313,7 @@ class RunningApp:
             # The worker ends its own run: the loop hears about the response from the sink alone
             # (one wake-up per request), not also from a future chained back to it.
             try:
-                cost = execute(slot, request, sink, remaining, self.cpu)
+                cost = execute(slot, request, sink, remaining, self.cpu, reported)
                 if sink.error is None:
                     slot.record(cost)
             finally:

@@ -24,7 +24,8 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from runtime.core.context import bind
+import runtime.telemetry as telemetry
+from runtime.core.context import RequestContext, bind
 from runtime.core.contract import Executor
 from runtime.core.guest import PreparedGuest
 from runtime.core.guest_io import GuestRequest, ResponseSink
@@ -149,10 +150,12 @@ class _Turn:
 
 
 def execute(
-    slot: ComponentSlot, request: GuestRequest, sink: ResponseSink, timeout_s: float, share: CpuShare | None = None
+    slot: ComponentSlot, request: GuestRequest, sink: ResponseSink, timeout_s: float, share: CpuShare | None = None,
+    reported: telemetry.RequestTelemetry | None = None,
 ) -> float:
     """Run the guest to completion on this thread; never raises (errors go to the sink). With a
-    CpuShare, the guest executes only while it holds one of its app's turns.
+    CpuShare, the guest executes only while it holds one of its app's turns. With `reported`
+    (OpenTelemetry is on), the run has its wasm execution span and its CPU time is recorded.
     Returns the run's cost: thread CPU seconds, or wall seconds if the guest waited."""
     deadline = time.monotonic() + timeout_s
     turn = _Turn(share, deadline) if share is not None else None
@@ -160,6 +163,11 @@ def execute(
     # Whatever the executor: host APIs read the request (outbound HTTP: where self requests and
     # in-process calls go).
     ctx.request = request
+    run = None
+    if reported is not None:
+        from runtime.telemetry import spans  # (loads OpenTelemetry: only when it is on)
+
+        run = spans.begin_run(reported, ctx, slot.executor.name)
     if turn is not None:
         ctx.on_wait, ctx.on_resume = turn.give, turn.take
     started = time.perf_counter()
@@ -177,6 +185,17 @@ def execute(
         if turn is not None:
             turn.give()
         ctx.close()
+        if run is not None:
+            _report(run, ctx, sink, time.thread_time() - cpu_started)
     if ctx.blocked or sink.waited:
         return time.perf_counter() - started
     return time.thread_time() - cpu_started
+
+
+def _report(run: telemetry.Run, ctx: RequestContext, sink: ResponseSink, cpu_seconds: float) -> None:
+    from runtime.telemetry import spans
+
+    instruments = telemetry.instruments
+    if instruments is not None:
+        instruments.cpu_time(run.app, ctx.app.name or "", ctx.component.id, cpu_seconds)
+    spans.end_run(run, sink.error)

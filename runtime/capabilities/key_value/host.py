@@ -27,6 +27,7 @@ from runtime.core.context import StateKey
 from runtime.core.contract import BaseCapability, InterfaceImpl, resource_type_id
 from runtime.core.values import own, rep
 from runtime.errors import GuestTrap
+from runtime.telemetry.hooks import HostSpan, first_arg, traced
 from runtime.types import AppSettings
 
 NAME = "spin-key-value"
@@ -285,6 +286,36 @@ def _drop_cas(rep_: int) -> None:
     context.current().table.discard(rep_)
 
 
+def _spans(prefix: str, funcs: dict[str, str]) -> dict[str, HostSpan]:
+    return {func: HostSpan(f"{prefix}.{op}") for func, op in funcs.items()}
+
+
+_SPIN_OPEN = HostSpan("spin_key_value.open", from_args=first_arg("name"))
+# Spin's spans (factor-key-value/src/host.rs): Spin 1.x's unversioned interface is served by the
+# 2.0 functions there, so both have the same names; `open` records the label as `name`.
+_SPIN_SPANS = {
+    "[static]store.open": _SPIN_OPEN, "open": _SPIN_OPEN,
+    **_spans("spin_key_value", {
+        "[method]store.get": "get", "[method]store.set": "set", "[method]store.delete": "delete",
+        "[method]store.exists": "exists", "[method]store.get-keys": "get_keys",
+        "get": "get", "set": "set", "delete": "delete", "exists": "exists", "get-keys": "get_keys",
+    }),
+}
+_WASI_SPANS = {
+    "wasi:keyvalue/store": _spans("wasi_key_value", {
+        "open": "open", "[method]bucket.get": "get", "[method]bucket.set": "set",
+        "[method]bucket.delete": "delete", "[method]bucket.exists": "exists", "[method]bucket.list-keys": "list_keys",
+    }),
+    "wasi:keyvalue/batch": _spans("spin_key_value", {
+        "get-many": "get_many", "set-many": "set_many", "delete-many": "delete_many",
+    }),
+    "wasi:keyvalue/atomics": {
+        **_spans("wasi_key_value_cas", {"[static]cas.new": "new", "[method]cas.current": "current"}),
+        **_spans("spin_key_value", {"increment": "increment", "swap": "swap"}),
+    },
+}
+
+
 class KeyValueCapability(BaseCapability):
     name = NAME
     blocking = False  # SQLite calls are short and local; they never wait on the network
@@ -293,15 +324,16 @@ class KeyValueCapability(BaseCapability):
     )
 
     def implement(self, interface: str, version: str | None) -> InterfaceImpl:
+        spans = _WASI_SPANS.get(interface, _SPIN_SPANS)
         if interface == "fermyon:spin/key-value":
             if version is None:
-                return InterfaceImpl(funcs=_v1_funcs())
-            return InterfaceImpl(resources={"store": (SPIN_STORE, _drop)}, funcs=_v2_funcs())
+                return InterfaceImpl(funcs=traced(_v1_funcs(), spans))
+            return InterfaceImpl(resources={"store": (SPIN_STORE, _drop)}, funcs=traced(_v2_funcs(), spans))
         if interface == "wasi:keyvalue/store":
-            return InterfaceImpl(resources={"bucket": (WASI_BUCKET, _drop)}, funcs=_wasi_store_funcs())
+            return InterfaceImpl(resources={"bucket": (WASI_BUCKET, _drop)}, funcs=traced(_wasi_store_funcs(), spans))
         if interface == "wasi:keyvalue/batch":
-            return InterfaceImpl(funcs=_wasi_batch_funcs())
-        return InterfaceImpl(resources={"cas": (WASI_CAS, _drop_cas)}, funcs=_wasi_atomics_funcs())
+            return InterfaceImpl(funcs=traced(_wasi_batch_funcs(), spans))
+        return InterfaceImpl(resources={"cas": (WASI_CAS, _drop_cas)}, funcs=traced(_wasi_atomics_funcs(), spans))
 
     def prepare(self, app: LoadedApp, component: LoadedComponent, settings: AppSettings) -> Any:
         return STORAGE.prepare(app, component, settings)

@@ -18,6 +18,11 @@ guest run outside a served request (no `GuestRequest.calls`).
 
 The allow-list (`allowed_outbound_hosts` plus converted legacy `allowed_http_hosts`, templates
 rendered with the app variables) is parsed once at load; an invalid entry fails the load.
+
+With OpenTelemetry traces on, each request has a client span (Spin's
+spin_outbound_http.send_request, exported under the method's name), from `handle` until the
+response head or the error, and its W3C `traceparent` goes out with the request, in process too
+(runtime/telemetry/hooks.py).
 """
 
 from __future__ import annotations
@@ -67,6 +72,7 @@ from runtime.core.context import StateKey
 from runtime.core.contract import BaseCapability, InterfaceImpl
 from runtime.core.values import rep
 from runtime.errors import AppLoadError
+from runtime.telemetry import hooks
 from runtime.types import AppSettings
 
 NAME = "spin-outbound-http"
@@ -277,17 +283,19 @@ def _handle(store: Any, request: Any, options: Any) -> Any:
     else:
         url = f"{req.scheme or 'https'}://{req.authority}{path}"
     allowed = _prepared().allowed
+    span = hooks.outbound_start(ctx, req.method, url)
     calls = _calls(ctx)
     if calls is not None:
         found = _in_process_target(url)
         if found is not None:
-            return _handle_in_process(ctx, calls, req, path, found, allowed)
+            return _handle_in_process(ctx, calls, req, path, found, allowed, span)
     origin = self_origin()
     shown = url.split("?", 1)[0]  # the query may carry secrets
     try:
         resolve_destination(url, allowed, origin)  # denied: an error now, no network at all
     except OutboundHttpError as exc:
         ctx.log.info("outbound request to %s refused: %s", shown, exc.kind.value)
+        hooks.outbound_end(span, error=exc.kind.value)
         return _error_value(exc)
     cap = max(0.0, ctx.remaining())
     timeouts = Timeouts(
@@ -295,7 +303,7 @@ def _handle(store: Any, request: Any, options: Any) -> Any:
         first_byte_s=_seconds(opts.first_byte_timeout if opts else None, cap),
         between_bytes_s=_seconds(opts.between_bytes_timeout if opts else None, cap),
     )
-    headers = list(req.headers.entries)
+    headers = hooks.inject(list(req.headers.entries), span)
     body: Any = None
     if req.body is not None:
         buf = req.body_stream
@@ -323,12 +331,15 @@ def _handle(store: Any, request: Any, options: Any) -> Any:
         except OutboundHttpError as exc:
             # One line per failed call, as for a denied one: the guest may swallow the error.
             ctx.log.info("outbound request to %s failed: %s", shown, _describe(exc))
+            hooks.outbound_end(span, error=exc.kind.value)
             future.resolve(_error_value(exc))
             return
         except Exception as exc:  # never leave the guest waiting on a dead future
             ctx.log.info("outbound request to %s failed: internal-error (%s)", shown, exc)
+            hooks.outbound_end(span, error="internal-error")
             future.resolve(error_code("internal-error", str(exc)))
             return
+        hooks.outbound_end(span, status=resp.status)
         stream = ResponseBodyStream(resp)
         with streams_lock:
             streams.append(stream)
@@ -358,16 +369,18 @@ def _log_failure(ctx: context.RequestContext, shown: str, exc: OutboundHttpError
 
 
 def _handle_in_process(ctx: context.RequestContext, calls: InProcessCalls, req: OutgoingRequest, path: str,
-                       found: tuple[Target, OutboundUrl | None], allowed: AllowedHosts) -> Any:
+                       found: tuple[Target, OutboundUrl | None], allowed: AllowedHosts, span: Any) -> Any:
     """wasi:http `handle` for a destination served in process (in_process.py): checked as Spin
     checks it (denied: the error from `handle` itself), then run on the event loop while the
     guest goes on (it may still be writing the body)."""
     target, url = found
     shown = (f"{req.scheme or 'https'}://{req.authority}" if url is not None else "") + path.split("?", 1)[0]
     if not _in_process_allowed(ctx, allowed, target, url, shown):
+        hooks.outbound_end(span, error=OutboundErrorKind.DENIED.value)
         return error_code(OutboundErrorKind.DENIED.value)
     future = FutureIncomingResponse()
-    headers = in_process.forwarded_headers(list(req.headers.entries))
+    # The callee continues the trace from the traceparent, as it would over the network.
+    headers = hooks.inject(in_process.forwarded_headers(list(req.headers.entries)), span)
     loop = calls.loop
     length: int | None
     if req.body is None:
@@ -387,8 +400,10 @@ def _handle_in_process(ctx: context.RequestContext, calls: InProcessCalls, req: 
     def deliver(outcome: Head | OutboundHttpError) -> None:
         if isinstance(outcome, OutboundHttpError):
             _log_failure(ctx, shown, outcome)
+            hooks.outbound_end(span, error=outcome.kind.value)
             future.resolve(_error_value(outcome))
         else:
+            hooks.outbound_end(span, status=outcome.status)
             future.resolve(IncomingResponse(outcome.status, outcome.headers, outcome.body))
 
     in_process.begin(ctx, calls, target, call, deliver)
@@ -398,7 +413,8 @@ def _handle_in_process(ctx: context.RequestContext, calls: InProcessCalls, req: 
 def _spin_send_in_process(ctx: context.RequestContext, calls: InProcessCalls, method: str, uri: str,
                           headers: list[tuple[str, str]], body: bytes | None,
                           found: tuple[Target, OutboundUrl | None], allowed: AllowedHosts) -> Any:
-    """fermyon:spin/http `send-request` to a destination served in process: buffered both ways."""
+    """fermyon:spin/http `send-request` to a destination served in process: buffered both ways.
+    (`headers` carry the call's traceparent already.)"""
     target, url = found
     shown = uri.split("?", 1)[0]
     if not _in_process_allowed(ctx, allowed, target, url, shown):
@@ -447,6 +463,17 @@ def _spin_http_error(exc: OutboundHttpError) -> str:
 def spin_send(method: str, uri: str, headers: list[tuple[str, str]], body: bytes | None) -> Any:
     """Spin 1.x-style buffered send: a (status, headers, body) record or an http-error name."""
     ctx = context.current()
+    span = hooks.outbound_start(ctx, method.upper(), uri)
+    result = _spin_send(ctx, method, uri, hooks.inject_text(headers, span), body)
+    if isinstance(result, str):
+        hooks.outbound_end(span, error=result)
+    else:
+        hooks.outbound_end(span, status=result.status)
+    return result
+
+
+def _spin_send(ctx: context.RequestContext, method: str, uri: str, headers: list[tuple[str, str]],
+               body: bytes | None) -> Any:
     allowed = _prepared().allowed
     calls = _calls(ctx)
     if calls is not None:

@@ -27,6 +27,8 @@ from runtime.core import context
 from runtime.core.contract import BaseCapability, InterfaceImpl, resource_type_id
 from runtime.core.values import own, rep
 from runtime.errors import GuestTrap
+from runtime.telemetry.hooks import HostSpan, first_arg, second_arg, traced
+from runtime.telemetry.names import DB_SYSTEM_NAME
 from runtime.types import AppSettings
 
 NAME = "spin-sqlite"
@@ -119,6 +121,15 @@ def _drop(rep_: int) -> None:
     context.current().table.discard(rep_)
 
 
+# Spin's spans (factor-sqlite/src/host.rs): `open` records the label as `database`, `execute` the
+# statement as `query` (never its parameters); both carry db.system.name.
+_SQLITE = {DB_SYSTEM_NAME: "sqlite"}
+_OPEN = HostSpan("spin_sqlite.open", _SQLITE, first_arg("database"))
+_EXECUTE = HostSpan("spin_sqlite.execute", _SQLITE, second_arg("query"))
+_SPANS = {"[static]connection.open": _OPEN, "[method]connection.execute": _EXECUTE, "open": _OPEN,
+          "execute": _EXECUTE}
+
+
 class SqliteCapability(BaseCapability):
     name = NAME
     blocking = False  # local SQLite calls; long queries are bounded by the request deadline
@@ -127,12 +138,14 @@ class SqliteCapability(BaseCapability):
     def implement(self, interface: str, version: str | None) -> InterfaceImpl:
         if interface == "spin:sqlite/sqlite":
             return InterfaceImpl(
-                resources={"connection": (V3_CONNECTION, _drop)}, funcs=_resource_funcs(V3_CONNECTION, v3=True)
+                resources={"connection": (V3_CONNECTION, _drop)},
+                funcs=traced(_resource_funcs(V3_CONNECTION, v3=True), _SPANS),
             )
         if version is None:
-            return InterfaceImpl(funcs=_v1_funcs())
+            return InterfaceImpl(funcs=traced(_v1_funcs(), _SPANS))
         return InterfaceImpl(
-            resources={"connection": (V2_CONNECTION, _drop)}, funcs=_resource_funcs(V2_CONNECTION, v3=False)
+            resources={"connection": (V2_CONNECTION, _drop)},
+            funcs=traced(_resource_funcs(V2_CONNECTION, v3=False), _SPANS),
         )
 
     def prepare(self, app: LoadedApp, component: LoadedComponent, settings: AppSettings) -> Any:

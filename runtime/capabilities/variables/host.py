@@ -29,6 +29,7 @@ from runtime.capabilities.variables.resolve import (
 from runtime.core import context
 from runtime.core.contract import BaseCapability, InterfaceImpl
 from runtime.errors import AppLoadError
+from runtime.telemetry.hooks import HostSpan, first_arg, traced
 from runtime.types import AppSettings
 
 log = logging.getLogger("lepton.runtime.spin")
@@ -92,6 +93,15 @@ def _wasi_get_all(store: Any) -> Any:
     return _component_vars().get_all()
 
 
+# Spin's spans (factor-variables/src/host.rs): the name asked for is recorded as `key`.
+_SPANS = {
+    "fermyon:spin/variables": {"get": HostSpan("spin_variables.get", from_args=first_arg("key"))},
+    "fermyon:spin/config": {"get-config": HostSpan("spin_config.get", from_args=first_arg("key"))},
+    "wasi:config/store": {"get": HostSpan("wasi_config.get", from_args=first_arg("key")),
+                          "get-all": HostSpan("wasi_config.get_all")},
+}
+
+
 class VariablesCapability(BaseCapability):
     name = NAME
     blocking = False
@@ -99,10 +109,12 @@ class VariablesCapability(BaseCapability):
 
     def implement(self, interface: str, version: str | None) -> InterfaceImpl:
         if interface == "fermyon:spin/variables":
-            return InterfaceImpl(funcs={"get": _spin_get})
-        if interface == "fermyon:spin/config":
-            return InterfaceImpl(funcs={"get-config": _config_get})
-        return InterfaceImpl(funcs={"get": _wasi_get, "get-all": _wasi_get_all})
+            funcs: dict[str, Any] = {"get": _spin_get}
+        elif interface == "fermyon:spin/config":
+            funcs = {"get-config": _config_get}
+        else:
+            funcs = {"get": _wasi_get, "get-all": _wasi_get_all}
+        return InterfaceImpl(funcs=traced(funcs, _SPANS.get(interface, {})))
 
     def prepare(self, app: LoadedApp, component: LoadedComponent, settings: AppSettings) -> Any:
         return app_variables(app, settings).component(component.id)

@@ -1,11 +1,14 @@
 """wasi:cli/{stdin,stdout,stderr}@0.2.x: no stdin; guest output goes to the log, line by line,
-prefixed with the app and component (logger "lepton.guest")."""
+prefixed with the app and component (logger "lepton.guest"), and, when OpenTelemetry logs are on,
+to the collector as log records (runtime/telemetry/logs.py)."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
+import runtime.telemetry as telemetry
 from runtime.capabilities.wasi.io import BytesInputStream, OutputStream, new_input_stream, new_output_stream
 from runtime.core import context
 from runtime.core.context import StateKey
@@ -21,10 +24,11 @@ STDERR: StateKey[OutputStream] = StateKey("wasi-cli.stderr")
 
 
 class LogOutputStream(OutputStream):
-    def __init__(self, prefix: str, level: int) -> None:
+    def __init__(self, prefix: str, level: int, also: Callable[[str], None] | None = None) -> None:
         self._prefix = prefix
         self._level = level
         self._pending = b""
+        self._also = also  # each line to OpenTelemetry too, when its logs are on
 
     def write(self, data: bytes, blocking: bool, deadline: float) -> None:
         buf = self._pending + data
@@ -36,8 +40,14 @@ class LogOutputStream(OutputStream):
             self._pending = self._pending[MAX_LINE:]
 
     def _emit(self, line: bytes) -> None:
-        if guest_log.isEnabledFor(self._level):
-            guest_log.log(self._level, "%s %s", self._prefix, line.decode("utf-8", "replace").rstrip("\r"))
+        logged = guest_log.isEnabledFor(self._level)
+        if not logged and self._also is None:
+            return
+        text = line.decode("utf-8", "replace").rstrip("\r")
+        if logged:
+            guest_log.log(self._level, "%s %s", self._prefix, text)
+        if self._also is not None:
+            self._also(text)
 
     def close(self) -> None:
         if self._pending:
@@ -50,13 +60,21 @@ def _prefix() -> str:
     return f"[{ctx.app.name}/{ctx.component.id}]"
 
 
-def _stream(level: int, key: StateKey[OutputStream]) -> Any:
+def _also(ctx: context.RequestContext, stream: str) -> Callable[[str], None] | None:
+    if telemetry.guest_logs is None:
+        return None
+    from runtime.telemetry.logs import guest_output  # (loads OpenTelemetry: only when logs are on)
+
+    return guest_output(ctx, stream)
+
+
+def _stream(level: int, key: StateKey[OutputStream], name: str) -> Any:
     def get(store: Any) -> Any:
         ctx = context.current()
         # One stream per request and kind, so partial lines join up across get-stdout calls.
         stream = ctx.get(key)
         if stream is None:
-            log_stream = LogOutputStream(_prefix(), level)
+            log_stream = LogOutputStream(_prefix(), level, _also(ctx, name))
             ctx.set(key, log_stream)
             ctx.cleanups.append(log_stream.close)
             stream = log_stream
@@ -90,5 +108,5 @@ class CliCapability(BaseCapability):
         if interface == "wasi:cli/stdin":
             return InterfaceImpl(funcs={"get-stdin": _stdin})
         if interface == "wasi:cli/stdout":
-            return InterfaceImpl(funcs={"get-stdout": _stream(logging.INFO, STDOUT)})
-        return InterfaceImpl(funcs={"get-stderr": _stream(logging.WARNING, STDERR)})
+            return InterfaceImpl(funcs={"get-stdout": _stream(logging.INFO, STDOUT, "stdout")})
+        return InterfaceImpl(funcs={"get-stderr": _stream(logging.WARNING, STDERR, "stderr")})
