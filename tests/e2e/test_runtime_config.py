@@ -62,7 +62,12 @@ def test_redis_key_value_through_the_router(
     runtime_config.write_text(
         f'[key_value_store.default]\ntype = "redis"\nurl = "{redis_server.url}"\nkey_prefix = ""\n'
     )
-    server.wait_for(lambda: server.get("/a/kv/default/plain").status_code == 200, 120, "reload onto key_prefix = \"\"")
+    # Each app joins the table when its own load ends: wait for both.
+    server.wait_for(
+        lambda: all(server.get(f"/{app}/kv/default/plain").status_code == 200 for app in ("a", "b")),
+        120,
+        "both apps reloaded onto key_prefix = \"\"",
+    )
     assert server.get("/b/kv/default/plain").text == "from spin"
 
     # b moves to a file of its own (a routes.toml edit); then an edit of that new file is watched too.
