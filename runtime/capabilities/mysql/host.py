@@ -12,7 +12,6 @@ returns a stream), which this runtime (wasmtime-py 50) cannot define.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from runtime.capabilities.outbound_db import guest
@@ -71,20 +70,7 @@ def _v2_funcs() -> dict[str, Any]:
 
 
 def _v1_funcs() -> dict[str, Any]:
-    def with_address(op: Callable[[Lease[Any], str, list[Value]], Any], lower: Callable[[Any], Any]) -> Any:
-        def call(store: Any, address: str, statement: str, params: list[Any]) -> Any:
-            def run() -> Any:
-                converted = _params(params)
-                return guest.with_lease(_open, address, lambda lease: lower(op(lease, statement, converted)))
-
-            return result(run, Version.V1)
-
-        return call
-
-    return {
-        "query": with_address(lambda *a: _client().query(*a), lambda rows: lower_row_set(rows, Version.V1)),
-        "execute": with_address(lambda *a: _client().execute(*a), lambda _none: None),
-    }
+    return guest.spin1_rdbms_funcs(_open, _params, _client, lambda _none: None)
 
 
 class MysqlCapability(guest.OutboundDbCapability):

@@ -12,7 +12,7 @@ from typing import Any, Protocol, TypeVar
 
 from registry.loaded import LoadedApp, LoadedComponent
 from runtime.capabilities.outbound_db.pool import ConnectFailed, Driver, Lease, PoolExhausted, pool_for
-from runtime.capabilities.outbound_db.rdbms import DbError, ErrorKind
+from runtime.capabilities.outbound_db.rdbms import DbError, ErrorKind, Value, Version, lower_row_set, result
 from runtime.capabilities.outbound_db.watchdog import ConnectTimeout
 from runtime.capabilities.outbound_http.host import allowed_hosts_for
 from runtime.capabilities.support import per_app
@@ -138,3 +138,24 @@ def open_rdbms(family: str, capability: str, address: str, parse: Callable[[str,
     except (ConnectTimeout, ConnectFailed) as exc:
         note_failed_open(family, address, str(exc))
         raise DbError(ErrorKind.CONNECTION_FAILED, str(exc)) from None
+
+
+def spin1_rdbms_funcs(open_: Callable[[str], Lease[Any]], params: Callable[[list[Any]], list[Value]],
+                      client: Callable[[], Any], executed: Callable[[Any], Any]) -> dict[str, Any]:
+    """Spin 1.x `query` / `execute` (outbound-pg, outbound-mysql): the address comes with every
+    call, so each call opens (or takes from the pool), runs, lowers and releases."""
+
+    def with_address(op: Callable[[Lease[Any], str, list[Value]], Any], lower: Callable[[Any], Any]) -> Any:
+        def call(store: Any, address: str, statement: str, raw: list[Any]) -> Any:
+            def run() -> Any:
+                converted = params(raw)  # (before opening: a bad parameter costs no connection)
+                return with_lease(open_, address, lambda lease: lower(op(lease, statement, converted)))
+
+            return result(run, Version.V1)
+
+        return call
+
+    return {
+        "query": with_address(lambda *a: client().query(*a), lambda rows: lower_row_set(rows, Version.V1)),
+        "execute": with_address(lambda *a: client().execute(*a), executed),
+    }

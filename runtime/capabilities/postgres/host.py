@@ -13,7 +13,6 @@ version's, converted (a case they lack reads as `unsupported`; an unsigned integ
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from runtime.capabilities.outbound_db import guest
@@ -91,20 +90,7 @@ def _resource_funcs(version: Version, type_id: int) -> dict[str, Any]:
 
 
 def _v1_funcs() -> dict[str, Any]:
-    def with_address(op: Callable[[Lease[Conn], str, list[Value]], Any], lower: Callable[[Any], Any]) -> Any:
-        def call(store: Any, address: str, statement: str, params: list[Any]) -> Any:
-            def run() -> Any:
-                converted = _params(params, Version.V1)
-                return guest.with_lease(_open, address, lambda lease: lower(op(lease, statement, converted)))
-
-            return result(run, Version.V1)
-
-        return call
-
-    return {
-        "query": with_address(lambda *a: _client().query(*a), lambda rows: lower_row_set(rows, Version.V1)),
-        "execute": with_address(lambda *a: _client().execute(*a), lambda n: n),
-    }
+    return guest.spin1_rdbms_funcs(_open, lambda raw: _params(raw, Version.V1), _client, lambda n: n)
 
 
 class PostgresCapability(guest.OutboundDbCapability):
