@@ -33,7 +33,7 @@ def make_engine(*, concurrency: int) -> Engine:
     wanted = instance_pool.requested()
     if wanted is False:
         return Engine(_base_config())
-    limits = instance_pool.PoolLimits.for_concurrency(concurrency)
+    limits = instance_pool.PoolLimits.for_concurrency(concurrency, keep_resident_bytes=instance_pool.keep_resident())
     if wanted is None and not instance_pool.fits(limits):
         log.warning(
             "pooling instance allocator unavailable: cannot reserve %d GiB of address space "

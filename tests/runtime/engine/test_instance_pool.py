@@ -117,3 +117,30 @@ async def test_a_component_bigger_than_a_pool_slot_is_refused_at_load(tmp_path: 
             await rt.load_app(loaded_app([component("c", wat)], name="wide"), AppSettings())
     finally:
         rt.close()
+
+
+@pytest.mark.parametrize("value, expected", [("", 0), ("0", 0), ("16", 16 << 20)])
+def test_keep_resident_is_read_in_mib(monkeypatch: pytest.MonkeyPatch, value: str, expected: int) -> None:
+    monkeypatch.setenv(instance_pool.KEEP_RESIDENT_ENV, value)
+    assert instance_pool.keep_resident() == expected
+
+
+def test_keep_resident_rejects_other_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(instance_pool.KEEP_RESIDENT_ENV, "16MB")
+    with pytest.raises(ValueError, match="LEPTON_KEEP_RESIDENT"):
+        instance_pool.keep_resident()
+
+
+def test_kept_resident_memory_is_bounded_by_one_warm_slot_per_thread() -> None:
+    off = instance_pool.PoolLimits.for_concurrency(4)
+    assert off.keep_resident_bytes == 0 and off.resident_bound == 0
+    on = instance_pool.PoolLimits.for_concurrency(4, keep_resident_bytes=16 << 20)
+    assert on.warm_slots == 4 and on.resident_bound == 64 << 20
+
+
+def test_an_engine_keeping_memory_resident_still_reuses_slots(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(instance_pool.KEEP_RESIDENT_ENV, "1")
+    engine = make_engine(concurrency=2)
+    component = Component(engine, WITH_MEMORY)
+    for _ in range(20):  # more instances than warm slots, one after another
+        instantiate(engine, component).close()
