@@ -181,11 +181,13 @@ class MariaDbServer(_Server):
         self.root = Path(tempfile.mkdtemp(prefix="lepton-mariadb-"))
         data = self.root / "data"
         user = getpass.getuser()
-        subprocess.run(
+        installed = subprocess.run(
             [install, "--no-defaults", f"--datadir={data}", f"--user={user}", "--skip-test-db",
              "--auth-root-authentication-method=normal"],
-            check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=180,
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=180,
         )
+        if installed.returncode != 0:  # say why: the exit status alone tells nothing
+            raise RuntimeError(f"mariadb-install-db failed ({installed.returncode}):\n{installed.stdout.decode(errors='replace')}")
         init = self.root / "init.sql"
         init.write_text(
             f"CREATE DATABASE IF NOT EXISTS {self.DATABASE};\n"
