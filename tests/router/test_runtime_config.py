@@ -10,7 +10,12 @@ import pytest
 from router.config import ConfigError, parse
 from router.runtime_config import RuntimeConfigError, load
 from runtime.capabilities.support.blocked_networks import BlockedNetworks
-from runtime.runtime_config import EnvVariablesProvider, KeyValueStoreConfig, RuntimeConfig, SqliteDatabaseConfig
+from runtime.runtime_config import (
+    EnvVariablesProvider,
+    KeyValueStoreConfig,
+    RuntimeConfig,
+    SqliteDatabaseConfig,
+)
 
 
 def _write(tmp_path: Path, text: str, name: str = "runtime-config.toml") -> Path:

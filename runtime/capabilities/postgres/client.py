@@ -40,7 +40,6 @@ Conn = psycopg.Connection[Any]
 _SESSION_WORDS = ("SET", "RESET", "LISTEN", "PREPARE", "DECLARE", "LOCK", "LOAD", "DISCARD")
 
 
-@functools.lru_cache(maxsize=1024)
 def _checked_hostaddrs(params: dict[str, str], blocked: BlockedNetworks) -> str:
     """libpq's `hostaddr` for `params`: a checked address for each host, in order, so libpq
     connects there without looking the name up again (and still verifies TLS against `host`)."""
@@ -53,6 +52,7 @@ def _checked_hostaddrs(params: dict[str, str], blocked: BlockedNetworks) -> str:
     return ",".join(addresses)
 
 
+@functools.lru_cache(maxsize=1024)
 def changes_session(statement: str) -> bool:
     head = statement.lstrip().upper()
     return head.startswith(_SESSION_WORDS) or " TEMP" in head or "SET_CONFIG" in head

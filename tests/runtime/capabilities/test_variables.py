@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from registry.locked import LockedApp
-from runtime.runtime_config import EnvVariablesProvider
 from runtime.capabilities.support.errors import SpinConfigError
 from runtime.capabilities.variables.resolve import (
     AppVariables,
@@ -16,6 +15,7 @@ from runtime.capabilities.variables.resolve import (
     VariableErrorKind,
     name_problem,
 )
+from runtime.runtime_config import EnvVariablesProvider
 
 
 def lock(variables: dict, config: dict | None = None, name: str = "vars-app") -> LockedApp:
