@@ -14,10 +14,7 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -30,52 +27,9 @@ from tests.support.fixtures import FIXTURES_DIR, build_python_app
 from tests.support.registry_apps import AppComponent, write_local_app
 from tests.support.registry_server import RegistryServer
 from tests.support.server import RouterServer
+from tests.support.upstream import Upstream
 
 pytestmark = pytest.mark.slow
-
-
-class CountingUpstream:
-    """An HTTP server on 127.0.0.1 that counts the TCP connections it accepts."""
-
-    def __init__(self) -> None:
-        counter = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                body = b"upstream says hi"
-                self.send_response(200)
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-
-            def verify_request(self, request: Any, client_address: Any) -> bool:
-                with counter._lock:
-                    counter.accepted += 1
-                return True
-
-        self._lock = threading.Lock()
-        self.accepted = 0
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def upstream() -> Iterator[CountingUpstream]:
-    server = CountingUpstream()
-    yield server
-    server.close()
 
 
 def _push(registry: RegistryServer, work: Path, name: str, component: AppComponent,
@@ -95,7 +49,7 @@ def _app(name: str, reference: str, extra: str = "") -> str:
 
 
 def test_block_networks_opens_no_connection_and_leaves_the_neighbour_alone(
-    registry: RegistryServer, router_server: Any, tmp_path: Path, router_cache_dir: Path, upstream: CountingUpstream,
+    registry: RegistryServer, router_server: Any, tmp_path: Path, router_cache_dir: Path, upstream: Upstream,
     redis_server: RedisServer, postgres_server: PostgresServer, mariadb_server: MariaDbServer,
     mqtt_broker: MosquittoBroker,
 ) -> None:
@@ -126,7 +80,7 @@ def test_block_networks_opens_no_connection_and_leaves_the_neighbour_alone(
 
     def counts() -> dict[str, int]:
         return {
-            "http": upstream.accepted,
+            "http": upstream.connections,
             "redis": redis_server.connections_received(),
             "pg4": postgres_server.connections(),
             "mysql": mariadb_server.connections(),
@@ -153,7 +107,7 @@ def test_block_networks_opens_no_connection_and_leaves_the_neighbour_alone(
         opened = server.get(path, params={"addr": address, "topic": "t"})
         assert opened.status_code == 200, (kind, opened.text, server.log())
     called = server.get("/webopen/call", params={"url": f"http://localhost:{upstream.port}/x"})
-    assert called.status_code == 200 and json.loads(called.text)["body"] == "upstream says hi", called.text
+    assert called.status_code == 200 and json.loads(called.text)["body"] == "echo:", called.text
     after = counts()
     assert all(after[k] > before[k] for k in after), (before, after)
 
@@ -161,7 +115,7 @@ def test_block_networks_opens_no_connection_and_leaves_the_neighbour_alone(
     assert server.get("/dbblocked/noop").text == "ok"
     denied = server.get("/webblocked/call", params={"url": f"http://localhost:{upstream.port}/x"})
     assert denied.text == "ErrorCode_DestinationIpProhibited"
-    assert upstream.accepted == after["http"]
+    assert upstream.connections == after["http"]
 
 
 def test_env_variables_provider_order_and_dotenv_reload(
