@@ -17,7 +17,10 @@ of this server (`http://<app>.lepton.internal`). The network path's self origin 
 guest run outside a served request (no `GuestRequest.calls`).
 
 The allow-list (`allowed_outbound_hosts` plus converted legacy `allowed_http_hosts`, templates
-rendered with the app variables) is parsed once at load; an invalid entry fails the load.
+rendered with the app variables) is parsed once at load; an invalid entry fails the load. The
+app's runtime config `block_networks` is checked by the network path's client on every resolved
+address (client.py); in-process destinations open no socket and are not checked (Spin serves
+service chaining in process too).
 
 With OpenTelemetry traces on, each request has a client span (Spin's
 spin_outbound_http.send_request, exported under the method's name), from `handle` until the
