@@ -114,12 +114,13 @@ class _Parser:
         self.problems: list[RuntimeConfigProblem] = []
 
     def problem(self, table: tuple[str, ...], key: str | None, message: str) -> None:
-        dotted = ".".join((*table, key) if key else table) or None
         entry = _ARRAY_ENTRY.match(table[1]) if len(table) == 2 else None
-        if entry is not None:  # the n-th [[table]] of an array of tables
+        if entry is not None:  # the n-th [[table]] of an array of tables: `name[n].key`
             line = _locate_array_entry(self.text, table[0], int(entry.group(1)), key)
+            dotted: str | None = table[0] + table[1] + (f".{key}" if key else "")
         else:
             line = locate(self.text, table, key)
+            dotted = ".".join((*table, key) if key else table) or None
         self.problems.append(RuntimeConfigProblem(line, dotted, message))
 
     def run(self, doc: Mapping[str, Any]) -> RuntimeConfig:
@@ -221,7 +222,11 @@ class _Parser:
     def unknown(self, table: tuple[str, ...], key: str, allowed: tuple[str, ...]) -> None:
         close = difflib.get_close_matches(key, allowed, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        where = f"[{'.'.join(table)}]" if table else "the top level"
+        entry = _ARRAY_ENTRY.match(table[1]) if len(table) == 2 else None
+        if entry is not None:
+            where = f"[[{table[0]}]] number {int(entry.group(1)) + 1}"
+        else:
+            where = f"[{'.'.join(table)}]" if table else "the top level"
         self.problem(table, key, f"unknown key {key!r} in {where}{hint}")
 
     def tables(self, doc: Mapping[str, Any], key: str) -> dict[str, Any]:

@@ -227,10 +227,13 @@ prefix = "X"
         "7: variables provider type 'azure_key_vault' is not served by this host (it serves \"env\")",
         "10: variables provider type 'static' is not served by this host (it serves \"env\")",
         "14: unknown variables provider type 'consul' (use \"env\")",
-        "18: unknown key 'prefx' in [variables_provider.[4]] (did you mean 'prefix'?)",
+        "18: unknown key 'prefx' in [[variables_provider]] number 5 (did you mean 'prefix'?)",
         f"22: {bad}:2: cannot parse this line of the dotenv file",
         "24: [[variables_provider]] needs `type` (a string)",
     ]
+    with pytest.raises(RuntimeConfigError) as info:
+        load(_write(tmp_path, '[[variables_provider]]\ntype = "env"\nprefix = 1\n'))
+    assert [(p.line, p.field) for p in info.value.problems] == [(3, "variables_provider[0].prefix")]
     assert _errors(tmp_path, 'variables_provider = "env"\n') == [
         "1: `variables_provider` must be an array of tables ([[variables_provider]])"
     ]
