@@ -19,20 +19,57 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from router import dotenv_file
 from router.tomlpos import locate
+from runtime.capabilities.support.blocked_networks import PRIVATE, BlockedNetworks, parse_network
 from runtime.runtime_config import (
+    DEFAULT_ENV_PREFIX,
     OUTBOUND_FAMILIES,
+    EnvVariablesProvider,
     KeyValueStoreConfig,
     RuntimeConfig,
     SqliteDatabaseConfig,
 )
 
-TOP_KEYS = ("key_value_store", "sqlite_database", *OUTBOUND_FAMILIES)
-# Spin runtime config this host does not serve (yet): named, not "unknown".
-UNSUPPORTED_TOP = ("variables_provider", "config_provider", "llm_compute", "client_tls", "outbound_networking")
+TOP_KEYS = (
+    "key_value_store", "sqlite_database", "variables_provider", "config_provider", "outbound_networking",
+    *OUTBOUND_FAMILIES,
+)
+# Spin runtime config this host does not serve (yet): named, not "unknown". (Spin's own keys,
+# crates/runtime-config: every other top-level key is "unused", an error there too.)
+UNSUPPORTED_TOP = ("llm_compute", "client_tls", "outbound_http", "state_dir", "log_dir", "max_instance_memory")
 UNSUPPORTED_KV_TYPES = ("azure_cosmos", "aws_dynamo")
 UNSUPPORTED_SQLITE_TYPES = ("libsql",)
+VARIABLES_PROVIDER_TYPES = ("env",)
+UNSUPPORTED_VARIABLES_PROVIDER_TYPES = ("static", "vault", "azure_key_vault")
+# Keys of Spin's tables this host does not serve: refused by name.
+UNSUPPORTED_KEYS = {
+    "outbound_networking": ("max_socket_connections", "max_total_connections"),
+    "outbound_mqtt": ("max_payload_size_bytes",),
+}
 _LABEL = re.compile(r"^[a-z0-9_-]+$")  # Spin's store/database labels
+_ARRAY_ENTRY = re.compile(r"^\[(\d+)\]$")
+
+
+def _locate_array_entry(text: str, name: str, index: int, key: str | None) -> int | None:
+    """1-based line of the `index`-th `[[name]]` header, or of `key = ...` inside that entry."""
+    seen = -1
+    header: int | None = None
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if stripped.startswith("["):
+            if header is not None:
+                break  # the entry ends at the next header
+            if re.match(rf"^\[\[\s*{re.escape(name)}\s*\]\]", stripped):
+                seen += 1
+                if seen == index:
+                    header = lineno
+                    if key is None:
+                        return lineno
+            continue
+        if header is not None and key is not None and re.match(rf"^{re.escape(key)}\s*=", stripped):
+            return lineno
+    return header
 
 
 @dataclass(frozen=True)
@@ -77,13 +114,20 @@ class _Parser:
         self.problems: list[RuntimeConfigProblem] = []
 
     def problem(self, table: tuple[str, ...], key: str | None, message: str) -> None:
-        dotted = ".".join((*table, key) if key else table) or None
-        self.problems.append(RuntimeConfigProblem(locate(self.text, table, key), dotted, message))
+        entry = _ARRAY_ENTRY.match(table[1]) if len(table) == 2 else None
+        if entry is not None:  # the n-th [[table]] of an array of tables: `name[n].key`
+            line = _locate_array_entry(self.text, table[0], int(entry.group(1)), key)
+            dotted: str | None = table[0] + table[1] + (f".{key}" if key else "")
+        else:
+            line = locate(self.text, table, key)
+            dotted = ".".join((*table, key) if key else table) or None
+        self.problems.append(RuntimeConfigProblem(line, dotted, message))
 
     def run(self, doc: Mapping[str, Any]) -> RuntimeConfig:
         for key in doc:
             if key in UNSUPPORTED_TOP:
-                self.problem((), key, f"[{key}] is Spin runtime config this host does not serve")
+                shown = f"[{key}]" if isinstance(doc[key], dict | list) else f"`{key}`"
+                self.problem((), key, f"{shown} is Spin runtime config this host does not serve")
             elif key not in TOP_KEYS:
                 self.unknown((), key, TOP_KEYS)
         stores = tuple(self.stores(self.tables(doc, "key_value_store"), self.kv_store))
@@ -93,15 +137,96 @@ class _Parser:
             cap = self.outbound(doc, family)
             if cap is not None:
                 caps.append((family, cap))
+        providers = self.variables_providers(doc)
+        blocked = self.outbound_networking(doc)
         if self.problems:
             self.problems.sort(key=lambda p: (p.line is None, p.line or 0))
             raise RuntimeConfigError(self.path, self.problems)
-        return RuntimeConfig(self.path, stores, databases, tuple(caps))
+        return RuntimeConfig(self.path, stores, databases, tuple(caps), providers, blocked)
+
+    # -- [[variables_provider]] ----------------------------------------------------------------
+    def variables_providers(self, doc: Mapping[str, Any]) -> tuple[EnvVariablesProvider, ...]:
+        """Spin reads `variables_provider`, or `config_provider` (its old name) only when the
+        former is absent: with both, `config_provider` is an unused key, an error."""
+        key = "variables_provider" if "variables_provider" in doc else "config_provider"
+        if "variables_provider" in doc and "config_provider" in doc:
+            self.problem((), "config_provider", "[[config_provider]] is the old name of [[variables_provider]]: "
+                                                "give one or the other (Spin ignores it next to "
+                                                "[[variables_provider]] and reports it unused)")
+        entries = doc.get(key)
+        if entries is None:
+            return ()
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            self.problem((), key, f"`{key}` must be an array of tables ([[{key}]])")
+            return ()
+        found = []
+        for index, body in enumerate(entries):
+            provider = self.variables_provider(key, index, body)
+            if provider is not None:
+                found.append(provider)
+        return tuple(found)
+
+    def variables_provider(self, key: str, index: int, body: Mapping[str, Any]) -> EnvVariablesProvider | None:
+        table = (key, f"[{index}]")
+        type_ = body.get("type")
+        if not isinstance(type_, str):
+            self.problem(table, "type" if "type" in body else None, f"[[{key}]] needs `type` (a string)")
+            return None
+        if type_ in UNSUPPORTED_VARIABLES_PROVIDER_TYPES:
+            self.problem(table, "type", f"variables provider type {type_!r} is not served by this host "
+                                        "(it serves \"env\")")
+            return None
+        if type_ not in VARIABLES_PROVIDER_TYPES:
+            self.problem(table, "type", f"unknown variables provider type {type_!r} (use \"env\")")
+            return None
+        self.only(body, ("type", "prefix", "dotenv_path"), table)
+        prefix = body.get("prefix", DEFAULT_ENV_PREFIX)
+        if not isinstance(prefix, str):
+            self.problem(table, "prefix", "`prefix` must be a string")
+            return None
+        if "dotenv_path" not in body:
+            return EnvVariablesProvider(prefix)
+        path = self.path_value(body, table, "dotenv_path")
+        if path is None:
+            return None
+        try:
+            entries = dotenv_file.read(path, prefix + "_")
+        except dotenv_file.DotenvError as exc:
+            self.problem(table, "dotenv_path", str(exc))
+            return None
+        return EnvVariablesProvider(prefix, path, entries)
+
+    # -- [outbound_networking] ---------------------------------------------------------------
+    def outbound_networking(self, doc: Mapping[str, Any]) -> BlockedNetworks:
+        body = doc.get("outbound_networking")
+        if body is None:
+            return BlockedNetworks()
+        table = ("outbound_networking",)
+        if not isinstance(body, dict):
+            self.problem((), "outbound_networking", "[outbound_networking] must be a table")
+            return BlockedNetworks()
+        self.only(body, ("block_networks",), table, UNSUPPORTED_KEYS["outbound_networking"])
+        entries = body.get("block_networks", [])
+        if not isinstance(entries, list):
+            self.problem(table, "block_networks", "`block_networks` must be a list of CIDRs or \"private\"")
+            return BlockedNetworks()
+        good: list[str] = []
+        for entry in entries:
+            if isinstance(entry, str) and (entry == PRIVATE or parse_network(entry) is not None):
+                good.append(entry)
+            else:
+                self.problem(table, "block_networks", f"block_networks: {entry!r} is not an IP network in CIDR "
+                                                      "notation (\"10.0.0.0/8\") or the keyword \"private\"")
+        return BlockedNetworks.parse(good)
 
     def unknown(self, table: tuple[str, ...], key: str, allowed: tuple[str, ...]) -> None:
         close = difflib.get_close_matches(key, allowed, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        where = f"[{'.'.join(table)}]" if table else "the top level"
+        entry = _ARRAY_ENTRY.match(table[1]) if len(table) == 2 else None
+        if entry is not None:
+            where = f"[[{table[0]}]] number {int(entry.group(1)) + 1}"
+        else:
+            where = f"[{'.'.join(table)}]" if table else "the top level"
         self.problem(table, key, f"unknown key {key!r} in {where}{hint}")
 
     def tables(self, doc: Mapping[str, Any], key: str) -> dict[str, Any]:
@@ -182,7 +307,7 @@ class _Parser:
         if not isinstance(body, dict):
             self.problem((), family, f"[{family}] must be a table")
             return None
-        self.only(body, ("max_connections",), (family,))
+        self.only(body, ("max_connections",), (family,), UNSUPPORTED_KEYS.get(family, ()))
         cap = body.get("max_connections")
         if cap is None:
             return None
@@ -191,17 +316,20 @@ class _Parser:
             return None
         return cap
 
-    def only(self, body: Mapping[str, Any], allowed: tuple[str, ...], table: tuple[str, ...]) -> None:
+    def only(self, body: Mapping[str, Any], allowed: tuple[str, ...], table: tuple[str, ...],
+             unsupported: tuple[str, ...] = ()) -> None:
         for key in body:
-            if key not in allowed:
+            if key in unsupported:
+                self.problem(table, key, f"`{key}` in [{table[0]}] is Spin runtime config this host does not serve")
+            elif key not in allowed:
                 self.unknown(table, key, allowed)
 
-    def path_value(self, body: Mapping[str, Any], table: tuple[str, ...]) -> Path | None:
-        raw = body.get("path")
+    def path_value(self, body: Mapping[str, Any], table: tuple[str, ...], key: str = "path") -> Path | None:
+        raw = body.get(key)
         if raw is None:
             return None
         if not isinstance(raw, str) or not raw.strip():
-            self.problem(table, "path", "`path` must be a file path")
+            self.problem(table, key, f"`{key}` must be a file path")
             return None
         path = Path(raw).expanduser()
         return path if path.is_absolute() else (self.base / path).resolve()

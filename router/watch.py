@@ -8,8 +8,8 @@ changing (same inode, size and mtime for SETTLE_S), so a truncate-then-write is 
 its two steps; a reload already running picks up a later change through AppManager.reload's
 coalescing.
 
-The apps' runtime config files (routes.toml `runtime_config`) are watched the same way, their
-directories next to routes.toml's: the set comes from the last valid routes.toml, and the watch
+The apps' runtime config files (routes.toml `runtime_config`) and the dotenv files of their env
+variables providers are watched the same way, their directories next to routes.toml's: the set comes from the last valid routes.toml, and the watch
 is restarted when a reload adds a directory (checked every WATCH_TIMEOUT_MS).
 """
 
@@ -71,6 +71,9 @@ class ConfigWatcher:
         extra: set[Path] = set()
         if config is not None:
             extra = {a.runtime_config_path for a in config.apps.values() if a.runtime_config_path is not None}
+            # ... and the dotenv files their env variables providers read.
+            extra |= {p.dotenv_path for a in config.apps.values() if a.runtime_config is not None
+                      for p in a.runtime_config.variables_providers if p.dotenv_path is not None}
         return (self.path, *sorted(extra - {self.path}))
 
     def _dirs(self) -> tuple[str, ...]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from runtime.capabilities.support.blocked_networks import BlockedNetworks
+
 # The outbound families whose `[outbound_X] max_connections` caps the app's pool.
 OUTBOUND_FAMILIES = ("outbound_redis", "outbound_pg", "outbound_mysql", "outbound_mqtt")
 
@@ -34,12 +36,35 @@ class SqliteDatabaseConfig:
     path: Path | None = None
 
 
+# Spin's env provider prefix when `[[variables_provider]]` gives none (crates/variables-env).
+DEFAULT_ENV_PREFIX = "SPIN_VARIABLE"
+
+
+@dataclass(frozen=True)
+class EnvVariablesProvider:
+    """`[[variables_provider]] type = "env"`: variable `name` is read from `{prefix}_{NAME}`
+    (the name upper-cased) in the process environment, else from the dotenv file."""
+
+    prefix: str = DEFAULT_ENV_PREFIX
+    dotenv_path: Path | None = None  # absolute
+    # The dotenv file's `{prefix}_*` entries, read with the runtime config (so an edited file
+    # means a new load); values stay out of every repr.
+    dotenv: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+
+    def env_name(self, variable: str) -> str:
+        return f"{self.prefix}_{variable.upper()}"
+
+
 @dataclass(frozen=True)
 class RuntimeConfig:
     path: Path  # the file it came from (absolute)
     key_value_stores: tuple[KeyValueStoreConfig, ...] = ()
     sqlite_databases: tuple[SqliteDatabaseConfig, ...] = ()
     max_connections: tuple[tuple[str, int], ...] = ()  # (family, cap), e.g. ("outbound_pg", 4)
+    # `[[variables_provider]]` in file order (Spin asks them in this order).
+    variables_providers: tuple[EnvVariablesProvider, ...] = ()
+    # `[outbound_networking] block_networks`: applies to outbound HTTP and every database connection.
+    blocked_networks: BlockedNetworks = field(default_factory=BlockedNetworks)
 
     def key_value_store(self, name: str) -> KeyValueStoreConfig | None:
         return next((s for s in self.key_value_stores if s.name == name), None)

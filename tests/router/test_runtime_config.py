@@ -9,7 +9,13 @@ import pytest
 
 from router.config import ConfigError, parse
 from router.runtime_config import RuntimeConfigError, load
-from runtime.runtime_config import KeyValueStoreConfig, RuntimeConfig, SqliteDatabaseConfig
+from runtime.capabilities.support.blocked_networks import BlockedNetworks
+from runtime.runtime_config import (
+    EnvVariablesProvider,
+    KeyValueStoreConfig,
+    RuntimeConfig,
+    SqliteDatabaseConfig,
+)
 
 
 def _write(tmp_path: Path, text: str, name: str = "runtime-config.toml") -> Path:
@@ -109,6 +115,148 @@ type = "spin"
         "7: key-value store 'table': type 'aws_dynamo' is not served by this host (it serves \"spin\" and \"redis\")",
         "10: sqlite database 'remote': type 'libsql' is not served by this host (it serves \"spin\")",
         "13: [llm_compute] is Spin runtime config this host does not serve",
+    ]
+
+
+def test_spin_top_level_keys_this_host_does_not_serve_are_named(tmp_path: Path) -> None:
+    errors = _errors(tmp_path, """
+state_dir = "/srv/state"
+log_dir = ""
+max_instance_memory = 1000000
+
+[outbound_http]
+max_connections = 4
+
+[[client_tls]]
+component_ids = ["a"]
+hosts = ["example.com"]
+
+[outbound_networking]
+max_total_connections = 3
+
+[outbound_mqtt]
+max_payload_size_bytes = 10
+
+[otel]
+x = 1
+""")
+    assert errors == [
+        "2: `state_dir` is Spin runtime config this host does not serve",
+        "3: `log_dir` is Spin runtime config this host does not serve",
+        "4: `max_instance_memory` is Spin runtime config this host does not serve",
+        "6: [outbound_http] is Spin runtime config this host does not serve",
+        "9: [client_tls] is Spin runtime config this host does not serve",
+        "14: `max_total_connections` in [outbound_networking] is Spin runtime config this host does not serve",
+        "17: `max_payload_size_bytes` in [outbound_mqtt] is Spin runtime config this host does not serve",
+        "19: unknown key 'otel' in the top level",
+    ]
+
+
+# -- [[variables_provider]] ------------------------------------------------------------------
+
+
+def test_env_variables_providers_are_read_in_order(tmp_path: Path) -> None:
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf/app.env").write_text(
+        "# comment\nSHOP_API_KEY=from-dotenv\nexport SHOP_QUOTED=\"a b\"\nOTHER_SECRET=not-kept\n"
+        "SHOP_REF=${SHOP_API_KEY}-x\n"
+    )
+    cfg = load(_write(tmp_path, """
+[[variables_provider]]
+type = "env"
+prefix = "SHOP"
+dotenv_path = "conf/app.env"
+
+[[variables_provider]]
+type = "env"
+"""))
+    assert cfg.variables_providers == (
+        EnvVariablesProvider("SHOP", (tmp_path / "conf/app.env").resolve(),
+                             (("SHOP_API_KEY", "from-dotenv"), ("SHOP_QUOTED", "a b"), ("SHOP_REF", "from-dotenv-x"))),
+        EnvVariablesProvider("SPIN_VARIABLE"),
+    )
+    assert cfg.variables_providers[0].env_name("api_key") == "SHOP_API_KEY"
+    assert "from-dotenv" not in repr(cfg)  # dotenv values are secrets too
+    hash(cfg)
+
+
+def test_config_provider_is_the_old_name(tmp_path: Path) -> None:
+    cfg = load(_write(tmp_path, '[[config_provider]]\ntype = "env"\nprefix = "OLD"\n'))
+    assert cfg.variables_providers == (EnvVariablesProvider("OLD"),)
+    # Next to [[variables_provider]] Spin leaves it unused, which is an error.
+    errors = _errors(tmp_path, '[[variables_provider]]\ntype = "env"\n\n[[config_provider]]\ntype = "env"\n')
+    assert len(errors) == 1 and errors[0].startswith("4: [[config_provider]] is the old name")
+
+
+def test_a_missing_dotenv_file_gives_no_values(tmp_path: Path) -> None:
+    cfg = load(_write(tmp_path, '[[variables_provider]]\ntype = "env"\ndotenv_path = "nope.env"\n'))
+    assert cfg.variables_providers == (EnvVariablesProvider("SPIN_VARIABLE", (tmp_path / "nope.env").resolve()),)
+
+
+def test_bad_variables_providers(tmp_path: Path) -> None:
+    (tmp_path / "bad.env").write_text("SPIN_VARIABLE_A=1\nthis line is not a binding\n")
+    errors = _errors(tmp_path, """
+[[variables_provider]]
+type = "vault"
+url = "http://127.0.0.1:8200"
+
+[[variables_provider]]
+type = "azure_key_vault"
+
+[[variables_provider]]
+type = "static"
+values = { a = "1" }
+
+[[variables_provider]]
+type = "consul"
+
+[[variables_provider]]
+type = "env"
+prefx = "X"
+
+[[variables_provider]]
+type = "env"
+dotenv_path = "bad.env"
+
+[[variables_provider]]
+prefix = "X"
+""")
+    bad = (tmp_path / "bad.env").resolve()
+    assert errors == [
+        "3: variables provider type 'vault' is not served by this host (it serves \"env\")",
+        "7: variables provider type 'azure_key_vault' is not served by this host (it serves \"env\")",
+        "10: variables provider type 'static' is not served by this host (it serves \"env\")",
+        "14: unknown variables provider type 'consul' (use \"env\")",
+        "18: unknown key 'prefx' in [[variables_provider]] number 5 (did you mean 'prefix'?)",
+        f"22: {bad}:2: cannot parse this line of the dotenv file",
+        "24: [[variables_provider]] needs `type` (a string)",
+    ]
+    with pytest.raises(RuntimeConfigError) as info:
+        load(_write(tmp_path, '[[variables_provider]]\ntype = "env"\nprefix = 1\n'))
+    assert [(p.line, p.field) for p in info.value.problems] == [(3, "variables_provider[0].prefix")]
+    assert _errors(tmp_path, 'variables_provider = "env"\n') == [
+        "1: `variables_provider` must be an array of tables ([[variables_provider]])"
+    ]
+
+
+# -- [outbound_networking] -------------------------------------------------------------------
+
+
+def test_block_networks(tmp_path: Path) -> None:
+    cfg = load(_write(tmp_path, '[outbound_networking]\nblock_networks = ["8.8.8.8/16", "private", "2001:db8::/32"]\n'))
+    assert cfg.blocked_networks == BlockedNetworks.parse(["8.8.0.0/16", "private", "2001:db8::/32"])
+    assert cfg.blocked_networks.private
+    assert load(_write(tmp_path, "[outbound_networking]\n")).blocked_networks == BlockedNetworks()
+    errors = _errors(tmp_path, """
+[outbound_networking]
+block_networks = ["10.0.0.1", "300.0.0.0/8", 7, "private"]
+block_network = []
+""")
+    assert errors == [
+        "3: block_networks: '10.0.0.1' is not an IP network in CIDR notation (\"10.0.0.0/8\") or the keyword \"private\"",
+        "3: block_networks: '300.0.0.0/8' is not an IP network in CIDR notation (\"10.0.0.0/8\") or the keyword \"private\"",
+        "3: block_networks: 7 is not an IP network in CIDR notation (\"10.0.0.0/8\") or the keyword \"private\"",
+        "4: unknown key 'block_network' in [outbound_networking] (did you mean 'block_networks'?)",
     ]
 
 

@@ -24,6 +24,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from runtime.capabilities.outbound_db.pool import DEFAULT_MAX_CONNECTIONS, IDLE_TIMEOUT_S
 from runtime.capabilities.outbound_db.watchdog import WATCHDOG
+from runtime.capabilities.support.blocked_networks import BlockedNetworks, DestinationProhibited, checked_host
 
 QOS = {"at-most-once": 0, "at-least-once": 1, "exactly-once": 2}
 _SCHEMES = {"mqtt": False, "tcp": False, "mqtts": True, "ssl": True}
@@ -83,8 +84,9 @@ def parse(address: str, username: str, password: str, keep_alive_s: int) -> Targ
 class SharedClient:
     """One connected paho client; `publish` is safe from several request threads at once."""
 
-    def __init__(self, target: Target) -> None:
+    def __init__(self, target: Target, blocked: BlockedNetworks | None = None) -> None:
         self.target = target
+        self._blocked = blocked or BlockedNetworks()
         self.users = 0
         self.idle_since = time.monotonic()
         self._lock = threading.Lock()
@@ -127,8 +129,13 @@ class SharedClient:
             if not self._started:
                 self._started = True
                 t = self.target
+                try:  # the app's block_networks, before any socket opens
+                    host = checked_host(t.host, t.port, t.tls, self._blocked)
+                except (DestinationProhibited, OSError) as exc:
+                    self._fail(str(exc))
+                    raise MqttError("connection-failed", str(exc)) from None
                 self._client.connect_timeout = max(0.1, deadline - time.monotonic())
-                self._client.connect_async(t.host, t.port, keepalive=t.keep_alive_s)  # 0: no keep-alive
+                self._client.connect_async(host, t.port, keepalive=t.keep_alive_s)  # 0: no keep-alive
                 self._client.loop_start()
         if not self._connected.wait(max(0.0, deadline - time.monotonic())):
             self.broken = True
@@ -164,8 +171,9 @@ class SharedClient:
 class Clients:
     """An app's MQTT clients: at most `limit`, shared per target."""
 
-    def __init__(self, limit: int = DEFAULT_MAX_CONNECTIONS) -> None:
+    def __init__(self, limit: int = DEFAULT_MAX_CONNECTIONS, blocked: BlockedNetworks | None = None) -> None:
         self.limit = limit
+        self.blocked = blocked
         self._cond = threading.Condition()
         self._clients: dict[Target, SharedClient] = {}
         self._closed = False
@@ -189,7 +197,7 @@ class Clients:
                         client.users += 1
                         return client
                     if client is None and len(self._clients) < self.limit:
-                        client = self._clients[target] = SharedClient(target)
+                        client = self._clients[target] = SharedClient(target, self.blocked)
                         client.users += 1
                         return client
                     idle = [c for c in self._clients.values() if c.users == 0]
@@ -242,11 +250,13 @@ _lock = threading.Lock()
 _by_app: dict[int, Clients] = {}
 
 
-def clients_for(app: object) -> Clients:
+def clients_for(app: object, limit: int = DEFAULT_MAX_CONNECTIONS, blocked: BlockedNetworks | None = None) -> Clients:
+    """The app's clients, made at its first publish with its cap (`[outbound_mqtt]
+    max_connections`) and block list: a runtime config that changes either means a new load."""
     with _lock:
         clients = _by_app.get(id(app))
         if clients is None:
-            clients = _by_app[id(app)] = Clients()
+            clients = _by_app[id(app)] = Clients(limit, blocked)
             weakref.finalize(app, _unload, id(app))
         return clients
 

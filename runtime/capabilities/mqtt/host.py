@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from runtime.capabilities.outbound_db import guest
+from runtime.capabilities.outbound_db.pool import blocked_networks, max_connections
 from runtime.capabilities.support.wit import case, err, ok
 from runtime.core import context
 from runtime.core.contract import InterfaceImpl, resource_type_id
@@ -68,7 +69,7 @@ def _publish(store: Any, handle: Any, topic: str, payload: bytes, qos: str) -> A
 
     h = guest.get(store, handle, _Handle)
     ctx = context.current()
-    clients = clients_for(h.app)
+    clients = clients_for(h.app, max_connections("outbound_mqtt"), blocked_networks())
     try:
         with ctx.waiting():  # the broker's CONNACK, a free client: waits on the network
             client = clients.acquire(h.target, ctx.deadline)

@@ -32,6 +32,7 @@ from runtime.capabilities.outbound_db.rdbms import (
     check_budget,
     value_size,
 )
+from runtime.capabilities.support.blocked_networks import BlockedNetworks, checked_host
 
 Conn = Any  # MySQLdb.connections.Connection (untyped)
 
@@ -104,7 +105,7 @@ class MysqlDriver:
         # A backstop only: each statement is bounded by its request's deadline (watchdog).
         self.read_timeout_s = max(1, math.ceil(read_timeout_s))
 
-    def connect(self, key: Hashable, timeout_s: float) -> Conn:
+    def connect(self, key: Hashable, timeout_s: float, blocked: BlockedNetworks) -> Conn:
         assert isinstance(key, Address)
         options: dict[str, Any] = {}
         if key.database:
@@ -112,7 +113,8 @@ class MysqlDriver:
         if key.tls:
             options["ssl_mode"] = "REQUIRED"
         return MySQLdb.connect(
-            host=key.host, port=key.port, user=key.user, password=key.password,
+            # (TLS here is ssl-mode REQUIRED, which verifies no name: an address is as good.)
+            host=checked_host(key.host, key.port, False, blocked), port=key.port, user=key.user, password=key.password,
             connect_timeout=max(1, math.ceil(timeout_s)), read_timeout=self.read_timeout_s,
             write_timeout=self.read_timeout_s, charset="utf8mb4", autocommit=True,
             conv={},  # raw values: conversion follows Spin's column mapping, below

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
 from runtime.capabilities.outbound_db.watchdog import WATCHDOG, ConnectTimeout, Guard, connect_within
+from runtime.capabilities.support.blocked_networks import BlockedNetworks
 from runtime.core import context
 
 C = TypeVar("C")
@@ -48,8 +49,10 @@ class ConnectFailed(Exception):
 class Driver(Protocol[C]):
     name: str
 
-    def connect(self, key: Hashable, timeout_s: float) -> C:
-        """A new connection for `key`; raises on failure (connect timeouts from `timeout_s`)."""
+    def connect(self, key: Hashable, timeout_s: float, blocked: BlockedNetworks) -> C:
+        """A new connection for `key`; raises on failure (connect timeouts from `timeout_s`).
+        With a non-empty `blocked`, the driver resolves the host first and connects to an
+        address `checked_addresses` kept (DestinationProhibited when none is left)."""
         ...
 
     def fileno(self, conn: C) -> int: ...
@@ -142,9 +145,11 @@ class _LeaseGuard:
 
 
 class ConnectionPool(Generic[C]):
-    def __init__(self, driver: Driver[C], limit: int = DEFAULT_MAX_CONNECTIONS) -> None:
+    def __init__(self, driver: Driver[C], limit: int = DEFAULT_MAX_CONNECTIONS,
+                 blocked: BlockedNetworks | None = None) -> None:
         self.driver = driver
         self.limit = limit
+        self.blocked = blocked or BlockedNetworks()
         self._cond = threading.Condition()
         self._idle: dict[Hashable, deque[_Pooled[C]]] = {}
         self._count = 0  # idle + lent + being opened
@@ -210,7 +215,7 @@ class ConnectionPool(Generic[C]):
         return oldest.popleft() if oldest else None
 
     def _open(self, key: Hashable, deadline: float) -> _Pooled[C]:
-        conn = self.driver.connect(key, max(0.001, deadline - time.monotonic()))
+        conn = self.driver.connect(key, max(0.001, deadline - time.monotonic()), self.blocked)
         return _Pooled(conn, key, _dup_socket(self.driver.fileno(conn)))
 
     def _late(self, item: _Pooled[C] | None) -> None:
@@ -299,13 +304,20 @@ def max_connections(family: str) -> int:
     return cap or DEFAULT_MAX_CONNECTIONS
 
 
+def blocked_networks() -> BlockedNetworks:
+    """The current app's `[outbound_networking] block_networks` (empty without a runtime config)."""
+    config = context.current().settings.runtime_config
+    return config.blocked_networks if config is not None else BlockedNetworks()
+
+
 def pool_for(app: object, driver: Driver[C], limit: int = DEFAULT_MAX_CONNECTIONS) -> ConnectionPool[C]:
-    """The app's pool for this driver's family, created on first use and closed with the app."""
+    """The app's pool for this driver's family, created on first use and closed with the app.
+    Its block list is the app's (read here, like the cap: a new one means a new load)."""
     key = (id(app), driver.name)
     with _pools_lock:
         pool = _pools.get(key)
         if pool is None:
-            pool = ConnectionPool(driver, limit)  # type: ignore[arg-type]
+            pool = ConnectionPool(driver, limit, blocked_networks())  # type: ignore[arg-type]
             _pools[key] = pool
             weakref.finalize(app, _unload, key)
         return pool  # type: ignore[return-value]

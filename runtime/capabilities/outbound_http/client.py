@@ -9,7 +9,11 @@ Relative URLs (`/path`) are "self" requests: allowed only by `http://self`-style
 `*` host), and sent to the origin (scheme, host, mount prefix) of the inbound request being
 served, as Spin sends them to its own listener.
 
-One `httpx.Client` per runtime gives connection reuse across requests and apps. The request is
+One `httpx.Client` per runtime gives connection reuse across requests and apps; apps whose
+runtime config blocks networks (`[outbound_networking] block_networks`) get a client per block
+list, whose connections are opened by `_CheckedBackend`: the host is resolved, the blocked
+addresses dropped (none left: `destination-IP-prohibited`), and the socket connects to a checked
+address, so a pooled connection never crosses from an app without the block to one with it. The request is
 built without httpx's default headers (no added Accept-Encoding / User-Agent) and the response
 body is passed through undecoded, as a proxy should. Calls are blocking: guests run in worker
 threads, and these calls happen inside host functions called from wasm.
@@ -21,10 +25,17 @@ import enum
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
+import httpcore
 import httpx
 
 from runtime.capabilities.support.allowed_hosts import AllowedHostError, AllowedHosts, OutboundUrl
+from runtime.capabilities.support.blocked_networks import (
+    BlockedNetworks,
+    DestinationProhibited,
+    checked_addresses,
+)
 from runtime.capabilities.support.errors import GuestVisibleError
 
 DEFAULT_CONNECT_TIMEOUT_S = 10.0
@@ -42,6 +53,7 @@ class OutboundErrorKind(enum.Enum):
     DENIED = "HTTP-request-denied"
     INVALID_URL = "HTTP-request-URI-invalid"
     DNS_ERROR = "DNS-error"
+    DESTINATION_PROHIBITED = "destination-IP-prohibited"  # runtime config block_networks
     CONNECTION_REFUSED = "connection-refused"
     CONNECTION_TIMEOUT = "connection-timeout"
     RESPONSE_TIMEOUT = "HTTP-response-timeout"
@@ -121,14 +133,59 @@ class OutboundResponse:
         self._response.close()
 
 
-class OutboundHttpClient:
-    """Process-wide client (thread-safe; connections are pooled and reused)."""
+class _CheckedBackend(httpcore.NetworkBackend):
+    """Opens connections only to addresses the block list allows (after DNS, each address)."""
 
-    def __init__(self, max_connections: int = 100) -> None:
+    def __init__(self, blocked: BlockedNetworks) -> None:
+        self._blocked = blocked
+        self._inner = httpcore.SyncBackend()
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+                    socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
+        try:
+            addresses = checked_addresses(host, port, self._blocked)
+        except OSError as exc:
+            raise httpcore.ConnectError(str(exc)) from None
+        failure: Exception = httpcore.ConnectError(f"{host} has no address")
+        for address in addresses:  # the checked addresses, never the name again
+            try:
+                return self._inner.connect_tcp(address, port, timeout, local_address, socket_options)
+            except httpcore.ConnectError as exc:
+                failure = exc
+        raise failure
+
+    def connect_unix_socket(self, path: str, timeout: float | None = None,
+                            socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
+        raise httpcore.ConnectError("Unix sockets are not reachable from guests")
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+class _CheckedTransport(httpx.HTTPTransport):
+    def __init__(self, blocked: BlockedNetworks, limits: httpx.Limits) -> None:
+        super().__init__(limits=limits, trust_env=False)
+        # httpx's transport takes no network backend: its pool is replaced by one that has ours.
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(trust_env=False),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=_CheckedBackend(blocked),
+        )
+
+
+class OutboundHttpClient:
+    """Process-wide client (thread-safe; connections are pooled and reused). With `blocked`,
+    every connection it opens is checked against that block list."""
+
+    def __init__(self, max_connections: int = 100, blocked: BlockedNetworks | None = None) -> None:
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=20)
         self._client = httpx.Client(
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=20),
+            limits=limits,
             follow_redirects=False,  # redirects are the guest's business, as in Spin
             trust_env=False,  # never route guests through the host's proxy settings
+            transport=_CheckedTransport(blocked, limits) if blocked else None,
         )
         self._lock = threading.Lock()
         self._closed = False
@@ -162,6 +219,8 @@ class OutboundHttpClient:
         request.extensions["timeout"] = timeout.as_dict()
         try:
             response = self._client.send(request, stream=True)
+        except DestinationProhibited as exc:
+            raise OutboundHttpError(OutboundErrorKind.DESTINATION_PROHIBITED, str(exc)) from None
         except httpx.ConnectTimeout as exc:
             raise OutboundHttpError(OutboundErrorKind.CONNECTION_TIMEOUT, str(exc)) from None
         except httpx.TimeoutException as exc:

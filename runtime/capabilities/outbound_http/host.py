@@ -17,7 +17,10 @@ of this server (`http://<app>.lepton.internal`). The network path's self origin 
 guest run outside a served request (no `GuestRequest.calls`).
 
 The allow-list (`allowed_outbound_hosts` plus converted legacy `allowed_http_hosts`, templates
-rendered with the app variables) is parsed once at load; an invalid entry fails the load.
+rendered with the app variables) is parsed once at load; an invalid entry fails the load. The
+app's runtime config `block_networks` is checked by the network path's client on every resolved
+address (client.py); in-process destinations open no socket and are not checked (Spin serves
+service chaining in process too).
 
 With OpenTelemetry traces on, each request has a client span (Spin's
 spin_outbound_http.send_request, exported under the method's name), from `handle` until the
@@ -54,6 +57,7 @@ from runtime.capabilities.support.allowed_hosts import (
     OutboundUrl,
     component_allowed_hosts,
 )
+from runtime.capabilities.support.blocked_networks import BlockedNetworks
 from runtime.capabilities.support.errors import SpinConfigError
 from runtime.capabilities.support.wit import record
 from runtime.capabilities.variables.host import app_variables
@@ -81,16 +85,24 @@ _PREPARED: StateKey[PreparedOutbound] = StateKey("outbound-http.prepared")
 RESPONSE_BUFFER = 1024 * 1024  # bytes of response body read ahead of the guest
 
 _client_lock = threading.Lock()
-_client: OutboundHttpClient | None = None
+_clients: dict[BlockedNetworks, OutboundHttpClient] = {}
 
 
-def client() -> OutboundHttpClient:
-    """The process-wide HTTP client (connection pool shared by all apps)."""
-    global _client
+def client(blocked: BlockedNetworks | None = None) -> OutboundHttpClient:
+    """The process-wide HTTP client for apps with this block list (`[outbound_networking]`):
+    one connection pool shared by all apps without one, and one per block list, so a
+    connection opened unchecked is never lent to an app that blocks its address."""
+    key = blocked or BlockedNetworks()
     with _client_lock:
-        if _client is None:
-            _client = OutboundHttpClient()
-        return _client
+        found = _clients.get(key)
+        if found is None:
+            found = _clients[key] = OutboundHttpClient(blocked=key or None)
+        return found
+
+
+def _blocked(ctx: context.RequestContext) -> BlockedNetworks:
+    config = ctx.settings.runtime_config
+    return config.blocked_networks if config is not None else BlockedNetworks()
 
 
 @dataclass(frozen=True)
@@ -327,7 +339,7 @@ def _handle(store: Any, request: Any, options: Any) -> Any:
 
     def send() -> None:
         try:
-            resp = client().send(req.method, url, headers, body, allowed, origin, timeouts)
+            resp = client(_blocked(ctx)).send(req.method, url, headers, body, allowed, origin, timeouts)
         except OutboundHttpError as exc:
             # One line per failed call, as for a denied one: the guest may swallow the error.
             ctx.log.info("outbound request to %s failed: %s", shown, _describe(exc))
@@ -482,7 +494,7 @@ def _spin_send(ctx: context.RequestContext, method: str, uri: str, headers: list
             return _spin_send_in_process(ctx, calls, method, uri, headers, body, found, allowed)
     try:
         with ctx.waiting():  # the whole exchange is a wait on the network
-            resp = client().send(
+            resp = client(_blocked(ctx)).send(
                 method.upper(), uri, headers, body, allowed, self_origin(),
                 Timeouts(connect_s=ctx.remaining(), first_byte_s=ctx.remaining(), between_bytes_s=ctx.remaining()),
             )

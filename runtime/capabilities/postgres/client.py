@@ -30,12 +30,26 @@ from runtime.capabilities.outbound_db.rdbms import (
     value_size,
 )
 from runtime.capabilities.postgres import values
+from runtime.capabilities.postgres.address import DEFAULT_PORT
+from runtime.capabilities.support.blocked_networks import BlockedNetworks, checked_addresses
 
 Conn = psycopg.Connection[Any]
 
 # Statements that leave state in the session (beyond a transaction, which psycopg reports):
 # the connection is reset with DISCARD ALL before another request gets it.
 _SESSION_WORDS = ("SET", "RESET", "LISTEN", "PREPARE", "DECLARE", "LOCK", "LOAD", "DISCARD")
+
+
+def _checked_hostaddrs(params: dict[str, str], blocked: BlockedNetworks) -> str:
+    """libpq's `hostaddr` for `params`: a checked address for each host, in order, so libpq
+    connects there without looking the name up again (and still verifies TLS against `host`)."""
+    hosts = params["host"].split(",")
+    ports = params.get("port", "").split(",")
+    addresses = []
+    for i, host in enumerate(hosts):
+        port = ports[i] if i < len(ports) and ports[i] else (ports[0] or str(DEFAULT_PORT))
+        addresses.append(checked_addresses(host, int(port), blocked)[0])
+    return ",".join(addresses)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -50,8 +64,10 @@ class PostgresDriver:
     def __init__(self) -> None:
         self._adapters = values.adapters()
 
-    def connect(self, key: Hashable, timeout_s: float) -> Conn:
+    def connect(self, key: Hashable, timeout_s: float, blocked: BlockedNetworks) -> Conn:
         params = dict(key)  # type: ignore[call-overload]
+        if blocked:
+            params["hostaddr"] = _checked_hostaddrs(params, blocked)
         conn = psycopg.Connection.connect(
             autocommit=True,
             context=self._adapters,

@@ -23,6 +23,7 @@ from redis.connection import AbstractConnection, Connection, SSLConnection, pars
 from redis.retry import Retry
 
 from runtime.capabilities.outbound_db.pool import Lease
+from runtime.capabilities.support.blocked_networks import BlockedNetworks, checked_host
 
 MAX_RESULT_BYTES = 128 << 20  # Spin's MAX_HOST_BUFFERED_BYTES
 
@@ -112,12 +113,12 @@ class RedisDriver:
         # A backstop only: each command is bounded by its request's deadline (watchdog).
         self.socket_timeout_s = socket_timeout_s
 
-    def connect(self, key: Hashable, timeout_s: float) -> Connection:
+    def connect(self, key: Hashable, timeout_s: float, blocked: BlockedNetworks) -> Connection:
         assert isinstance(key, Address)
         cls = SSLConnection if key.tls else Connection
         conn = cls(
             **_NO_SETINFO,
-            host=key.host,
+            host=checked_host(key.host, key.port, key.tls, blocked),
             port=key.port,
             db=key.db,
             username=key.username,

@@ -42,7 +42,8 @@ def settings_key(settings: AppSettings) -> str:
     """A short digest of the settings Spin objects derive from: resolved variables and rendered
     allow-lists are cached per (app, settings), since one app can be loaded again with other
     routes.toml values. A digest, so no secret value is kept in a key."""
-    material = repr((sorted(settings.variables.items()), str(settings.state_dir)))
+    # The runtime config's hash covers its variables providers (and their dotenv values).
+    material = repr((sorted(settings.variables.items()), str(settings.state_dir), hash(settings.runtime_config)))
     return hashlib.sha256(material.encode()).hexdigest()[:16]
 
 

@@ -42,7 +42,9 @@ def app_variables(app: LoadedApp, settings: AppSettings) -> AppVariables:
 
     def resolve() -> AppVariables:
         try:
-            resolved = AppVariables.resolve(app.locked, settings.variables)
+            config = settings.runtime_config
+            providers = config.variables_providers if config is not None else ()
+            resolved = AppVariables.resolve(app.locked, settings.variables, providers=providers)
         except SpinConfigError as exc:
             raise AppLoadError(app.name or app.reference, str(exc), field="variables") from None
         if resolved.undeclared:

@@ -5,10 +5,15 @@ through their `config` map, whose values are templates such as `"https://{{ host
 (`crates/expressions`): `{{ expr }}` with the expression trimmed, literal text elsewhere, and only
 declared app variables may be referenced.
 
-Where a value comes from, first match wins (Spin's provider order, with routes.toml standing in for
-a runtime-config provider): the app's `variables` in routes.toml (`AppSettings.variables`), then
-the environment `SPIN_VARIABLE_<NAME upper-cased>`, then the declared default. A required
-variable with no value fails the app load with an error that names the app and the variable.
+Where a value comes from, first match wins, in Spin's provider order (crates/runtime-config
+variables.rs, runtime-factors build.rs): the app's `variables` in routes.toml
+(`AppSettings.variables`, standing in for `spin up --variable`, which Spin asks first), then each
+`[[variables_provider]]` of the app's runtime config in file order (`type = "env"`: the environment
+`{prefix}_{NAME upper-cased}`, then its dotenv file), then Spin's always-present env provider
+(`SPIN_VARIABLE_{NAME}` in the environment; Spin also reads `.env` in its working directory,
+which this server does not: the server's directory is not the app's), then the declared default.
+A required variable with no value fails the app load with an error that names the app and the
+variable.
 
 Everything is resolved once at load time, so a guest call is a dict lookup. Values are kept out of
 every `repr` and error message: secrets must never reach logs or the status page.
@@ -18,13 +23,16 @@ from __future__ import annotations
 
 import enum
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from registry.locked import LockedApp
 from runtime.capabilities.support.errors import SpinConfigError
+from runtime.runtime_config import EnvVariablesProvider
 
 ENV_PREFIX = "SPIN_VARIABLE_"
+# Spin's provider that is always there, after the configured ones: the environment only.
+_DEFAULT_ENV = EnvVariablesProvider()
 
 
 class VariableErrorKind(enum.Enum):
@@ -117,7 +125,21 @@ class Template:
 class ValueSource(enum.Enum):
     SETTINGS = "routes.toml"
     ENVIRONMENT = "environment"
+    DOTENV = "dotenv file"
     DEFAULT = "default"
+
+
+def _from_providers(
+    name: str, providers: Sequence[EnvVariablesProvider], environ: Mapping[str, str]
+) -> tuple[str, ValueSource] | None:
+    for provider in providers:
+        key = provider.env_name(name)
+        if key in environ:
+            return environ[key], ValueSource.ENVIRONMENT
+        for dotenv_key, value in provider.dotenv:
+            if dotenv_key == key:
+                return value, ValueSource.DOTENV
+    return None
 
 
 @dataclass(frozen=True)
@@ -158,9 +180,11 @@ class AppVariables:
         app: LockedApp,
         provided: Mapping[str, str],
         environ: Mapping[str, str] | None = None,
+        providers: Sequence[EnvVariablesProvider] = (),
     ) -> AppVariables:
         """Validate names and templates and resolve every value; SpinConfigError if impossible."""
         environ = os.environ if environ is None else environ
+        chain = (*providers, _DEFAULT_ENV)
         app_name = app.name or "<unnamed>"
         values: dict[str, str] = {}
         sources: dict[str, ValueSource] = {}
@@ -169,17 +193,18 @@ class AppVariables:
             problem = name_problem(name)
             if problem is not None:
                 raise SpinConfigError(f"app {app_name!r}: invalid variable name {name!r}: {problem}")
+            found = _from_providers(name, chain, environ)
             if name in provided:
                 values[name], sources[name] = str(provided[name]), ValueSource.SETTINGS
-            elif env_name(name) in environ:
-                values[name], sources[name] = environ[env_name(name)], ValueSource.ENVIRONMENT
+            elif found is not None:
+                values[name], sources[name] = found
             elif var.default is not None:
                 values[name], sources[name] = var.default, ValueSource.DEFAULT
             else:
                 missing.append(name)
         if missing:
             names = ", ".join(repr(n) for n in missing)
-            hints = ", ".join(env_name(n) for n in missing)
+            hints = ", ".join(dict.fromkeys(p.env_name(n) for n in missing for p in chain))
             raise SpinConfigError(
                 f"app {app_name!r}: no value for required variable(s) {names}; set them in the app's "
                 f"`variables` in routes.toml or in the environment ({hints})"

@@ -254,6 +254,33 @@ async def test_mqtt_publish_is_received(rt: Runtime, wasm: Path, mqtt_broker: Mo
         sub.disconnect()
 
 
+async def test_outbound_mqtt_max_connections_caps_the_apps_clients(
+    rt: Runtime, wasm: Path, mqtt_broker: MosquittoBroker, tmp_path: Path
+) -> None:
+    """`[outbound_mqtt] max_connections = 1`: a publish as a second client id closes the first
+    (idle) client to stay within the cap; the default cap of 10 would keep both connected."""
+    from runtime.capabilities.mqtt import client as mqtt_client
+    from runtime.runtime_config import RuntimeConfig
+    from runtime.testing import component, loaded_app
+    from runtime.types import AppSettings, MiB
+
+    app = loaded_app(component("web", wasm, metadata={"allowed_outbound_hosts": [f"mqtt://127.0.0.1:{mqtt_broker.port}"]}),
+                     name="capped-mqtt")
+    config = RuntimeConfig(tmp_path / "runtime-config.toml", max_connections=(("outbound_mqtt", 1),))
+    running = await rt.load_app(app, AppSettings(timeout_s=20.0, memory_bytes=256 * MiB, runtime_config=config,
+                                                 app_name="capped-mqtt"))
+    for client_id in ("cap-a", "cap-b"):
+        addr = f"mqtt://127.0.0.1:{mqtt_broker.port}?client_id={client_id}"
+        assert await call(running, "/mqtt", addr=addr, topic="spin/cap") == (200, b"published")
+    clients = mqtt_client._by_app[id(app)]
+    assert clients.limit == 1
+    assert [t.client_id for t in clients._clients] == ["cap-b"]
+    deadline = time.monotonic() + 10  # the broker sees cap-a go (closed off the request's thread)
+    while "Client cap-a disconnected." not in mqtt_broker.log.read_text() and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert "Client cap-a disconnected." in mqtt_broker.log.read_text()
+
+
 # -- the allow-list ----------------------------------------------------------------------------
 
 

@@ -86,3 +86,29 @@ def test_connection_refused_and_timeout(upstream: Upstream, client: OutboundHttp
         client.send("GET", f"http://127.0.0.1:{upstream.port}/hang", [], None, allowed,
                     timeouts=Timeouts(connect_s=5, first_byte_s=0.2, between_bytes_s=0.2))
     assert timeout.value.kind is OutboundErrorKind.RESPONSE_TIMEOUT
+
+
+def test_block_networks_are_checked_after_dns_and_never_share_a_pooled_connection(upstream: Upstream) -> None:
+    """An app's block list applies to every address its destination resolves to, and a
+    connection an unblocked app left in the pool is not lent to it (a client per block list)."""
+    from runtime.capabilities.outbound_http import host
+    from runtime.capabilities.support.blocked_networks import BlockedNetworks
+
+    allowed = AllowedHosts.parse([f"http://127.0.0.1:{upstream.port}", f"http://localhost:{upstream.port}"])
+    open_client = host.client()
+    resp = open_client.send("GET", f"http://127.0.0.1:{upstream.port}/warm", [], None, allowed)
+    resp.read()
+    resp.close()
+    assert upstream.connections == 1  # and it stays in open_client's pool
+    blocked = host.client(BlockedNetworks.parse(["127.0.0.0/8", "::1/128"]))
+    assert blocked is not open_client and blocked is host.client(BlockedNetworks.parse(["127.0.0.0/8", "::1/128"]))
+    for url in (f"http://127.0.0.1:{upstream.port}/x", f"http://localhost:{upstream.port}/x"):
+        with pytest.raises(OutboundHttpError) as info:
+            blocked.send("GET", url, [], None, allowed)
+        assert info.value.kind is OutboundErrorKind.DESTINATION_PROHIBITED
+    assert upstream.connections == 1 and [r[1] for r in upstream.requests] == ["/warm"]
+    other = host.client(BlockedNetworks.parse(["10.0.0.0/8"]))  # blocks what this destination is not
+    resp = other.send("GET", f"http://localhost:{upstream.port}/ok", [], None, allowed)
+    resp.read()
+    resp.close()
+    assert [r[1] for r in upstream.requests] == ["/warm", "/ok"]

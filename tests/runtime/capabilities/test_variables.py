@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from registry.locked import LockedApp
@@ -13,6 +15,7 @@ from runtime.capabilities.variables.resolve import (
     VariableErrorKind,
     name_problem,
 )
+from runtime.runtime_config import EnvVariablesProvider
 
 
 def lock(variables: dict, config: dict | None = None, name: str = "vars-app") -> LockedApp:
@@ -65,6 +68,36 @@ def test_resolution_order_settings_then_env_then_default() -> None:
     assert web.get("c") == "xdcy"
     assert web.get("lit") == "literal"
     assert [s for _, s, _ in resolved.describe()] == ["routes.toml", "environment", "default"]
+
+
+def test_runtime_config_providers_come_between_routes_toml_and_the_default_env_provider() -> None:
+    """Spin's order: --variable (routes.toml here), each [[variables_provider]] in file order
+    (environment, then its dotenv file), the always-present SPIN_VARIABLE_ environment, the default."""
+    names = ["a", "b", "c", "d", "e", "f"]
+    app = lock({n: {"default": f"default-{n}"} for n in names}, {n: f"{{{{ {n} }}}}" for n in names})
+    first = EnvVariablesProvider("FIRST", Path("/x/first.env"), (("FIRST_B", "dotenv-first-b"), ("FIRST_C", "dotenv-first-c")))
+    second = EnvVariablesProvider("SECOND", None, ())
+    env = {
+        "FIRST_A": "env-first-a", "SECOND_A": "env-second-a", "SPIN_VARIABLE_A": "env-spin-a",
+        "SECOND_B": "env-second-b",  # a later provider's environment loses to an earlier one's dotenv
+        "SECOND_D": "env-second-d", "SPIN_VARIABLE_D": "env-spin-d",
+        "SPIN_VARIABLE_E": "env-spin-e",
+        "first_f": "lower-case names are other variables",
+    }
+    resolved = AppVariables.resolve(app, {"c": "routes-c"}, env, providers=(first, second))
+    web = resolved.component("web")
+    assert [web.get(n) for n in names] == [
+        "env-first-a", "dotenv-first-b", "routes-c", "env-second-d", "env-spin-e", "default-f",
+    ]
+    assert [s for _, s, _ in resolved.describe()] == [
+        "environment", "dotenv file", "routes.toml", "environment", "environment", "default",
+    ]
+
+
+def test_a_required_variable_names_every_provider_in_its_error() -> None:
+    with pytest.raises(SpinConfigError) as info:
+        AppVariables.resolve(lock({"api_key": {"required": True}}), {}, {}, providers=(EnvVariablesProvider("SHOP"),))
+    assert "SHOP_API_KEY, SPIN_VARIABLE_API_KEY" in str(info.value)
 
 
 def test_component_sees_only_its_config_keys() -> None:
