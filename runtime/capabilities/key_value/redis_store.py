@@ -9,9 +9,10 @@ in the runtime config gives Spin's layout, for data shared with Spin deployments
 Values and counters follow Spin's Redis store (`increment` is INCRBY: a decimal string), not the
 SQLite store's 8-byte little-endian integers.
 
-Connections come from the app's Redis pool (outbound_db/pool.py, shared with outbound Redis and
-capped by `[outbound_redis] max_connections`): each call borrows one, waits without the app's
-CPU turn and within the request's deadline, and gives it back.
+Connections come from the app's key-value Redis pool (outbound_db/pool.py: apart from the pool for
+the guest's own Redis addresses, not subject to block_networks, capped by `[outbound_redis]
+max_connections`): each call borrows one, waits without the app's CPU turn and within the
+request's deadline, and gives it back.
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ class RedisStore(Store):
         from runtime.capabilities.redis.client import RedisDriver, RedisError
 
         ctx = context.current()
-        pool = pool_for(ctx.app, RedisDriver(ctx.settings.timeout_s), max_connections("outbound_redis"))
+        pool = pool_for(ctx.app, RedisDriver(ctx.settings.timeout_s), max_connections("outbound_redis"),
+                        operator_configured=True)
         try:
             lease = pool.acquire(self._address, ctx.deadline)
         except PoolExhausted:

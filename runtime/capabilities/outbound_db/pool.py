@@ -293,7 +293,7 @@ class ConnectionPool(Generic[C]):
 
 
 _pools_lock = threading.Lock()
-_pools: dict[tuple[int, str], ConnectionPool[object]] = {}
+_pools: dict[tuple[int, str, bool], ConnectionPool[object]] = {}
 
 
 def max_connections(family: str) -> int:
@@ -310,20 +310,27 @@ def blocked_networks() -> BlockedNetworks:
     return config.blocked_networks if config is not None else BlockedNetworks()
 
 
-def pool_for(app: object, driver: Driver[C], limit: int = DEFAULT_MAX_CONNECTIONS) -> ConnectionPool[C]:
+def pool_for(app: object, driver: Driver[C], limit: int = DEFAULT_MAX_CONNECTIONS, *,
+             operator_configured: bool = False) -> ConnectionPool[C]:
     """The app's pool for this driver's family, created on first use and closed with the app.
-    Its block list is the app's (read here, like the cap: a new one means a new load)."""
-    key = (id(app), driver.name)
+
+    Its block list is the app's (read here, like the cap: a new one means a new load), for the
+    addresses the guest chooses. A store the operator configured in the runtime config (a
+    Redis-backed key-value store) is not checked against it and gets a pool of its own: blocking
+    private networks is how operators keep guests off their infrastructure, and that store
+    usually lives there. Spin does not check those stores either."""
+    key = (id(app), driver.name, operator_configured)
     with _pools_lock:
         pool = _pools.get(key)
         if pool is None:
-            pool = ConnectionPool(driver, limit, blocked_networks())  # type: ignore[arg-type]
+            blocked = BlockedNetworks() if operator_configured else blocked_networks()
+            pool = ConnectionPool(driver, limit, blocked)  # type: ignore[arg-type]
             _pools[key] = pool
             weakref.finalize(app, _unload, key)
         return pool  # type: ignore[return-value]
 
 
-def _unload(key: tuple[int, str]) -> None:
+def _unload(key: tuple[int, str, bool]) -> None:
     with _pools_lock:
         pool = _pools.pop(key, None)
     if pool is not None:

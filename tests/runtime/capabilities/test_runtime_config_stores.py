@@ -135,8 +135,27 @@ async def test_outbound_redis_max_connections_caps_the_apps_pool(
     running = await rt.load_app(app, AppSettings(timeout_s=20.0, memory_bytes=256 * MiB, runtime_config=config,
                                                  app_name="capped"))
     assert await get(running, "/kv/default/k", method="PUT", body=b"v") == (200, b"stored")
-    redis_pool = pool._pools[(id(app), "redis")]  # the app's Redis pool, made by that request
+    redis_pool = pool._pools[(id(app), "redis", True)]  # the app's key-value Redis pool, made by that request
     assert redis_pool.limit == 2
+
+
+async def test_a_redis_store_the_operator_configured_is_not_subject_to_block_networks(
+    rt: Runtime, wasm: Path, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    # block_networks keeps the guest's own addresses off private networks; the operator's
+    # key-value Redis lives there (here on loopback, which "private" covers), as in Spin.
+    from runtime.capabilities.support.blocked_networks import BlockedNetworks
+
+    app = loaded_app(component("web", wasm, metadata={"key_value_stores": ["default"]}), name="py-kv")
+    config = RuntimeConfig(
+        tmp_path / "runtime-config.toml",
+        key_value_stores=(KeyValueStoreConfig("default", "redis", url=redis_server.url),),
+        blocked_networks=BlockedNetworks.parse(["private", "127.0.0.0/8"]),
+    )
+    running = await rt.load_app(app, AppSettings(timeout_s=20.0, memory_bytes=256 * MiB, runtime_config=config,
+                                                 app_name="fenced"))
+    assert await get(running, "/kv/default/k", method="PUT", body=b"v") == (200, b"stored")
+    assert await get(running, "/kv/default/k") == (200, b"v")
 
 
 async def test_sqlite_database_with_a_path_uses_that_file(rt: Runtime, wasm: Path, tmp_path: Path) -> None:
