@@ -8,6 +8,11 @@ changing (same inode, size and mtime for SETTLE_S), so a truncate-then-write is 
 its two steps; a reload already running picks up a later change through AppManager.reload's
 coalescing.
 
+The apps directory ([server] apps_dir) is watched too: an event for an app file (router/apps_dir.py
+says which names are), or for a `..NAME` entry (Kubernetes updates a ConfigMap volume by swapping
+its hidden `..data` link, the visible files being links through it), starts a reload once every
+app file has stopped changing, so a file still being written is not read half-way.
+
 The apps' runtime config files (routes.toml `runtime_config`) are watched the same way, their
 directories next to routes.toml's: the set comes from the last valid routes.toml, and the watch
 is restarted when a reload adds a directory (checked every WATCH_TIMEOUT_MS).
@@ -25,6 +30,7 @@ from pathlib import Path
 
 import watchfiles
 
+from router.apps_dir import is_app_file
 from router.manager import AppManager
 
 log = logging.getLogger("lepton.router")
@@ -67,17 +73,31 @@ class ConfigWatcher:
 
     def _files(self) -> tuple[Path, ...]:
         """routes.toml, then the runtime config files the current configuration names."""
-        config = self.manager.config
-        extra: set[Path] = set()
-        if config is not None:
-            extra = {a.runtime_config_path for a in config.apps.values() if a.runtime_config_path is not None}
+        extra = {a.runtime_config_path for a in self.manager.desired.values() if a.runtime_config_path is not None}
         return (self.path, *sorted(extra - {self.path}))
 
+    def _apps_dir(self) -> str | None:
+        directory = self.manager.apps_dir
+        return os.path.abspath(directory) if directory is not None else None
+
+    def _app_files(self) -> tuple[Path, ...]:
+        """The apps directory's app files, as they are now."""
+        directory = self._apps_dir()
+        try:
+            names = sorted(os.listdir(directory)) if directory is not None else []
+        except OSError:
+            return ()
+        return tuple(Path(directory, name) for name in names if is_app_file(name))  # type: ignore[arg-type]
+
     def _dirs(self) -> tuple[str, ...]:
-        # A runtime config's directory that is gone cannot be watched (the file is then
-        # unreadable, and the next routes.toml reload says so); routes.toml's always is.
+        # A runtime config's directory (or the apps directory) that is gone cannot be watched
+        # (the next reload says so; the directory is watched once it exists); routes.toml's always is.
         files = self._files()
-        return tuple(dict.fromkeys(str(f.parent) for f in files if f == self.path or f.parent.is_dir()))
+        dirs = [str(f.parent) for f in files if f == self.path or f.parent.is_dir()]
+        apps_dir = self._apps_dir()
+        if apps_dir is not None and os.path.isdir(apps_dir):
+            dirs.append(apps_dir)
+        return tuple(dict.fromkeys(dirs))
 
     def _filter(self) -> Callable[[watchfiles.Change, str], bool]:
         routes_dir = os.path.abspath(self.path.parent)
@@ -87,6 +107,8 @@ class ConfigWatcher:
             # reload just named counts at once when its directory is already watched.
             wanted = {(os.path.abspath(f.parent), f.name) for f in self._files()}
             where = (os.path.dirname(os.path.abspath(path)), os.path.basename(path))
+            if where[0] == self._apps_dir() and (is_app_file(where[1]) or where[1].startswith("..")):
+                return True
             return where in wanted or (self.symlinked and where[0] == routes_dir)
 
         return is_ours
@@ -106,7 +128,7 @@ class ConfigWatcher:
                     yield_on_timeout=True,
                 ):
                     if changes:
-                        await self._settled(self._files())
+                        await self._settled()
                         log.info("%s changed: reloading", ", ".join(sorted({Path(p).name for _, p in changes})))
                         self.trigger()
                     if self._dirs() != dirs:
@@ -125,14 +147,18 @@ class ConfigWatcher:
             return None  # gone for a moment (replaced by rename): that is a state too
         return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
-    async def _settled(self, files: tuple[Path, ...]) -> None:
-        """Return once the files have looked the same for SETTLE_S (at most SETTLE_MAX_S)."""
+    def _signatures(self) -> list[tuple[Path, tuple[int, int, int, int] | None]]:
+        return [(f, self._signature(f)) for f in (*self._files(), *self._app_files())]
+
+    async def _settled(self) -> None:
+        """Return once the configuration's files (and the set of app files) have looked the
+        same for SETTLE_S (at most SETTLE_MAX_S)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + SETTLE_MAX_S
-        last = [self._signature(f) for f in files]
+        last = self._signatures()
         while loop.time() < deadline:
             await asyncio.sleep(SETTLE_S)
-            now = [self._signature(f) for f in files]
+            now = self._signatures()
             if now == last:
                 return
             last = now
