@@ -155,7 +155,7 @@ def status_html(data: dict[str, Any]) -> str:
         if data["config_error"]
         else ""
     )
-    if data["app_file_problems"]:
+    if data.get("app_file_problems"):
         config_error += "<p class=err>app files with problems (each costs only its own app):<ul>" + "".join(
             f"<li>{e(p['text'])}</li>" for p in data["app_file_problems"]) + "</ul>"
     return f"""<!doctype html>

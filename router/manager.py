@@ -190,6 +190,10 @@ class AppManager:
             merged = merge(self.config.apps, str(self.routes_path), files, self.owned)
         if routes is None:
             self._rejected(rejected)
+            if merged.apps == self.owned:  # nothing else changed either: nothing to apply
+                self._file_problems(merged)
+                self.reload_log.append(ReloadRecord(time.time(), time.monotonic() - started, False, rejected))
+                return False
         else:
             self.config_error = None
             if self.config is not None and routes.server != self.config.server:

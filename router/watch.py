@@ -114,6 +114,10 @@ class ConfigWatcher:
         return is_ours
 
     async def _watch(self) -> None:
+        # Set when the watch restarts on another set of directories (the apps directory once the
+        # first reload has named it, say): whatever changed there before the new watch began is
+        # picked up by one more reload, once the new watch is in place (its first wake-up).
+        rescan = False
         while not self._stop.is_set():
             try:
                 dirs = self._dirs()
@@ -127,13 +131,16 @@ class ConfigWatcher:
                     rust_timeout=WATCH_TIMEOUT_MS,
                     yield_on_timeout=True,
                 ):
-                    if changes:
+                    if changes or rescan:
                         await self._settled()
-                        log.info("%s changed: reloading", ", ".join(sorted({Path(p).name for _, p in changes})))
+                        what = ", ".join(sorted({Path(p).name for _, p in changes})) or "the watched directories"
+                        log.info("%s changed: reloading", what)
                         self.trigger()
+                        rescan = False
                     if self._dirs() != dirs:
-                        # A reload named a runtime config in another directory: watch that too.
-                        # (An edit there in the moment before the new watch starts is missed.)
+                        # A reload named the apps directory, or a runtime config in another
+                        # directory: watch that too.
+                        rescan = True
                         break
             except Exception:
                 # E.g. the directory vanished for a moment; retry rather than stop hot reloads.
