@@ -24,7 +24,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -196,7 +196,9 @@ class AppManager:
                 return False
         else:
             self.config_error = None
-            if self.config is not None and routes.server != self.config.server:
+            # apps_dir applies at once (the next read uses it); the rest of [server] on restart.
+            if self.config is not None and replace(routes.server, apps_dir=None) != replace(self.config.server,
+                                                                                          apps_dir=None):
                 log.warning("[server] settings changed: they take effect when the server restarts")
             self.config = routes
         self._file_problems(merged)

@@ -151,10 +151,10 @@ def test_broken_file_costs_only_its_own_app(router_server, sources: dict[str, st
     write_routes(apps / "b.toml", _app(sources["v2"], "b.test", 'prefix = "no-slash"\n'))
     write_routes(apps / "a.toml", _app(sources["v2"], "a.test"))
     write_routes(apps / "c.toml", _app(sources["fresh"], "c.test"))
-    write_routes(apps / "d.json", '{\n  "source": "%s",\n  "insecure": true,\n  "hosts": "d.test",\n  "timeout": "soon"\n}\n'
-                 % sources["fresh"])
+    d_json = {"source": sources["fresh"], "insecure": True, "hosts": "d.test", "timeout": "soon"}
+    write_routes(apps / "d.json", json.dumps(d_json, indent=2))  # "timeout" on line 5
     write_routes(apps / "e.toml", _app(sources["fresh"], "a.test"))
-    write_routes(apps / "a.json", '{"source": "%s", "hosts": ["a2.test"]}' % sources["fresh"])
+    write_routes(apps / "a.json", json.dumps({"source": sources["fresh"], "hosts": ["a2.test"]}))
     write_routes(apps / "steady.toml", _app(sources["fresh"], "steady2.test"))
     server.wait_for(lambda: server.get("/", host="c.test").text == FRESH
                     and server.get("/", host="a.test").text == V2, TIMEOUT_S, "the good changes applied")
