@@ -15,7 +15,7 @@ app file has stopped changing, so a file still being written is not read half-wa
 
 The apps' runtime config files (routes.toml `runtime_config`) are watched the same way, their
 directories next to routes.toml's: the set comes from the last valid routes.toml, and the watch
-is restarted when a reload adds a directory (checked every WATCH_TIMEOUT_MS).
+is restarted when a reload adds a directory (checked every WATCH_INTERVAL_S).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ log = logging.getLogger("lepton.router")
 DEBOUNCE_MS = 200
 SETTLE_S = 0.3  # the file must look the same for this long before it is read
 SETTLE_MAX_S = 5.0  # a file that never stops changing is read anyway after this long
-WATCH_TIMEOUT_MS = 1000  # how often the watch wakes to see whether the set of files changed
+WATCH_INTERVAL_S = 1.0  # how often the set of directories to watch is checked
 
 
 class ConfigWatcher:
@@ -114,38 +114,50 @@ class ConfigWatcher:
         return is_ours
 
     async def _watch(self) -> None:
-        # Set when the watch restarts on another set of directories (the apps directory once the
-        # first reload has named it, say): whatever changed there before the new watch began is
-        # picked up by one more reload, once the new watch is in place (its first wake-up).
         rescan = False
         while not self._stop.is_set():
             try:
                 dirs = self._dirs()
-                async for changes in watchfiles.awatch(
-                    *dirs,
-                    watch_filter=self._filter(),
-                    debounce=DEBOUNCE_MS,
-                    step=50,
-                    stop_event=self._stop,
-                    recursive=False,
-                    rust_timeout=WATCH_TIMEOUT_MS,
-                    yield_on_timeout=True,
-                ):
-                    if changes or rescan:
+                restart = asyncio.Event()
+                monitor = asyncio.create_task(self._monitor(dirs, restart, rescan))
+                try:
+                    async for changes in watchfiles.awatch(
+                        *dirs,
+                        watch_filter=self._filter(),
+                        debounce=DEBOUNCE_MS,
+                        step=50,
+                        stop_event=restart,
+                        recursive=False,
+                    ):
                         await self._settled()
-                        what = ", ".join(sorted({Path(p).name for _, p in changes})) or "the watched directories"
-                        log.info("%s changed: reloading", what)
+                        log.info("%s changed: reloading", ", ".join(sorted({Path(p).name for _, p in changes})))
                         self.trigger()
-                        rescan = False
-                    if self._dirs() != dirs:
-                        # A reload named the apps directory, or a runtime config in another
-                        # directory: watch that too.
-                        rescan = True
-                        break
+                finally:
+                    monitor.cancel()
+                # Ended because a reload named another directory (the apps directory, a runtime
+                # config elsewhere): what changed there before the new watch began is picked up
+                # by one more reload.
+                rescan = True
             except Exception:
                 # E.g. the directory vanished for a moment; retry rather than stop hot reloads.
                 log.exception("watching %s failed; retrying", self.path)
                 await asyncio.sleep(1)
+
+    async def _monitor(self, dirs: tuple[str, ...], restart: asyncio.Event, rescan: bool) -> None:
+        """Alongside a watch of `dirs`: reload once if asked (the watch is in place by the time
+        this task runs), then end the watch when the server stops or the directories to watch
+        change. A timer, not the watch's own wake-ups: events that the filter drops (a log file
+        next to routes.toml, say) would keep those from ever coming."""
+        try:
+            if rescan:
+                await self._settled()
+                log.info("now watching %s: reloading", ", ".join(dirs))
+                self.trigger()
+            while not self._stop.is_set() and self._dirs() == dirs:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), WATCH_INTERVAL_S)
+        finally:
+            restart.set()
 
     def _signature(self, path: Path) -> tuple[int, int, int, int] | None:
         try:
