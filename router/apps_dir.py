@@ -71,6 +71,11 @@ def parse_app_file(path: Path, text: str, defaults: AppConfig) -> FileResult:
         # What a file caught between its creation and its first write looks like.
         message = "empty: `source` is required (an app file is the keys of one [apps.NAME] table)"
         return FileResult(str(path), name, None, (Problem(str(path), None, name, None, message),))
+    if "source" not in doc and isinstance(doc.get("apps"), dict):
+        # A routes.toml section copied whole: say what the file should hold instead.
+        message = "an app file holds the keys of one app at the top level, without an [apps.NAME] header"
+        line = _json_line(text, "apps") if is_json else locate(text, ("apps", next(iter(doc["apps"]), "")))
+        return FileResult(str(path), name, None, (Problem(str(path), line, name, "apps", message),))
     base = Path(os.path.abspath(path)).parent
     app, problems = validate_app(name, doc, defaults, text=text, path=path, base=base, locator=locator)
     lines = {f: locator((), f) for f in ROUTE_FIELDS if f in doc}

@@ -72,6 +72,12 @@ def test_an_empty_file_is_a_problem_not_an_app_for_any_host(tmp_path: Path) -> N
     assert result.app is None and "empty" in result.problems[0].message
 
 
+def test_a_copied_apps_table_says_what_the_file_should_hold(tmp_path: Path) -> None:
+    result = _file(tmp_path, "hello.toml", '# copied\n[apps.hello]\nsource = "x"\n')
+    assert [(p.line, p.field) for p in result.problems] == [(2, "apps")]
+    assert "without an [apps.NAME] header" in result.problems[0].message
+
+
 def test_defaults_apply_to_app_files(tmp_path: Path) -> None:
     routes = parse('[server]\napps_dir = "apps.d"\n[defaults]\ntimeout = "7s"\n', tmp_path / "routes.toml")
     assert routes.server.apps_dir == tmp_path / "apps.d"
