@@ -83,11 +83,13 @@ class ConfigWatcher:
     def _app_files(self) -> tuple[Path, ...]:
         """The apps directory's app files, as they are now."""
         directory = self._apps_dir()
+        if directory is None:
+            return ()
         try:
-            names = sorted(os.listdir(directory)) if directory is not None else []
+            names = sorted(os.listdir(directory))
         except OSError:
             return ()
-        return tuple(Path(directory, name) for name in names if is_app_file(name))  # type: ignore[arg-type]
+        return tuple(Path(directory, name) for name in names if is_app_file(name))
 
     def _dirs(self) -> tuple[str, ...]:
         # A runtime config's directory (or the apps directory) that is gone cannot be watched
