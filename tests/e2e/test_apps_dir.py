@@ -281,15 +281,17 @@ def test_kubernetes_configmap_volume(router_server, sources: dict[str, str], tmp
     client = Client(server, "other.test")
     client.start()
     try:
-        # Only the hidden `..data` link changes: main.toml's link itself stays as it was.
+        # An edit: only the hidden `..data` link changes (no visible name is touched).
+        links = {name: os.readlink(apps / name) for name in ("main.toml", "other.toml")}
         _configmap_update(apps, {"main.toml": _app(sources["v2"], "main.test"),
-                                 "other.toml": _app(sources["steady"], "other.test"),
-                                 "fresh.toml": _app(sources["fresh"], "fresh.test")}, 2)
-        server.wait_for(lambda: server.get("/", host="main.test").text == V2
-                        and server.get("/", host="fresh.test").text == FRESH, TIMEOUT_S, "the update applied")
+                                 "other.toml": _app(sources["steady"], "other.test")}, 2)
+        assert {name: os.readlink(apps / name) for name in links} == links
+        server.wait_for(lambda: server.get("/", host="main.test").text == V2, TIMEOUT_S, "the edit applied")
+        # A key added and one removed.
         _configmap_update(apps, {"other.toml": _app(sources["steady"], "other.test"),
                                  "fresh.toml": _app(sources["fresh"], "fresh.test")}, 3)
-        server.wait_for(lambda: server.get("/", host="main.test").status_code == 404, TIMEOUT_S, "main removed")
+        server.wait_for(lambda: server.get("/", host="main.test").status_code == 404
+                        and server.get("/", host="fresh.test").text == FRESH, TIMEOUT_S, "main removed, fresh added")
     finally:
         client.finish()
     assert client.errors == [] and client.statuses() == {200} and set(client.bodies()) == {STEADY}
