@@ -156,6 +156,8 @@ def test_broken_file_costs_only_its_own_app(router_server, sources: dict[str, st
     write_routes(apps / "e.toml", _app(sources["fresh"], "a.test"))
     write_routes(apps / "a.json", json.dumps({"source": sources["fresh"], "hosts": ["a2.test"]}))
     write_routes(apps / "steady.toml", _app(sources["fresh"], "steady2.test"))
+    for ignored in (".hidden.toml", "b.toml~", ".b.toml.swp", "b.toml.tmp", "notes.txt"):
+        (apps / ignored).write_text("not an app [")  # never read: no problem reported for them
     server.wait_for(lambda: server.get("/", host="c.test").text == FRESH
                     and server.get("/", host="a.test").text == V2, TIMEOUT_S, "the good changes applied")
     assert server.get("/", host="b.test").text == V1  # last good version
@@ -182,7 +184,8 @@ def test_broken_file_costs_only_its_own_app(router_server, sources: dict[str, st
 
     # Fixed: b takes v2; the problems of the files removed go with them.
     write_routes(apps / "b.toml", _app(sources["v2"], "b.test"))
-    for name in ("d.json", "e.toml", "a.json", "steady.toml"):
+    for name in ("d.json", "e.toml", "a.json", "steady.toml", ".hidden.toml", "b.toml~", ".b.toml.swp",
+                 "b.toml.tmp", "notes.txt"):
         (apps / name).unlink()
     server.wait_for(lambda: server.get("/", host="b.test").text == V2, TIMEOUT_S, "b fixed")
     server.wait_for(lambda: _problems(server) == [], TIMEOUT_S, "no problems left")
