@@ -40,6 +40,7 @@ def status_json(manager: AppManager) -> dict[str, Any]:
             "error": status.error,
             "source": app.source,
             "routes": [{"hosts": list(r.hosts), "prefix": r.prefix or "/"} for r in app.routes],
+            "file": owned.file if (owned := manager.owned.get(name)) is not None else None,
             "inflight": stats.inflight,
             "requests": stats.requests,
             "responses": dict(stats.by_class),
@@ -70,6 +71,9 @@ def status_json(manager: AppManager) -> dict[str, Any]:
         "ready": manager.ready,
         "reloads": manager.reloads,
         "config_error": manager.config_error,
+        "apps_dir": None if manager.apps_dir is None else str(manager.apps_dir),
+        # Problems of the apps directory's files (each costs only its own app), as last read.
+        "app_file_problems": [p.to_json() for p in manager.file_problems],
         "unmatched_requests": manager.unmatched,
         "recent_reloads": [r.to_json() for r in reversed(manager.reload_log)],  # latest first
         "apps": apps,
@@ -151,6 +155,9 @@ def status_html(data: dict[str, Any]) -> str:
         if data["config_error"]
         else ""
     )
+    if data.get("app_file_problems"):
+        config_error += "<p class=err>app files with problems (each costs only its own app):<ul>" + "".join(
+            f"<li>{e(p['text'])}</li>" for p in data["app_file_problems"]) + "</ul>"
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>lepton-router</title>
 <meta http-equiv="refresh" content="5">

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from router.config import REGISTRY_SETTINGS, ConfigError, RegistrySetting, RoutesConfig
+from router.config import REGISTRY_SETTINGS, AppConfig, ConfigError, Problem, RegistrySetting, RoutesConfig
 from router.config import load as load_config
 from router.units import parse_workers
 
@@ -76,7 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-watch", action="store_true", help="do not watch routes.toml (reload on SIGHUP only)")
     p.add_argument("--log-level", default="INFO")
 
-    p = sub.add_parser("add", help="add an app to routes.toml")
+    p = sub.add_parser("add", help="add an app to routes.toml (or as a file of [server] apps_dir)")
     p.add_argument("name")
     p.add_argument("source", help='OCI reference or "oci-layout:PATH[:TAG]"')
     p.add_argument("--host", action="append", default=[], help="host to route (repeatable; *.suffix allowed)")
@@ -85,7 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--replace", action="store_true", help="replace an existing app of that name")
     p.add_argument("-f", "--file", default=DEFAULT_ROUTES)
 
-    p = sub.add_parser("remove", help="remove an app from routes.toml")
+    p = sub.add_parser("remove", help="remove an app from routes.toml (or its file from [server] apps_dir)")
     p.add_argument("name")
     p.add_argument("-f", "--file", default=DEFAULT_ROUTES)
 
@@ -93,7 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-f", "--file", default=DEFAULT_ROUTES)
     p.add_argument("--json", action="store_true")
 
-    p = sub.add_parser("check", help="validate routes.toml")
+    p = sub.add_parser("check", help="validate routes.toml (and the files of [server] apps_dir)")
     p.add_argument("file", nargs="?", default=DEFAULT_ROUTES)
 
     p = sub.add_parser("pull", help="pull an app and compile it (warms the caches)")
@@ -151,10 +151,24 @@ def _serve(args: argparse.Namespace) -> int:
     )
 
 
+def _routes_with_apps_dir(path: Path) -> RoutesConfig | None:
+    """routes.toml when it sets [server] apps_dir (add/remove then work on that directory)."""
+    if not path.exists():
+        return None
+    cfg = load_config(path)
+    return cfg if cfg.server.apps_dir is not None else None
+
+
 def _add(args: argparse.Namespace) -> int:
-    from router.edit import add_app
+    from router.edit import add_app, add_app_file
 
     path = Path(args.file)
+    routes = _routes_with_apps_dir(path)
+    if routes is not None:
+        written = add_app_file(routes, args.name, args.source, hosts=args.host, prefix=args.prefix,
+                               insecure=args.insecure, replace=args.replace)
+        print(f"added {args.name} as {written}")
+        return 0
     add_app(path, args.name, args.source, hosts=args.host, prefix=args.prefix, insecure=args.insecure,
             replace=args.replace)
     print(f"added {args.name} to {path}")
@@ -162,11 +176,28 @@ def _add(args: argparse.Namespace) -> int:
 
 
 def _remove(args: argparse.Namespace) -> int:
-    from router.edit import remove_app
+    from router.edit import remove_app, remove_app_file
 
+    routes = _routes_with_apps_dir(Path(args.file))
+    if routes is not None:
+        print(f"removed {args.name} from {remove_app_file(routes, args.name)}")
+        return 0
     remove_app(Path(args.file), args.name)
     print(f"removed {args.name} from {args.file}")
     return 0
+
+
+def _all_apps(cfg: RoutesConfig) -> tuple[dict[str, tuple[AppConfig, str]], list[Problem]]:
+    """routes.toml's apps and the apps directory's (as the server would take them: name -> (config,
+    file)), and the directory's problems."""
+    from router.apps_merge import merge
+    from router.config_file import scan_apps_dir
+
+    files = []
+    if cfg.server.apps_dir is not None and cfg.server.apps_dir.is_dir():
+        files = scan_apps_dir(cfg.server.apps_dir, cfg.defaults)
+    merged = merge(cfg.apps, str(cfg.path), files, {})
+    return {name: (o.config, o.file) for name, o in merged.apps.items()}, list(merged.problems)
 
 
 def _live_status(cfg: RoutesConfig) -> dict[str, Any] | None:
@@ -195,12 +226,14 @@ def _list(args: argparse.Namespace) -> int:
     cfg = load_config(Path(args.file))
     live = _live_status(cfg)
     live_apps = {a["name"]: a for a in live["apps"]} if live else {}
+    apps, problems = _all_apps(cfg)
     rows = []
-    for name, app in cfg.apps.items():
+    for name, (app, file) in apps.items():
         row: dict[str, Any] = {
             "name": name,
             "source": app.source,
             "routes": [r.describe() for r in app.routes],
+            "file": file,
         }
         state = live_apps.get(name)
         if state is not None:
@@ -210,7 +243,8 @@ def _list(args: argparse.Namespace) -> int:
             row["error"] = state["error"]
         rows.append(row)
     if args.json:
-        print(json.dumps({"live": live is not None, "apps": rows}, indent=2))
+        print(json.dumps({"live": live is not None, "apps": rows, "problems": [p.to_json() for p in problems]},
+                         indent=2))
         return 0
     headers = ["NAME", "SOURCE", "ROUTES"] + (["STATE", "DIGEST", "REQUESTS"] if live else [])
     table = [headers]
@@ -228,13 +262,24 @@ def _list(args: argparse.Namespace) -> int:
     for row in rows:
         if row.get("error"):
             print(f"{row['name']}: {row['error']}", file=sys.stderr)
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
     return 0
 
 
 def _check(args: argparse.Namespace) -> int:
     cfg = load_config(Path(args.file))
-    print(f"{args.file}: ok, {len(cfg.apps)} apps")
-    return 0
+    if cfg.server.apps_dir is None:
+        print(f"{args.file}: ok, {len(cfg.apps)} apps")
+        return 0
+    apps, problems = _all_apps(cfg)
+    if not cfg.server.apps_dir.is_dir():
+        problems.insert(0, Problem(str(cfg.server.apps_dir), None, None, None, "apps_dir: no such directory"))
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    print(f"{args.file}: {'ok' if not problems else 'problems'}, {len(apps)} apps "
+          f"({len(apps) - len(cfg.apps)} from {cfg.server.apps_dir})")
+    return 2 if problems else 0
 
 
 def _pull(args: argparse.Namespace) -> int:

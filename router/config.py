@@ -65,6 +65,7 @@ SERVER_KEYS = (
     "certfile",
     "keyfile",
     "workers",
+    "apps_dir",
     *(setting.key for setting in REGISTRY_SETTINGS),
 )
 SETTING_KEYS = (
@@ -87,6 +88,10 @@ class Problem:
     app: str | None
     field: str | None
     message: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"file": self.file, "line": self.line, "app": self.app, "field": self.field, "message": self.message,
+                "text": str(self)}
 
     def __str__(self) -> str:
         where = self.file if self.line is None else f"{self.file}:{self.line}"
@@ -184,6 +189,10 @@ class ServerConfig:
     keyfile: Path | None = None
     workers: int = 1
     registry: RegistryLimits = DEFAULT_LIMITS  # registry_* timeouts and max_*_size caps
+    apps_dir: Path | None = None  # one app per file (router/apps_dir.py), absolute
+
+
+NO_DEFAULTS = AppConfig(name="", source="", resolved_source="")
 
 
 @dataclass(frozen=True)
@@ -191,6 +200,7 @@ class RoutesConfig:
     path: Path
     server: ServerConfig
     apps: Mapping[str, AppConfig]
+    defaults: AppConfig = NO_DEFAULTS  # [defaults]: the base of every app, the apps_dir ones too
 
 
 def load(path: Path) -> RoutesConfig:
@@ -243,11 +253,15 @@ def normalise_host(host: str) -> str:
     return host.strip().lower().rstrip(".")
 
 
+Locator = Callable[[tuple[str, ...], str | None], int | None]
+
+
 class _Validator:
-    def __init__(self, text: str, path: Path) -> None:
+    def __init__(self, text: str, path: Path, *, base: Path | None = None, locator: Locator | None = None) -> None:
         self.text = text
         self.path = path
-        self.base = path.resolve().parent
+        self.base = path.resolve().parent if base is None else base
+        self.locate: Locator = locator or (lambda table, key: locate(text, table, key))
         self.problems: list[Problem] = []
         self.broken: set[str] = set()  # apps with problems: left out of the conflict check
         # Runtime config files read during this validation: apps sharing one (say, through
@@ -255,7 +269,7 @@ class _Validator:
         self.runtime_configs: dict[Path, RuntimeConfig | rtconfig.RuntimeConfigError] = {}
 
     def problem(self, table: tuple[str, ...], app: str | None, key: str | None, message: str) -> None:
-        line = locate(self.text, table, key)
+        line = self.locate(table, key)
         if app is not None:
             self.broken.add(app)
         self.problems.append(Problem(str(self.path), line, app, key, message))
@@ -280,7 +294,7 @@ class _Validator:
         server = self.server(self.table(doc, "server"))
         defaults_doc = self.table(doc, "defaults")
         self.unknown_keys(defaults_doc, SETTING_KEYS, ("defaults",), None)
-        defaults = self.settings(defaults_doc, ("defaults",), None, AppConfig(name="", source="", resolved_source=""))
+        defaults = self.settings(defaults_doc, ("defaults",), None, NO_DEFAULTS)
         apps_doc = self.table(doc, "apps")
         apps: dict[str, AppConfig] = {}
         for name, body in apps_doc.items():
@@ -290,7 +304,7 @@ class _Validator:
         self.conflicts(apps)
         if self.problems:
             raise ConfigError(self.problems)
-        return RoutesConfig(path=self.path, server=server, apps=apps)
+        return RoutesConfig(path=self.path, server=server, apps=apps, defaults=defaults)
 
     def table(self, doc: Mapping[str, Any], key: str) -> dict[str, Any]:
         value = doc.get(key, {})
@@ -345,6 +359,7 @@ class _Validator:
             keyfile=keyfile,
             workers=workers,
             registry=replace(DEFAULT_LIMITS, **limits),
+            apps_dir=self.optional_path(doc, "apps_dir", table),
         )
 
     def addresses(self, doc: Mapping[str, Any], key: str, table: tuple[str, ...]) -> tuple[str, ...]:
@@ -369,8 +384,9 @@ class _Validator:
 
     # -- [apps.NAME] ---------------------------------------------------------------------------
 
-    def app(self, name: str, body: Any, defaults: AppConfig) -> AppConfig | None:
-        table = ("apps", name)
+    def app(self, name: str, body: Any, defaults: AppConfig, table: tuple[str, ...] | None = None) -> AppConfig | None:
+        """One app's keys (`table`: where they sit in the file, [apps.NAME] by default)."""
+        table = ("apps", name) if table is None else table
         if not _APP_NAME.match(name):
             self.problem(table, name, None, "app names use letters, digits, '-' and '_' (at most 63)")
         if not isinstance(body, dict):
@@ -534,17 +550,12 @@ class _Validator:
         for app in apps.values():
             if app.name in self.broken:
                 continue
-            field_name = "hosts" if len(app.routes) == 1 else "routes"
-            for route in app.routes:
-                for host in route.hosts or ("",):
-                    key = (host, route.prefix)
-                    other = claims.get(key)
-                    if other is not None and other != app.name:
-                        field_shown = field_name if host or field_name == "routes" else "prefix"
-                        self.problem(("apps", app.name), app.name, field_shown,
-                                     f"{host or 'any host'} {route.prefix or '/'} is also claimed by app {other!r}")
-                    else:
-                        claims[key] = app.name
+            for key in route_keys(app):
+                other = claims.get(key)
+                if other is not None and other != app.name:
+                    self.problem(("apps", app.name), app.name, conflict_field(app, key), claimed_message(key, other))
+                else:
+                    claims[key] = app.name
 
 
     def path_setting(self, value: Any) -> Path:
@@ -553,6 +564,33 @@ class _Validator:
             raise ValueError("must be a path (relative to routes.toml)")
         path = Path(value).expanduser()
         return (path if path.is_absolute() else self.base / path).resolve()
+
+
+def validate_app(name: str, body: dict[str, Any], defaults: AppConfig, *, text: str, path: Path, base: Path,
+                 locator: Locator) -> tuple[AppConfig | None, list[Problem]]:
+    """The keys of one app given as a whole document (a file of the apps directory): the same
+    checks as an [apps.NAME] table; relative paths are relative to `base`."""
+    validator = _Validator(text, path, base=base, locator=locator)
+    app = validator.app(name, body, defaults, table=())
+    if validator.problems:
+        return None, validator.problems
+    return app, []
+
+
+def route_keys(app: AppConfig) -> list[tuple[str, str]]:
+    """The (host, prefix) pairs an app claims ("" host: any host), in the order of its routes."""
+    return [(host, route.prefix) for route in app.routes for host in route.hosts or ("",)]
+
+
+def conflict_field(app: AppConfig, key: tuple[str, str]) -> str:
+    """The field to name when `key` of `app` is claimed twice."""
+    if len(app.routes) != 1:
+        return "routes"
+    return "hosts" if key[0] else "prefix"
+
+
+def claimed_message(key: tuple[str, str], other: str) -> str:
+    return f"{key[0] or 'any host'} {key[1] or '/'} is also claimed by app {other!r}"
 
 
 def host_pattern_error(host: str) -> str | None:

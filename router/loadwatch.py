@@ -119,11 +119,7 @@ class ReloadRecord:
             "at": self.at,
             "seconds": round(self.seconds, 3),
             "result": "applied" if self.accepted else "rejected",
-            "problems": [
-                {"file": p.file, "line": p.line, "app": p.app, "field": p.field, "message": p.message,
-                 "text": str(p)}
-                for p in self.problems
-            ],
+            "problems": [p.to_json() for p in self.problems],
             "loaded": list(self.loaded),
             "failed": list(self.failed),
             "removed": list(self.removed),

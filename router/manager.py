@@ -1,6 +1,7 @@
 """The control plane: read routes.toml, load what changed in the background, swap the table atomically.
 
-`reload()` validates the file (a bad file changes nothing), plans the diff (router/reconcile.py),
+`reload()` validates the file (a bad file changes nothing) and the apps directory's files (a bad
+one costs only its own app: router/apps_merge.py), plans the diff (router/reconcile.py),
 starts the loads it needs and publishes at once what can serve now: removals, route changes and
 unchanged apps. Each load runs in the background and joins the table when it finishes, or is
 reported failed (an app being updated keeps serving its old version meanwhile). So the first
@@ -23,12 +24,15 @@ import logging
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from router.config import AppConfig, ConfigError, RoutesConfig
-from router.config_file import read_routes
+from router.apps_dir import FileResult
+from router.apps_merge import Merged, Owned, merge
+from router.available_routes import available_routes
+from router.config import DEFAULT_LISTEN, AppConfig, ConfigError, Problem, RoutesConfig
+from router.config_file import read_apps_dir, read_routes
 from router.heap import HeapPolicy
 from router.loadwatch import LoadWatch, ReloadRecord
 from router.metrics import AppStats
@@ -81,14 +85,19 @@ class _PendingLoad:
 
 
 class AppManager:
-    def __init__(self, routes_path: Path, loader: Loader) -> None:
+    def __init__(self, routes_path: Path, loader: Loader, *, listen: tuple[str, ...] = (DEFAULT_LISTEN,),
+                 tls: bool = False) -> None:
         self.routes_path = routes_path
         self.loader = loader
+        self.listen = listen  # for the "Available Routes" URLs logged when an app loads
+        self.tls = tls
         self.table: RoutingTable[Endpoint] = RoutingTable.build([])
         self.serving: dict[str, AppVersion] = {}
         self.status: dict[str, AppStatus] = {}
-        self.config: RoutesConfig | None = None
+        self.config: RoutesConfig | None = None  # the last valid routes.toml
         self.config_error: str | None = None  # why the last edit of routes.toml was rejected
+        self.owned: dict[str, Owned] = {}  # the desired apps and the file defining each
+        self.file_problems: tuple[Problem, ...] = ()  # of the apps directory's files, as last read
         self.reloads = 0  # completed swaps
         self.initial_done = asyncio.Event()
         self.unmatched = 0
@@ -150,24 +159,84 @@ class AppManager:
             self.initial_done.set()
             return self._last_ok
 
+    @property
+    def desired(self) -> dict[str, AppConfig]:
+        return {name: owned.config for name, owned in self.owned.items()}
+
+    @property
+    def apps_dir(self) -> Path | None:
+        return self.config.server.apps_dir if self.config is not None else None
+
     async def _reload_once(self) -> bool:
+        """routes.toml and the apps directory, both read again: routes.toml rejected as a whole
+        (the previous one stays), each directory file accepted or refused on its own."""
         started = time.monotonic()
+        routes: RoutesConfig | None
+        rejected: tuple[Problem, ...] = ()
         try:
-            desired = await read_routes(self.routes_path)
+            routes = await read_routes(self.routes_path)
         except ConfigError as exc:
-            self.config_error = str(exc)
-            self.reload_log.append(ReloadRecord(time.time(), time.monotonic() - started, False, tuple(exc.problems)))
-            log.error("routes.toml rejected, still serving the previous configuration:\n%s", exc)
+            routes, rejected = None, tuple(exc.problems)
+        base = routes or self.config
+        if base is None:  # never had a valid routes.toml: nothing to serve
+            self._rejected(rejected)
+            self.reload_log.append(ReloadRecord(time.time(), time.monotonic() - started, False, rejected))
             return False
-        self.config_error = None
-        if self.config is not None and desired.server != self.config.server:
-            log.warning("[server] settings changed: they take effect when the server restarts")
-        self.config = desired
-        todo = self.apply(desired.apps)
+        files = await self._read_apps_dir(base)
+        merged = merge(base.apps, str(self.routes_path), files, self.owned)
+        if merged.toml_problems and routes is not None and self.config is not None:
+            # routes.toml claims what a directory file's app holds: routes.toml is the newcomer.
+            routes, rejected = None, merged.toml_problems
+            merged = merge(self.config.apps, str(self.routes_path), files, self.owned)
+        if routes is None:
+            self._rejected(rejected)
+            if merged.apps == self.owned:  # nothing else changed either: nothing to apply
+                self._file_problems(merged)
+                self.reload_log.append(ReloadRecord(time.time(), time.monotonic() - started, False, rejected))
+                return False
+        else:
+            self.config_error = None
+            # apps_dir applies at once (the next read uses it); the rest of [server] on restart.
+            if self.config is not None and replace(routes.server, apps_dir=None) != replace(self.config.server,
+                                                                                          apps_dir=None):
+                log.warning("[server] settings changed: they take effect when the server restarts")
+            self.config = routes
+        self._file_problems(merged)
+        self.owned = merged.apps
+        todo = self.apply(merged.desired)
         self.reload_log.append(ReloadRecord(
-            time.time(), time.monotonic() - started, True, loaded=tuple(todo.load), removed=tuple(todo.remove),
+            time.time(), time.monotonic() - started, routes is not None, rejected,
+            loaded=tuple(todo.load), removed=tuple(todo.remove),
         ))
-        return True
+        return routes is not None
+
+    def _rejected(self, problems: tuple[Problem, ...]) -> None:
+        error = ConfigError(list(problems))
+        self.config_error = str(error)
+        log.error("routes.toml rejected, still serving the previous configuration:\n%s", error)
+
+    async def _read_apps_dir(self, routes: RoutesConfig) -> list[FileResult]:
+        """The apps directory's files; when it cannot be listed (unmounted for a moment, say),
+        every app it defined keeps its last good version."""
+        directory = routes.server.apps_dir
+        if directory is None:
+            return []
+        try:
+            return await read_apps_dir(directory, routes.defaults)
+        except OSError as exc:
+            kept = [FileResult(o.file, name, None) for name, o in self.owned.items() if o.result is not None]
+            return [*kept, FileResult(str(directory), "", None, (Problem(str(directory), None, None, None,
+                                                                        f"cannot list the apps directory: {exc}"),))]
+
+    def _file_problems(self, merged: Merged) -> None:
+        """Keep and log the apps directory's problems (each once, not again on every reload)."""
+        before = set(self.file_problems)
+        for problem in merged.problems:
+            if problem not in before:
+                serving = problem.app in merged.apps
+                consequence = "keeping its last good version" if serving else "not served"
+                log.error("app file rejected (%s): %s", consequence if problem.app else "ignored", problem)
+        self.file_problems = merged.problems
 
     def apply(self, desired: Mapping[str, AppConfig]) -> Plan:
         """Start the loads `desired` needs and publish what can serve now (returns the plan).
@@ -187,6 +256,8 @@ class AppManager:
                 del self.status[name]
         for name in todo.keep:
             # Unchanged load settings: same version, possibly new routes or max_concurrent.
+            if self.serving[name].config.routes != desired[name].routes:
+                self._log_routes(desired[name])
             self.serving[name].config = desired[name]
             self.status[name].state = "ready"  # (an update it was waiting for may just have been abandoned)
         started = [name for name in todo.load if name not in self._pending]
@@ -245,6 +316,7 @@ class AppManager:
             status.load.finish(exc is None, None if exc is None else str(exc) or type(exc).__name__)
         if exc is None:
             self.serving[name] = task.result()
+            self._log_routes(status.config)
             status.state = "ready"
             status.error = None
             status.failed_key = None
@@ -275,7 +347,14 @@ class AppManager:
     def _publish_current(self) -> None:
         self._join_timer = None
         if self.config is not None:
-            self._publish(self.config.apps)
+            self._publish(self.desired)
+
+    def _log_routes(self, app: AppConfig) -> None:
+        """Where the app can be reached, the way `spin up` prints it."""
+        lines = available_routes(app, self.listen, self.tls)
+        owned = self.owned.get(app.name)
+        origin = f" ({owned.file})" if owned is not None and owned.result is not None else ""
+        log.info("Available Routes of %s%s:%s", app.name, origin, "".join(f"\n  {line}" for line in lines))
 
     # -- the routing table ---------------------------------------------------------------------------
 

@@ -130,7 +130,8 @@ async def _serve_worker(options: ServeOptions, server: config_mod.ServerConfig, 
     http1_head.install()  # reason phrases in HTTP/1 status lines (this process's hypercorn)
     telemetry.setup()  # OpenTelemetry, if the OTEL_* variables ask for it: each worker exports on its own
     loader = AppLoader(server.cache_dir, server.state_dir, server.registry)
-    manager = AppManager(options.routes_path, loader)
+    manager = AppManager(options.routes_path, loader, listen=options.listen or server.listen,
+                         tls=server.certfile is not None)
     loader.runtime.app_directory = ServedApps(manager)  # guests calling http://<app>.lepton.internal
     app = RouterApp(manager, TrustedProxies(server.trusted_proxies), watch=options.watch)
 

@@ -237,13 +237,7 @@ function renderReload(status) {
     const rejected = reloads.find((r) => r.result === "rejected");
     const items = [];
     if (rejected && rejected.problems.length) {
-      for (const p of rejected.problems) {
-        const li = el("li");
-        li.appendChild(el("span", "where", p.line === null ? p.file : `${p.file}:${p.line}`));
-        const what = [p.app === null ? null : `app '${p.app}'`, p.field === null ? null : `field '${p.field}'`, p.message];
-        li.append(": " + what.filter((w) => w !== null).join(": "));
-        items.push(li);
-      }
+      for (const p of rejected.problems) items.push(problemItem(p));
     } else {
       for (const line of status.config_error.split("\n")) items.push(el("li", "", line));
     }
@@ -252,6 +246,18 @@ function renderReload(status) {
   } else {
     box.hidden = true;
   }
+  const fileProblems = status.app_file_problems || [];
+  $("file-problem-list").replaceChildren(...fileProblems.map(problemItem));
+  $("file-problems").hidden = fileProblems.length === 0;
+}
+
+// One configuration problem: "file:line: app 'x': field 'y': message".
+function problemItem(p) {
+  const li = el("li");
+  li.appendChild(el("span", "where", p.line === null ? p.file : `${p.file}:${p.line}`));
+  const what = [p.app === null ? null : `app '${p.app}'`, p.field === null ? null : `field '${p.field}'`, p.message];
+  li.append(": " + what.filter((w) => w !== null).join(": "));
+  return li;
 }
 
 function render(status, history) {

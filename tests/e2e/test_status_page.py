@@ -223,3 +223,31 @@ def test_status_page_live(router_server, browser, registry, sources: dict[str, s
     assert server.get("/", host="shop.test").status_code == 200
     _shot(driver, "status-page-config-error.png", tmp_path)
     assert traffic_shot.exists()
+
+
+def test_status_page_lists_app_file_problems(router_server, browser, sources: dict[str, str],  # type: ignore[no-untyped-def]
+                                             tmp_path: Path) -> None:
+    """A broken file of the apps directory: its own banner with file:line and field, while the
+    other apps (and that app's last good version) serve on; gone once the file is fixed."""
+    routes = tmp_path / "routes.toml"
+    routes.write_text(f'[server]\ncache_dir = "{tmp_path / "cache"}"\napps_dir = "apps.d"\n')
+    apps = tmp_path / "apps.d"
+    apps.mkdir()
+    good = f'source = "{sources["api-v1"]}"\ninsecure = true\nhosts = ["api.test"]\n'
+    (apps / "api.toml").write_text(good)
+    server: RouterServer = router_server(routes)
+    server.wait_ready()
+    driver = browser
+    driver.get(server.admin_url + "/")
+    _until("the api row", lambda: page_text(driver, 'tr[data-app="api"] .badge') == "ready", 20, server, driver)
+    assert page_attrs(driver, "#file-problems", "hidden") != []
+
+    write_routes(apps / "api.toml", good + 'timeout = "soon"\n')
+    _until("the file problem", lambda: page_attrs(driver, "#file-problems", "hidden") == [], 30, server, driver)
+    assert page_text(driver, "#file-problem-list .where") == f"{apps / 'api.toml'}:4"
+    assert "app 'api': field 'timeout'" in (page_text(driver, "#file-problem-list") or "")
+    assert page_attrs(driver, "#config-error", "hidden") != []  # routes.toml itself is fine
+    assert server.get("/", host="api.test").text == "api v1         \n"  # the last good version
+
+    write_routes(apps / "api.toml", good)
+    _until("the problem gone", lambda: page_attrs(driver, "#file-problems", "hidden") != [], 30, server, driver)

@@ -157,3 +157,47 @@ def test_removing_the_last_app_keeps_a_server_table(tmp_path: Path, capsys: pyte
     routes.write_text("")
     assert main(["check", str(routes)]) == 2
     assert "no [server] table and no apps" in capsys.readouterr().err
+
+
+def test_add_remove_list_check_with_an_apps_dir(routes: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    routes.write_text(INITIAL.replace('[server]\n', '[server]\napps_dir = "apps.d"\n'))
+    apps = routes.parent / "apps.d"
+    before = routes.read_text()
+    assert main(["add", "gamma", "ghcr.io/acme/gamma:v1", "--host", "gamma.test", "-f", str(routes)]) == 0
+    assert capsys.readouterr().out == f"added gamma as {apps / 'gamma.toml'}\n"
+    assert tomllib.loads((apps / "gamma.toml").read_text()) == {"source": "ghcr.io/acme/gamma:v1",
+                                                                 "hosts": ["gamma.test"]}
+    assert sorted(p.name for p in apps.iterdir()) == ["gamma.toml"]  # no temp file left behind
+    # Refused, nothing written: an existing name (either place), a taken route, an invalid value.
+    assert main(["add", "gamma", "x", "--host", "other.test", "-f", str(routes)]) == 1
+    assert "already exists" in capsys.readouterr().err
+    assert main(["add", "alpha", "x", "--host", "other.test", "-f", str(routes)]) == 1
+    assert f"{routes}: app 'alpha' is defined there" in capsys.readouterr().err
+    assert main(["add", "delta", "x", "--host", "alpha.test", "-f", str(routes)]) == 2
+    assert f"{apps / 'delta.toml'}:2: app 'delta': field 'hosts': alpha.test / is also claimed by app 'alpha'" \
+        in capsys.readouterr().err
+    assert main(["add", "delta", "x", "--prefix", "nope", "-f", str(routes)]) == 2
+    assert "field 'prefix'" in capsys.readouterr().err
+    assert sorted(p.name for p in apps.iterdir()) == ["gamma.toml"] and routes.read_text() == before
+    # --replace keeps a JSON file JSON.
+    (apps / "eps.json").write_text('{"source": "x", "hosts": ["eps.test"]}')
+    assert main(["add", "eps", "y", "--host", "eps2.test", "--replace", "-f", str(routes)]) == 0
+    assert json.loads((apps / "eps.json").read_text()) == {"source": "y", "hosts": ["eps2.test"]}
+    capsys.readouterr()
+    (apps / "broken.toml").write_text('source = "z"\ntimeout = "soon"\n')
+    assert main(["list", "--json", "-f", str(routes)]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert {row["name"]: row["file"] for row in data["apps"]} == {
+        "alpha": str(routes), "beta": str(routes), "eps": str(apps / "eps.json"), "gamma": str(apps / "gamma.toml")}
+    assert [(p["file"], p["line"], p["field"]) for p in data["problems"]] == [(str(apps / "broken.toml"), 2, "timeout")]
+    assert main(["check", str(routes)]) == 2
+    captured = capsys.readouterr()
+    assert f"{apps / 'broken.toml'}:2: app 'broken': field 'timeout'" in captured.err
+    assert "problems, 4 apps (2 from" in captured.out
+    (apps / "broken.toml").unlink()
+    assert main(["check", str(routes)]) == 0
+    assert main(["remove", "gamma", "-f", str(routes)]) == 0
+    assert not (apps / "gamma.toml").exists()
+    assert main(["remove", "alpha", "-f", str(routes)]) == 0  # only routes.toml has it
+    assert "alpha" not in _doc(routes)["apps"]
+    assert main(["remove", "nope", "-f", str(routes)]) == 1
