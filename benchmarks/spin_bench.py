@@ -109,6 +109,11 @@ class HostTimer:
 
     def __init__(self) -> None:
         self.total = 0.0
+        self.open = 0.0  # of which in `open`
+        self.drop = 0.0  # of which in the connection's drop
+
+    def reset(self) -> None:
+        self.total = self.open = self.drop = 0.0
 
     def install(self, *capabilities: type) -> None:
         from runtime.core.contract import InterfaceImpl
@@ -119,19 +124,22 @@ class HostTimer:
             def implement(cap: object, interface: str, version: str | None, _orig: object = original) -> InterfaceImpl:
                 impl = _orig(cap, interface, version)  # type: ignore[operator]
                 return InterfaceImpl(
-                    resources={k: (tid, self._wrap(drop)) for k, (tid, drop) in impl.resources.items()},
-                    funcs={k: self._wrap(f) for k, f in impl.funcs.items()},
+                    resources={k: (tid, self._wrap(drop, "drop")) for k, (tid, drop) in impl.resources.items()},
+                    funcs={k: self._wrap(f, "open" if k.endswith(".open") else "") for k, f in impl.funcs.items()},
                 )
 
             cls.implement = implement  # type: ignore[method-assign]
 
-    def _wrap(self, fn: object) -> object:
+    def _wrap(self, fn: object, part: str) -> object:
         def timed_call(*args: object) -> object:
             start = time.perf_counter()
             try:
                 return fn(*args)  # type: ignore[operator]
             finally:
-                self.total += time.perf_counter() - start
+                spent = time.perf_counter() - start
+                self.total += spent
+                if part:
+                    setattr(self, part, getattr(self, part) + spent)
 
         return timed_call
 
@@ -292,20 +300,26 @@ async def databases(n: int, rounds: int) -> None:
                     plain_t: list[float] = []
                     host_t: list[float] = []
                     lib_t: list[float] = []
+                    open_t: list[float] = []
+                    drop_t: list[float] = []
                     for i in range(n):
                         if (i + round_no) % 2:
                             base_t += await timed(running, 1, "/noop")
-                        host.total = library.total = 0.0
+                        host.reset()
+                        library.total = 0.0
                         call_t += await timed(running, 1, path, query=query)
                         host_t.append(host.total)
                         lib_t.append(library.total)
+                        open_t.append(host.open)
+                        drop_t.append(host.drop)
                         plain_t += plain_times(1, plain, warm=0)
                         if not (i + round_no) % 2:
                             base_t += await timed(running, 1, "/noop")
                     noop, req = median_ms(base_t), median_ms(call_t)
                     per_case[label].append({
                         "noop": noop, "req": req, "call": req - noop, "host": median_ms(host_t),
-                        "lib": median_ms(lib_t), "plain": median_ms(plain_t),
+                        "lib": median_ms(lib_t), "plain": median_ms(plain_t), "open": median_ms(open_t),
+                        "drop": median_ms(drop_t),
                     })
                 print(f"  round {round_no + 1}/{rounds} done; load average {loadavg()}")
             print(f"\n{'case':28} {'noop ms':>8} {'req ms':>7} {'call ms':>8} {'host ms':>8} {'lib ms':>7} "
@@ -319,6 +333,17 @@ async def databases(n: int, rounds: int) -> None:
                       f"{med['lib']:7.3f} {med['plain']:9.3f}  {statistics.median(ratios):9.2f}x {spread:>12}  "
                       f"{med['host'] / med['plain']:9.2f}x  call: {verdict(statistics.median(ratios))}, "
                       f"host: {verdict(med['host'] / med['plain'])}")
+            print("\nwhere the call's time goes (medians over the rounds, ms): open, the call's own host")
+            print("function without the client library (statement and values), the library, the drop; the")
+            print("rest of `call` is the guest (SDK code in wasm) and the crossings of the component boundary")
+            print("(PostgreSQL: psycopg reading the received rows counts in `call fn`, not in `lib`)")
+            print(f"{'case':28} {'open':>7} {'call fn':>8} {'lib':>7} {'drop':>7} {'guest+crossing':>15}")
+            for label, _, _, _ in cases:
+                runs = per_case[label]
+                med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+                own_call = med["host"] - med["open"] - med["drop"] - med["lib"]
+                print(f"{label:28} {med['open']:7.3f} {own_call:8.3f} {med['lib']:7.3f} {med['drop']:7.3f} "
+                      f"{med['call'] - med['host']:15.3f}")
             host_path(running, redis_server.url, pg.url, maria.url, cases, n * 5)
             print(f"load average at the end: {loadavg()}")
             pg_conn.close()  # type: ignore[attr-defined]
