@@ -12,6 +12,7 @@ prove that both boxes served alternately.
 
 from __future__ import annotations
 
+import itertools
 import shutil
 from pathlib import Path
 from typing import Any
@@ -80,7 +81,7 @@ def test_two_boxes_behind_nginx_share_a_redis_counter(
         shared = [_count(client, nginx.base_url, "shared.test") for _ in range(ROUNDS)]
         assert [value for _, value in shared] == list(range(1, ROUNDS + 1)), shared
         assert {box for box, _ in shared} == set(upstreams), shared
-        assert all(a != b for (a, _), (b, _) in zip(shared, shared[1:], strict=False)), shared
+        assert all(a != b for (a, _), (b, _) in itertools.pairwise(shared)), shared
         for box in boxes:
             assert box.app_status("shared")["requests"] == ROUNDS // 2, box.log()
         assert redis.get("lepton:shared:default:hits") == str(ROUNDS).encode()
