@@ -2,76 +2,24 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.support.nginx import nginx_for
 from tests.support.server import RouterServer, echo_wasm, free_port, push_app_to
-from tests.support.tools import require_tool
 
 CLIENT_IP = "127.0.0.2"  # the test client binds here; only 127.0.0.1 (nginx) is a trusted proxy
-
-
-def _nginx_conf(prefix: Path, port: int, upstream_port: int) -> str:
-    temp = "\n".join(f"  {kind}_temp_path {prefix}/{kind};" for kind in
-                     ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-    user = "user root;\n" if os.geteuid() == 0 else ""
-    return f"""{user}daemon off;
-master_process off;
-worker_processes 1;
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log info;
-events {{ worker_connections 64; }}
-http {{
-  access_log {prefix}/access.log;
-{temp}
-  server {{
-    listen 127.0.0.1:{port};
-    location / {{
-      proxy_pass http://127.0.0.1:{upstream_port};
-      proxy_http_version 1.1;
-      proxy_set_header Host $http_host;
-      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-      proxy_set_header X-Forwarded-Proto $scheme;
-      proxy_request_buffering off;
-      proxy_buffering off;
-    }}
-  }}
-}}
-"""
 
 
 @pytest.fixture
 def nginx(tmp_path: Path) -> Iterator[tuple[int, int]]:
     """nginx on a free port, proxying to a second free port; yields (nginx port, upstream port)."""
-    binary = require_tool("/usr/sbin/nginx", "apt-get install nginx-light")
-    prefix = tmp_path / "nginx"
-    prefix.mkdir()
-    port = free_port()
     upstream_port = free_port()
-    conf = prefix / "nginx.conf"
-    conf.write_text(_nginx_conf(prefix, port, upstream_port))
-    proc = subprocess.Popen([binary, "-c", str(conf), "-p", str(prefix)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"nginx exited: {proc.stderr.read().decode() if proc.stderr else ''}")
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        yield port, upstream_port
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with nginx_for(tmp_path / "nginx", [upstream_port]) as proxy:
+        yield proxy.port, upstream_port
 
 
 def test_nginx_forwards_client_address_and_host(nginx, registry, tmp_path: Path,  # type: ignore[no-untyped-def]
