@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
@@ -228,10 +229,11 @@ def parse(text: str, path: Path) -> RoutesConfig:
     return _Validator(text, path).run(doc)
 
 
-def resolve_source(source: str, base_dir: Path) -> str:
-    """Make the path of an `oci-layout:PATH[:TAG|@DIGEST]` source absolute; OCI references unchanged."""
+def _split_layout(source: str) -> tuple[Path, str] | None:
+    """An `oci-layout:PATH[:TAG|@DIGEST]` source's path and its tag or digest suffix; None for an
+    OCI reference."""
     if not source.startswith("oci-layout:"):
-        return source
+        return None
     rest = source[len("oci-layout:") :]
     suffix = ""
     if "@" in rest:
@@ -242,10 +244,28 @@ def resolve_source(source: str, base_dir: Path) -> str:
         # A colon after the last slash separates the tag ("dir:v1"); a leading "C:" style is a path.
         if sep and "/" not in tag and head:
             rest, suffix = head, ":" + tag
-    layout = Path(rest).expanduser()
+    return Path(rest).expanduser(), suffix
+
+
+def resolve_source(source: str, base_dir: Path) -> str:
+    """Make the path of an `oci-layout:PATH[:TAG|@DIGEST]` source absolute; OCI references unchanged."""
+    split = _split_layout(source)
+    if split is None:
+        return source
+    layout, suffix = split
     if not layout.is_absolute():
         layout = (base_dir / layout).resolve()
     return f"oci-layout:{layout}{suffix}"
+
+
+def rebase_source(source: str, from_dir: Path, to_dir: Path) -> str:
+    """A relative `oci-layout:` source meant from `from_dir`, rewritten to mean the same layout
+    from `to_dir` (e.g. routes.toml's directory to the apps directory); others unchanged."""
+    split = _split_layout(source)
+    if split is None or split[0].is_absolute():
+        return source
+    layout, suffix = split
+    return f"oci-layout:{os.path.relpath((from_dir / layout).resolve(), to_dir.resolve())}{suffix}"
 
 
 def normalise_host(host: str) -> str:

@@ -21,7 +21,7 @@ import tomli_w
 
 from router.apps_dir import APP_SUFFIXES, parse_app_file
 from router.apps_merge import merge
-from router.config import ConfigError, Problem, RoutesConfig, parse
+from router.config import ConfigError, Problem, RoutesConfig, parse, rebase_source
 from router.config_file import scan_apps_dir
 
 
@@ -100,6 +100,9 @@ def add_app_file(routes: RoutesConfig, name: str, source: str, *, hosts: list[st
     if existing and not replace:
         raise EditError(f"{existing[0]}: app {name!r} already exists (remove it first, or use --replace)")
     target = existing[0] if existing else directory / f"{name}.toml"
+    # A relative oci-layout path means the same as in routes.toml (from its directory), but a
+    # file of the apps directory reads it from its own directory: write it as seen from there.
+    source = rebase_source(source, routes.path.parent, directory)
     entry = _entry(source, hosts, prefix, insecure)
     text = json.dumps(entry, indent=2) + "\n" if target.suffix == ".json" else tomli_w.dumps(entry)
     result = parse_app_file(target, text, routes.defaults)

@@ -201,3 +201,24 @@ def test_add_remove_list_check_with_an_apps_dir(routes: Path, capsys: pytest.Cap
     assert main(["remove", "alpha", "-f", str(routes)]) == 0  # only routes.toml has it
     assert "alpha" not in _doc(routes)["apps"]
     assert main(["remove", "nope", "-f", str(routes)]) == 1
+
+
+def test_add_to_an_apps_dir_keeps_a_relative_oci_layout_pointing_at_the_same_layout(
+    routes: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # In routes.toml a relative layout is read from routes.toml's directory; an app file reads it
+    # from the apps directory. `add` takes it as routes.toml would, so it writes it rebased.
+    routes.write_text(INITIAL.replace('[server]\n', '[server]\napps_dir = "apps.d"\n'))
+    assert main(["add", "demo", "oci-layout:examples/hello:v1", "--host", "demo.test", "-f", str(routes)]) == 0
+    written = tomllib.loads((routes.parent / "apps.d" / "demo.toml").read_text())
+    assert written["source"] == "oci-layout:../examples/hello:v1"
+    from router.config import load
+    from router.config_file import scan_apps_dir
+
+    served = {r.name: r.app for r in scan_apps_dir(routes.parent / "apps.d", load(routes).defaults)}
+    assert served["demo"] is not None and served["demo"].resolved_source == f"oci-layout:{routes.parent / 'examples' / 'hello'}:v1"
+    # Absolute paths and registry references are written as given.
+    assert main(["add", "abs", "oci-layout:/srv/layouts/app@sha256:" + "0" * 64, "--host", "abs.test",
+                 "-f", str(routes)]) == 0
+    assert tomllib.loads((routes.parent / "apps.d" / "abs.toml").read_text())["source"] == \
+        "oci-layout:/srv/layouts/app@sha256:" + "0" * 64
