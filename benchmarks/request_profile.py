@@ -48,6 +48,7 @@ import json
 import os
 import re
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -63,6 +64,7 @@ REUSE_COUNT = 128
 COUNTED_REQUESTS = 100
 TIMED_REQUESTS = 300
 WARM_UP = 200
+REUSE_REQUESTS_FACTOR = 4
 
 
 # ---------------------------------------------------------------------------------------------
@@ -199,6 +201,10 @@ async def child(root: Path, mode: str, requests: int) -> None:
     report("DONE", {"wall_ms": (time.perf_counter() - wall) / requests * 1000})
     wait_for_parent()
     report("TIMED", {"timed_after": await timed(TIMED_REQUESTS)})
+    wait_for_parent()  # the kernel's view: perf record -e cpu-clock over the same requests
+    await serve(app, requests)
+    report("DONE", {})
+    wait_for_parent()
     runtime.close()
 
 
@@ -386,6 +392,8 @@ def profile(root: Path, mode: str, requests: int, rate: int, nice: int, out_dir:
         spy_log = spy_log_path.read_text()
         tell(proc)
         after = read_message(proc, "TIMED")
+        kernel = perf_window(proc, pid, out_dir / f"{mode}-{root.name}.perf")
+        tell(proc)
         proc.wait(timeout=60)
     finally:
         if proc.poll() is None:
@@ -397,9 +405,43 @@ def profile(root: Path, mode: str, requests: int, rate: int, nice: int, out_dir:
     errors = re.search(r"Errors: (\d+)", spy_log)
     return {"mode": mode, "root": str(root), "ready": ready, "done": done, "after": after, "load": load,
             "samples": resolved,
-            "raw": str(raw), "rate": rate, "requests": requests,
+            "raw": str(raw), "rate": rate, "requests": requests, "kernel": kernel,
             "spy_errors": int(errors.group(1)) if errors else None,
             "lagging": "behind in sampling" in spy_log}
+
+
+def perf_window(proc: subprocess.Popen[str], pid: int, data: Path) -> Counter[str] | None:
+    """CPU samples (perf's cpu-clock, kernel stacks included) of the child over the same requests,
+    by what the kernel was doing: page faults, madvise, other system calls. py-spy sees no kernel
+    frames; a cpu-clock sample is only taken of a thread on a CPU, so there is nothing to leave out."""
+    if not shutil.which("perf"):
+        tell(proc)
+        read_message(proc, "DONE")
+        return None
+    perf = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-F", "499", "-g", "-p", str(pid),
+                             "-o", str(data)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)
+    tell(proc)
+    read_message(proc, "DONE")
+    perf.send_signal(signal.SIGINT)
+    perf.wait(timeout=60)
+    script = subprocess.run(["perf", "script", "-i", str(data), "-F", "ip,sym"], capture_output=True, text=True)
+    kinds: Counter[str] = Counter()
+    for sample in script.stdout.split("\n\n"):
+        symbols = [line.split(None, 1)[1] if " " in line.strip() else "" for line in sample.strip().splitlines()]
+        if not symbols:
+            continue
+        if any("exc_page_fault" in s for s in symbols):
+            kinds["page faults (kernel)"] += 1
+        elif any("madvise" in s for s in symbols):
+            kinds["madvise (kernel)"] += 1
+        elif any(s.startswith(("entry_SYSCALL", "do_syscall")) for s in symbols):
+            kinds["other system calls (kernel)"] += 1
+        elif any(s.startswith(("asm_", "irq", "__irq", "__sysvec")) for s in symbols):
+            kinds["interrupts (kernel)"] += 1
+        else:
+            kinds["user space"] += 1
+    return kinds
 
 
 def table(result: dict[str, Any]) -> None:
@@ -445,6 +487,13 @@ def table(result: dict[str, Any]) -> None:
             print(f"   {name:<56} {calls.get(name, 0):>13.1f} {count:>8} {count / active * wall:>11.3f}")
         print(f"   {'total':<56} {sum(calls.values()):>13.1f} {sum(host.values()):>8} "
               f"{sum(host.values()) / active * wall:>11.3f}")
+    kernel = result["kernel"]
+    if kernel:
+        total = sum(kernel.values())
+        print(f"\n   perf record -e cpu-clock over {result['requests']} more requests ({total} CPU samples; ms of "
+              f"process CPU per request = share x {cpu:.2f})")
+        for kind, count in kernel.most_common():
+            print(f"   {kind:<44} {count:>8} {count / total:>6.1%} {count / total * cpu:>11.3f}")
     ours = details.get("our Python request path", Counter())
     if ours:
         print("\n   our Python request path by module (innermost Python frame): "
@@ -458,7 +507,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", type=Path, default=HERE, help="the lepton-router tree to profile (default: this one)")
     parser.add_argument("--modes", default="fresh,reuse", help="fresh (an instance per request), reuse (max_instance_reuse_count 128)")
-    parser.add_argument("--requests", type=int, default=3000, help="profiled requests per mode")
+    parser.add_argument("--requests", type=int, default=3000, help="profiled requests (reuse: 4 times as many)")
     parser.add_argument("--rate", type=int, default=40, help="py-spy samples per second (native unwinding is slow)")
     parser.add_argument("--nice", type=int, default=-10,
                         help="niceness of the child and py-spy (root may go below 0): other work on a shared "
@@ -476,7 +525,9 @@ def main() -> int:
     print(f"request profile of the Python spin-sdk hello, RunningApp.handle, one request at a time; "
           f"{os.cpu_count()} CPUs")
     for mode in args.modes.split(","):
-        table(profile(root, mode, args.requests, args.rate, args.nice, out_dir))
+        # A reused instance's request is about a fifth of a fresh one's: more of them for the samples.
+        requests = args.requests * (REUSE_REQUESTS_FACTOR if mode == "reuse" else 1)
+        table(profile(root, mode, requests, args.rate, args.nice, out_dir))
     print(f"\nraw py-spy output: {out_dir}")
     return 0
 
