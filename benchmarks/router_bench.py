@@ -285,7 +285,7 @@ def main() -> int:
 
     steady = median_result("lepton-router, steady (swap baseline)", steady_runs)
     swapping = median_result(f"lepton-router, swapping ({flips} edits)", swap_runs)
-    ratios = [s.p99_ms / b.p99_ms for s, b in zip(swap_runs, steady_runs)]
+    ratios = [s.p99_ms / b.p99_ms for s, b in zip(swap_runs, steady_runs, strict=True)]
     print(f"\nmedians of {args.rounds} interleaved runs, wrk -t1 -c{c} -d{d}s:")
     if args.only:
         for result in (steady, swapping):
