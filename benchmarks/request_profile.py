@@ -14,19 +14,27 @@ warms up, freezes the loaded objects out of the cyclic GC (as `lepton-router ser
   3. waits while `py-spy record --native --idle -f raw --pid` attaches, then serves the measured
      requests under it and waits again while py-spy is stopped (so no load, warm-up or exit is in
      the profile);
-  4. times requests without the profiler again.
+  4. times requests without the profiler again;
+  5. serves as many requests again under `perf record -e cpu-clock -g` (when perf is installed):
+     the kernel's share of the process CPU (page faults, madvise, other system calls), which
+     py-spy cannot see.
+The child and py-spy run at nice -10 (--nice) so that other work preempts them less.
 
 Every sample is one thread's stack. Samples of threads that are waiting are left out, decided on
 the innermost frames (libc's own symbols are read from its debug file when installed, libc6-dbg):
-  * waiting for the GIL: the innermost frame is pthread_cond_wait/pthread_cond_timedwait. CPython
+  * waiting for the GIL: an innermost libc frame is pthread_cond_wait/pthread_cond_timedwait. CPython
     3.11 takes the GIL on a condition variable, while its own locks (threading, queue) use POSIX
     semaphores, and wasmtime (Rust std) waits on futexes directly, so a condition-variable wait in
     this process is a GIL wait. Reported as its own line, not in the shares.
   * blocked: epoll_wait/poll/select (the idle event loop), read (the child waiting for its next
     phase; its sockets are non-blocking), sleeps, and waits on a Python lock (the innermost
     resolved frame is PyThread_acquire_lock_timed or sem_*: idle worker threads, queues, events).
+  * preempted: the innermost frame is clock_gettime in the vDSO. A clock read takes well under a
+    microsecond, yet on a busy machine up to a tenth of the samples ended there: a thread whose
+    time slice ran out is descheduled as a system call returns and waits there for a CPU.
 Every other sample is classified by what its stack holds (first rule that matches):
-  * host calls (Python): a ctypes callback (wasm called back into Python); by interface function;
+  * host calls (Python): Python frames or a ctypes callback inside a call into the guest (wasm
+    called back into Python); by interface function when py-spy caught the function's frame;
   * host calls (wasmtime WASI, Rust): a wasmtime_wasi frame (interfaces wasmtime serves itself);
   * memory reset and page faults: decommit/madvise/mmap/munmap/mprotect/memset under wasmtime, or
     the pooling allocator's decommit queue (py-spy sees no kernel frames: faults taken inside guest
@@ -122,7 +130,7 @@ class HostFunctionNames:
 
         def add_instance_named(self: Any, name: str) -> Any:
             inst = add_instance(self, name)
-            inst._profile_name = name
+            setattr(inst, "_profile_name", name)  # noqa: B010 (an attribute LinkerInstance does not declare)
             return inst
 
         def add_func_named(self: Any, name: str, func: Any) -> None:
@@ -354,7 +362,8 @@ def read_message(proc: subprocess.Popen[str], kind: str) -> dict[str, Any]:
     assert proc.stdout is not None
     for line in proc.stdout:
         if line.startswith(kind + " "):
-            return json.loads(line[len(kind) + 1:])  # type: ignore[no-any-return]
+            message: dict[str, Any] = json.loads(line[len(kind) + 1:])
+            return message
         sys.stderr.write(line)
     raise RuntimeError(f"the child ended before {kind} (exit {proc.wait()})")
 
