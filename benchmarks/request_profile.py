@@ -434,14 +434,24 @@ def perf_window(proc: subprocess.Popen[str], pid: int, data: Path) -> Counter[st
     read_message(proc, "DONE")
     perf.send_signal(signal.SIGINT)
     perf.wait(timeout=60)
-    script = subprocess.run(["perf", "script", "-i", str(data), "-F", "ip,sym"], capture_output=True, text=True)
+    script = subprocess.run(["perf", "script", "-i", str(data), "-F", "ip,sym,dso"], capture_output=True, text=True)
+    return kernel_kinds(script.stdout)
+
+
+def kernel_kinds(perf_script: str) -> Counter[str]:
+    """perf script's samples (ip, symbol, dso per frame) by what the thread was doing."""
     kinds: Counter[str] = Counter()
-    for sample in script.stdout.split("\n\n"):
-        symbols = [line.split(None, 1)[1] if " " in line.strip() else "" for line in sample.strip().splitlines()]
+    for sample in perf_script.split("\n\n"):
+        frames = [line.split(None, 1) for line in sample.strip().splitlines() if line.strip()]
+        symbols = [frame[1] if len(frame) > 1 else "" for frame in frames]
         if not symbols:
             continue
         if any("exc_page_fault" in s for s in symbols):
-            kinds["page faults (kernel)"] += 1
+            # Where the faulting access was: the innermost user-space frame (the guest's compiled
+            # code is a mapped .cwasm file of the cache, so perf names it).
+            user = [sym for (ip, *_), sym in zip(frames, symbols, strict=True) if not ip.startswith("ffffffff")]
+            where = "in guest code" if user and ".cwasm)" in user[0] else "elsewhere"
+            kinds[f"page faults (kernel), {where}"] += 1
         elif any("madvise" in s for s in symbols):
             kinds["madvise (kernel)"] += 1
         elif any(s.startswith(("entry_SYSCALL", "do_syscall")) for s in symbols):
