@@ -539,6 +539,10 @@ def main() -> int:
         sys.path.insert(0, str(root))
         asyncio.run(child(root, args.child, args.requests))
         return 0
+    if not shutil.which("py-spy"):
+        print("py-spy not found (pip install py-spy; perf and libc6-dbg are optional: apt-get install "
+              "linux-perf libc6-dbg)", file=sys.stderr)
+        return 1
     out_dir = args.keep or Path(tempfile.mkdtemp(prefix="lepton-profile-"))
     out_dir.mkdir(parents=True, exist_ok=True)
     print(f"request profile of the Python spin-sdk hello, RunningApp.handle, one request at a time; "
