@@ -31,7 +31,11 @@ def test_sequential_work_stays_on_the_last_idle_thread() -> None:
         names = set()
         for _ in range(20):
             names.add(pool.submit(lambda: threading.current_thread().name).result(timeout=5))
-            time.sleep(0.002)  # the worker is idle again before the next submit
+            # The worker is idle again before the next submit (all four back on the idle stack; a
+            # fixed short sleep was not always enough on a loaded machine).
+            deadline = time.monotonic() + 5
+            while len(pool._idle) < 4 and time.monotonic() < deadline:
+                time.sleep(0.001)
         # ThreadPoolExecutor hands each job to the thread idle longest: it rotates through all four.
         assert len(names) == 1
     finally:
