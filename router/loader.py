@@ -1,7 +1,7 @@
 """Turn one [apps.NAME] entry into a serving AppVersion: registry pull, then runtime load.
 
-registry.load_app is blocking (oras-py is synchronous), so it runs on a thread of its own, a daemon
-one: a registry that stops answering holds that thread until the registry limits end it
+registry.load_app is blocking (oras-py is synchronous), so it runs on a daemon thread of its own
+(kept for the next pull a while): a registry that stops answering holds that thread until the registry limits end it
 ([server] registry_*), and a daemon thread never holds up the process's exit meanwhile (asyncio's
 default executor is joined at exit, and it also serves config reads and compiles: hung pulls must
 not fill it). At most PULL_CONCURRENCY pulls run at once. The runtime compiles on a cache miss in
@@ -15,6 +15,7 @@ import contextlib
 import contextvars
 import functools
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -37,9 +38,57 @@ T = TypeVar("T")
 PULL_CONCURRENCY = 16
 
 
-async def in_daemon_thread(fn: Callable[[], T], name: str) -> T:
-    """fn() on a new daemon thread; the result (or exception) comes back to the loop. If the
-    awaiting task is cancelled, the thread runs on and its result is dropped."""
+class DaemonThreads:
+    """Daemon threads that run one call at a time and are kept for the next one (IDLE_EXIT_S).
+
+    Starting a thread blocks its caller until the thread runs: starting one per pull on the event
+    loop cost a startup of thousands of apps a third of the loop's time. A call stuck in a hung
+    registry holds only its own thread; another call starts another thread."""
+
+    IDLE_EXIT_S = 10.0
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0
+        self._started = 0
+
+    def submit(self, job: Callable[[], None]) -> None:
+        with self._lock:
+            # `_idle` counts idle threads no job is promised to yet: promise this one to one of
+            # them, or start a thread for it.
+            start = self._idle == 0
+            if start:
+                self._started += 1
+                number = self._started
+            else:
+                self._idle -= 1
+        self._jobs.put(job)
+        if start:
+            threading.Thread(target=self._work, name=f"{self.name}-{number}", daemon=True).start()
+
+    def _work(self) -> None:
+        while True:
+            try:
+                job = self._jobs.get(timeout=self.IDLE_EXIT_S)
+            except queue.Empty:
+                with self._lock:
+                    if self._idle > 0:  # no job is promised to a waiting thread: one may end
+                        self._idle -= 1
+                        return
+                continue  # a job is on its way
+            job()
+            with self._lock:
+                self._idle += 1
+
+
+_PULL_THREADS = DaemonThreads("lepton-pull")
+
+
+async def in_daemon_thread(fn: Callable[[], T], threads: DaemonThreads = _PULL_THREADS) -> T:
+    """fn() on a daemon thread; the result (or exception) comes back to the loop. If the awaiting
+    task is cancelled, the thread runs on and its result is dropped."""
     loop = asyncio.get_running_loop()
     future: asyncio.Future[T] = loop.create_future()
 
@@ -58,7 +107,7 @@ async def in_daemon_thread(fn: Callable[[], T], name: str) -> T:
 
     # In the caller's context: the status page's load watch (a ContextVar) follows the pull.
     context = contextvars.copy_context()
-    threading.Thread(target=context.run, args=(run,), name=name, daemon=True).start()
+    threads.submit(functools.partial(context.run, run))
     return await future
 
 
@@ -79,7 +128,7 @@ class AppLoader:
             limits=self.limits,
         )
         async with self._pulls:
-            loaded = await in_daemon_thread(pull, f"lepton-pull-{app.name}")
+            loaded = await in_daemon_thread(pull)
         loadwatch.pulled(loaded.manifest_digest)  # the status page: the pull is over, compiling starts
         running = await self.runtime.load_app(loaded, app.settings(self.state_root))
         info = VersionInfo(
