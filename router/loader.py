@@ -49,12 +49,14 @@ class DaemonThreads:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[Callable[[], Callable[[], None]]] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._idle = 0
         self._started = 0
 
-    def submit(self, job: Callable[[], None]) -> None:
+    def submit(self, job: Callable[[], Callable[[], None]]) -> None:
+        """Run job() on a daemon thread; it returns what to do once the thread is free again
+        (deliver its result: the caller's next submit then finds this thread idle)."""
         with self._lock:
             # `_idle` counts idle threads no job is promised to yet: promise this one to one of
             # them, or start a thread for it.
@@ -78,9 +80,10 @@ class DaemonThreads:
                         self._idle -= 1
                         return
                 continue  # a job is on its way
-            job()
+            then = job()
             with self._lock:
                 self._idle += 1
+            then()
 
 
 _PULL_THREADS = DaemonThreads("lepton-pull")
@@ -96,12 +99,15 @@ async def in_daemon_thread(fn: Callable[[], T], threads: DaemonThreads = _PULL_T
         if not future.done():  # else cancelled meanwhile
             settle()
 
-    def run() -> None:
+    def run() -> Callable[[], None]:
         try:
             result = fn()
             settle = functools.partial(future.set_result, result)
         except BaseException as exc:
             settle = functools.partial(future.set_exception, exc)
+        return functools.partial(send, settle)
+
+    def send(settle: Callable[[], None]) -> None:
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
             loop.call_soon_threadsafe(deliver, settle)
 
