@@ -25,6 +25,7 @@ from typing import TypeVar
 import registry
 import runtime
 from registry.limits import DEFAULT_LIMITS, RegistryLimits
+from registry.loaded import LoadedApp
 from router import loadwatch
 from router.config import AppConfig
 from router.versions import AppVersion, VersionInfo
@@ -124,17 +125,19 @@ class AppLoader:
         self.limits = limits
         self.runtime = runtime.Runtime(self.cache_dir)
         self._pulls: asyncio.Semaphore | None = None  # created on the loop that uses it
+        self._pulling: dict[tuple[str, bool], asyncio.Future[LoadedApp]] = {}  # pulls in flight, by source
 
     async def load(self, app: AppConfig) -> AppVersion:
         started = time.monotonic()
-        if self._pulls is None:
-            self._pulls = asyncio.Semaphore(PULL_CONCURRENCY)
-        pull = functools.partial(
-            registry.load_app, app.resolved_source, cache_dir=self.cache_dir, insecure=app.insecure,
-            limits=self.limits,
-        )
-        async with self._pulls:
-            loaded = await in_daemon_thread(pull)
+        # Apps of one source that load at the same time (a template on many hosts, all starting
+        # together) share one pull: same source, same moment, same answer from the registry.
+        key = (app.resolved_source, app.insecure)
+        pulling = self._pulling.get(key)
+        if pulling is None:
+            pulling = self._pulling[key] = asyncio.ensure_future(self._pull(app))
+            pulling.add_done_callback(functools.partial(self._pull_done, key))
+        # Shielded: an app whose load is abandoned must not cancel the pull the others wait for.
+        loaded = await asyncio.shield(pulling)
         loadwatch.pulled(loaded.manifest_digest)  # the status page: the pull is over, compiling starts
         running = await self.runtime.load_app(loaded, app.settings(self.state_root))
         info = VersionInfo(
@@ -149,6 +152,22 @@ class AppLoader:
             time.monotonic() - started,
         )
         return AppVersion(config=app, handler=running, info=info)
+
+    async def _pull(self, app: AppConfig) -> LoadedApp:
+        if self._pulls is None:
+            self._pulls = asyncio.Semaphore(PULL_CONCURRENCY)
+        pull = functools.partial(
+            registry.load_app, app.resolved_source, cache_dir=self.cache_dir, insecure=app.insecure,
+            limits=self.limits,
+        )
+        async with self._pulls:
+            return await in_daemon_thread(pull)
+
+    def _pull_done(self, key: tuple[str, bool], pulling: asyncio.Future[LoadedApp]) -> None:
+        if self._pulling.get(key) is pulling:
+            del self._pulling[key]  # the next load of this source asks the registry again
+        if not pulling.cancelled():
+            pulling.exception()  # (retrieved: nobody may be waiting any more)
 
     def close(self) -> None:
         close = getattr(self.runtime, "close", None)
