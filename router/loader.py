@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import dataclasses
 import functools
 import logging
 import queue
@@ -137,7 +138,9 @@ class AppLoader:
             pulling = self._pulling[key] = asyncio.ensure_future(self._pull(app))
             pulling.add_done_callback(functools.partial(self._pull_done, key))
         # Shielded: an app whose load is abandoned must not cancel the pull the others wait for.
-        loaded = await asyncio.shield(pulling)
+        # Each app gets a LoadedApp object of its own: the runtime keeps per-app state (resolved
+        # variables, connection pools and their block lists, key-value stores) by that object.
+        loaded = dataclasses.replace(await asyncio.shield(pulling))
         loadwatch.pulled(loaded.manifest_digest)  # the status page: the pull is over, compiling starts
         running = await self.runtime.load_app(loaded, app.settings(self.state_root))
         info = VersionInfo(

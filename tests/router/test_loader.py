@@ -51,15 +51,17 @@ async def test_apps_of_one_source_loading_together_share_one_pull(loader: AppLoa
     source = layout_source(tmp_path, "v1")
     configs = apps(tmp_path, source, 5)
     versions = await asyncio.gather(*(loader.load(app) for app in configs))
-    pulled = {id(v.handler.app) for v in versions}  # type: ignore[attr-defined]
-    assert len(pulled) == 1
+    # One pull (the same components), yet each app its own LoadedApp: the runtime keeps per-app
+    # state (variables, connection pools, block lists) by that object.
+    assert len({id(v.handler.app.components) for v in versions}) == 1  # type: ignore[attr-defined]
+    assert len({id(v.handler.app) for v in versions}) == len(versions)  # type: ignore[attr-defined]
     for version in versions:
         response = await version.handler.handle(request("/"))  # type: ignore[attr-defined]
         assert (response.status, await read(response)) == (200, b"Hello, Fermyon!\n")
     assert not loader._pulling  # nothing left in flight
     # A later load of the same source pulls again (the tag may have moved meanwhile).
     later = await loader.load(configs[0])
-    assert later.handler.app is not versions[0].handler.app  # type: ignore[attr-defined]
+    assert later.handler.app.components is not versions[0].handler.app.components  # type: ignore[attr-defined]
 
 
 async def test_an_abandoned_load_does_not_cancel_the_shared_pull(loader: AppLoader, tmp_path: Path) -> None:
