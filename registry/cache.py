@@ -36,6 +36,8 @@ log = logging.getLogger("lepton.registry")
 
 _CHUNK = 1 << 20
 STALE_TMP_S = 24 * 3600
+SWEEP_EVERY_S = 3600.0  # how often a process looks for stale debris in tmp/
+_PREPARED: dict[Path, float] = {}  # cache root -> when this process last made its dirs and swept tmp/
 
 
 def default_cache_dir() -> Path:
@@ -60,10 +62,16 @@ class ContentCache:
         self.refs = root / "refs"
         self.apps = root / "apps"
         self.tmp = root / "tmp"
+        self.damaged: list[str] = []  # digests of cached blobs found damaged (and removed) meanwhile
+        # Every pull opens the cache: make its directories and sweep tmp/ once in a while, not each
+        # time (a startup of thousands of apps spent most of each warm pull here).
+        swept = _PREPARED.get(root)
+        if swept is not None and time.monotonic() - swept < SWEEP_EVERY_S and self.tmp.is_dir():
+            return
         for d in (self.blobs, self.refs, self.apps, self.tmp):
             d.mkdir(parents=True, exist_ok=True)
-        self.damaged: list[str] = []  # digests of cached blobs found damaged (and removed) meanwhile
         self._sweep_tmp()
+        _PREPARED[root] = time.monotonic()
 
     def _sweep_tmp(self) -> None:
         """Remove debris of crashed transfers; only old entries, since other processes may be

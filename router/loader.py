@@ -1,7 +1,7 @@
 """Turn one [apps.NAME] entry into a serving AppVersion: registry pull, then runtime load.
 
-registry.load_app is blocking (oras-py is synchronous), so it runs on a thread of its own, a daemon
-one: a registry that stops answering holds that thread until the registry limits end it
+registry.load_app is blocking (oras-py is synchronous), so it runs on a daemon thread of its own
+(kept for the next pull a while): a registry that stops answering holds that thread until the registry limits end it
 ([server] registry_*), and a daemon thread never holds up the process's exit meanwhile (asyncio's
 default executor is joined at exit, and it also serves config reads and compiles: hung pulls must
 not fill it). At most PULL_CONCURRENCY pulls run at once. The runtime compiles on a cache miss in
@@ -13,8 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import dataclasses
 import functools
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +26,7 @@ from typing import TypeVar
 import registry
 import runtime
 from registry.limits import DEFAULT_LIMITS, RegistryLimits
+from registry.loaded import LoadedApp
 from router import loadwatch
 from router.config import AppConfig
 from router.versions import AppVersion, VersionInfo
@@ -37,9 +40,60 @@ T = TypeVar("T")
 PULL_CONCURRENCY = 16
 
 
-async def in_daemon_thread(fn: Callable[[], T], name: str) -> T:
-    """fn() on a new daemon thread; the result (or exception) comes back to the loop. If the
-    awaiting task is cancelled, the thread runs on and its result is dropped."""
+class DaemonThreads:
+    """Daemon threads that run one call at a time and are kept for the next one (IDLE_EXIT_S).
+
+    Starting a thread blocks its caller until the thread runs: starting one per pull on the event
+    loop cost a startup of thousands of apps a third of the loop's time. A call stuck in a hung
+    registry holds only its own thread; another call starts another thread."""
+
+    IDLE_EXIT_S = 10.0
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._jobs: queue.SimpleQueue[Callable[[], Callable[[], None]]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0
+        self._started = 0
+
+    def submit(self, job: Callable[[], Callable[[], None]]) -> None:
+        """Run job() on a daemon thread; it returns what to do once the thread is free again
+        (deliver its result: the caller's next submit then finds this thread idle)."""
+        with self._lock:
+            # `_idle` counts idle threads no job is promised to yet: promise this one to one of
+            # them, or start a thread for it.
+            start = self._idle == 0
+            if start:
+                self._started += 1
+                number = self._started
+            else:
+                self._idle -= 1
+        self._jobs.put(job)
+        if start:
+            threading.Thread(target=self._work, name=f"{self.name}-{number}", daemon=True).start()
+
+    def _work(self) -> None:
+        while True:
+            try:
+                job = self._jobs.get(timeout=self.IDLE_EXIT_S)
+            except queue.Empty:
+                with self._lock:
+                    if self._idle > 0:  # no job is promised to a waiting thread: one may end
+                        self._idle -= 1
+                        return
+                continue  # a job is on its way
+            then = job()
+            with self._lock:
+                self._idle += 1
+            then()
+
+
+_PULL_THREADS = DaemonThreads("lepton-pull")
+
+
+async def in_daemon_thread(fn: Callable[[], T], threads: DaemonThreads = _PULL_THREADS) -> T:
+    """fn() on a daemon thread; the result (or exception) comes back to the loop. If the awaiting
+    task is cancelled, the thread runs on and its result is dropped."""
     loop = asyncio.get_running_loop()
     future: asyncio.Future[T] = loop.create_future()
 
@@ -47,18 +101,21 @@ async def in_daemon_thread(fn: Callable[[], T], name: str) -> T:
         if not future.done():  # else cancelled meanwhile
             settle()
 
-    def run() -> None:
+    def run() -> Callable[[], None]:
         try:
             result = fn()
             settle = functools.partial(future.set_result, result)
         except BaseException as exc:
             settle = functools.partial(future.set_exception, exc)
+        return functools.partial(send, settle)
+
+    def send(settle: Callable[[], None]) -> None:
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
             loop.call_soon_threadsafe(deliver, settle)
 
     # In the caller's context: the status page's load watch (a ContextVar) follows the pull.
     context = contextvars.copy_context()
-    threading.Thread(target=context.run, args=(run,), name=name, daemon=True).start()
+    threads.submit(functools.partial(context.run, run))
     return await future
 
 
@@ -69,17 +126,21 @@ class AppLoader:
         self.limits = limits
         self.runtime = runtime.Runtime(self.cache_dir)
         self._pulls: asyncio.Semaphore | None = None  # created on the loop that uses it
+        self._pulling: dict[tuple[str, bool], asyncio.Future[LoadedApp]] = {}  # pulls in flight, by source
 
     async def load(self, app: AppConfig) -> AppVersion:
         started = time.monotonic()
-        if self._pulls is None:
-            self._pulls = asyncio.Semaphore(PULL_CONCURRENCY)
-        pull = functools.partial(
-            registry.load_app, app.resolved_source, cache_dir=self.cache_dir, insecure=app.insecure,
-            limits=self.limits,
-        )
-        async with self._pulls:
-            loaded = await in_daemon_thread(pull, f"lepton-pull-{app.name}")
+        # Apps of one source that load at the same time (a template on many hosts, all starting
+        # together) share one pull: same source, same moment, same answer from the registry.
+        key = (app.resolved_source, app.insecure)
+        pulling = self._pulling.get(key)
+        if pulling is None:
+            pulling = self._pulling[key] = asyncio.ensure_future(self._pull(app))
+            pulling.add_done_callback(functools.partial(self._pull_done, key))
+        # Shielded: an app whose load is abandoned must not cancel the pull the others wait for.
+        # Each app gets a LoadedApp object of its own: the runtime keeps per-app state (resolved
+        # variables, connection pools and their block lists, key-value stores) by that object.
+        loaded = dataclasses.replace(await asyncio.shield(pulling))
         loadwatch.pulled(loaded.manifest_digest)  # the status page: the pull is over, compiling starts
         running = await self.runtime.load_app(loaded, app.settings(self.state_root))
         info = VersionInfo(
@@ -94,6 +155,22 @@ class AppLoader:
             time.monotonic() - started,
         )
         return AppVersion(config=app, handler=running, info=info)
+
+    async def _pull(self, app: AppConfig) -> LoadedApp:
+        if self._pulls is None:
+            self._pulls = asyncio.Semaphore(PULL_CONCURRENCY)
+        pull = functools.partial(
+            registry.load_app, app.resolved_source, cache_dir=self.cache_dir, insecure=app.insecure,
+            limits=self.limits,
+        )
+        async with self._pulls:
+            return await in_daemon_thread(pull)
+
+    def _pull_done(self, key: tuple[str, bool], pulling: asyncio.Future[LoadedApp]) -> None:
+        if self._pulling.get(key) is pulling:
+            del self._pulling[key]  # the next load of this source asks the registry again
+        if not pulling.cancelled():
+            pulling.exception()  # (retrieved: nobody may be waiting any more)
 
     def close(self) -> None:
         close = getattr(self.runtime, "close", None)

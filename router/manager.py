@@ -45,10 +45,14 @@ log = logging.getLogger("lepton.router")
 # Safety net above the registry's own deadline ([server] registry_deadline): a load that takes
 # longer than this (a compile that never ends, say) is reported as failed.
 LOAD_TIMEOUT_S = 600.0
+LOGGED_NAMES = 20  # a swap's log line names this many serving apps at most
 QUIET_S = 1.0  # no request for this long: a moment for heap maintenance (router/heap.py)
 # Loads that finish close together join in one swap: at startup thousands of apps finish within
-# seconds, and each swap rebuilds the whole table.
+# seconds, and each swap rebuilds the whole table. The wait grows with what a swap costs (a big
+# table takes tens of milliseconds of the loop that serves every app): swaps take at most about
+# 1/JOIN_COST_FACTOR of the loop's time while loads keep finishing.
 JOIN_INTERVAL_S = 0.1
+JOIN_COST_FACTOR = 20
 
 
 class Loader(Protocol):
@@ -110,6 +114,7 @@ class AppManager:
         self.reload_log: deque[ReloadRecord] = deque(maxlen=10)  # the latest last (status page)
         self._published: tuple[Any, ...] = ()  # what the live table was built from
         self._last_publish = 0.0
+        self._publish_cost = 0.0  # seconds the last swap took
         self._join_timer: asyncio.TimerHandle | None = None  # a swap waiting for JOIN_INTERVAL_S
         self._settled = asyncio.Event()  # no load pending
         self._settled.set()
@@ -338,7 +343,8 @@ class AppManager:
         """Publish the outcome of a finished load now, or with others shortly (JOIN_INTERVAL_S)."""
         if self._join_timer is not None:
             return
-        wait = self._last_publish + JOIN_INTERVAL_S - time.monotonic()
+        interval = max(JOIN_INTERVAL_S, JOIN_COST_FACTOR * self._publish_cost)
+        wait = self._last_publish + interval - time.monotonic()
         if wait <= 0:
             self._publish_current()
         else:
@@ -365,6 +371,7 @@ class AppManager:
             self._join_timer.cancel()
             self._join_timer = None
         old = self.table
+        started = time.perf_counter()
         outcome = compose(desired, self.serving, {})
         self.serving = dict(outcome.serving)
         entries: list[tuple[str, tuple[str, ...], str, Endpoint]] = []
@@ -388,10 +395,13 @@ class AppManager:
         for version in retired:
             version.retire()
         self.heap.after_swap(retired_any=bool(retired))
-        log.info(
-            "routing table swapped: %d apps serving (%s), %d loading",
-            len(self.serving), ", ".join(sorted(self.serving)) or "none", len(self._pending),
-        )
+        self._publish_cost = time.perf_counter() - started
+        if log.isEnabledFor(logging.INFO):  # (the list of names costs a sort of every app)
+            names = sorted(self.serving)
+            listed = ", ".join(names[:LOGGED_NAMES]) + (f", ... {len(names) - LOGGED_NAMES} more" if len(names) > LOGGED_NAMES else "")
+            log.info(
+                "routing table swapped: %d apps serving (%s), %d loading", len(names), listed or "none", len(self._pending)
+            )
 
     def _handover(self, desired: Mapping[str, AppConfig], entries: list[tuple[str, tuple[str, ...], str, Endpoint]],
                   old: RoutingTable[Endpoint]) -> list[tuple[str, tuple[str, ...], str, Endpoint]]:

@@ -37,9 +37,9 @@ from runtime.capabilities.wasi.io import IoCapability
 from runtime.capabilities.wasi.sockets import SocketsCapability
 from runtime.core.context import bind
 from runtime.core.contract import Capability, ComponentInfo, Executor, ExecutorProvider
-from runtime.core.guest import PreparedGuest, component_info
-from runtime.core.linking import build_linker
+from runtime.core.guest import PreparedGuest
 from runtime.core.reuse import InstanceReuse
+from runtime.core.shared import SharedCodeCache
 from runtime.engine import patches
 from runtime.engine.config import make_engine
 from runtime.engine.epoch import EpochTicker
@@ -127,6 +127,7 @@ class Runtime:
         self.engine = make_engine(concurrency=workers)
         self.cache = CompiledCache(self.engine, Path(cache_dir) / "compiled")
         self.capabilities = list(capabilities) if capabilities is not None else default_capabilities()
+        self.shared = SharedCodeCache(self.engine, self.capabilities)
         self.executors = list(executors) if executors is not None else default_executors()
         self._pool = WorkerPool(
             max_workers=workers,
@@ -156,36 +157,36 @@ class Runtime:
                 raise AppLoadError(
                     app.name, f"trigger type {trigger.trigger_type!r} is not supported", field=f"trigger {trigger.id!r}"
                 )
-        for cap in self.capabilities:
-            # Optional app-wide load checks (e.g. Spin's required variables, allow-lists), run
-            # whether or not a component imports the capability, as Spin validates the whole app.
-            prepare_app = getattr(cap, "prepare_app", None)
-            if prepare_app is not None:
-                await asyncio.to_thread(prepare_app, app, settings)
-        slots: dict[str, ComponentSlot] = {}
-        for route in router.routes:
-            cid = route.component_id
-            if cid is None or cid in slots:
-                continue
-            component = app.components.get(cid)
-            if component is None:
-                raise AppLoadError(app.name, "component is not in the loaded app", component=cid)
-            slots[cid] = await asyncio.to_thread(self._prepare, app, component, settings, route.executor)
-        # Components on private routes serve only http://<id>.spin.internal calls, but load
-        # (and fail the load) like the routed ones.
-        for cid, executor in private_components(app.locked).items():
-            if cid in slots:
-                continue
-            component = app.components.get(cid)
-            if component is None:
-                raise AppLoadError(app.name, "component is not in the loaded app", component=cid)
-            slots[cid] = await asyncio.to_thread(self._prepare, app, component, settings, executor)
+        # All of the blocking work in one trip to a worker thread: with thousands of apps loading,
+        # each trip is a turn of the event loop that serves every app.
+        slots = await asyncio.to_thread(self._prepare_app, app, settings, router)
         return RunningApp(
             app, settings, router, slots, self._pool, self._app_threads, self._cpu_turns,
             directory=lambda: self.app_directory,
         )
 
     # -- blocking work, on a worker thread ----------------------------------------------------------
+    def _prepare_app(self, app: LoadedApp, settings: AppSettings, router: Router) -> dict[str, ComponentSlot]:
+        for cap in self.capabilities:
+            # Optional app-wide load checks (e.g. Spin's required variables, allow-lists), run
+            # whether or not a component imports the capability, as Spin validates the whole app.
+            prepare_app = getattr(cap, "prepare_app", None)
+            if prepare_app is not None:
+                prepare_app(app, settings)
+        slots: dict[str, ComponentSlot] = {}
+        wanted = [(route.component_id, route.executor) for route in router.routes if route.component_id is not None]
+        # Components on private routes serve only http://<id>.spin.internal calls, but load
+        # (and fail the load) like the routed ones.
+        wanted.extend(private_components(app.locked).items())
+        for cid, executor in wanted:
+            if cid in slots:
+                continue
+            component = app.components.get(cid)
+            if component is None:
+                raise AppLoadError(app.name, "component is not in the loaded app", component=cid)
+            slots[cid] = self._prepare(app, component, settings, executor)
+        return slots
+
     def _select_executor(self, info: ComponentInfo, config: Mapping[str, Any] | None) -> Executor | None:
         for provider in self.executors:
             executor = provider.select(info, config)
@@ -201,7 +202,8 @@ class Runtime:
             compiled = self.cache.load(component.wasm_path, component.wasm_digest)
         except Exception as exc:
             raise AppLoadError(app.name, f"cannot compile {component.wasm_path.name}: {exc}", component=cid, field="source") from exc
-        info = component_info(self.engine, compiled)
+        shared = self.shared.get(compiled)  # the linker and exports, one per digest for every app
+        info = shared.info
         config = executor_config if isinstance(executor_config, dict) else None
         executor = self._select_executor(info, config)
         if executor is None:
@@ -217,12 +219,15 @@ class Runtime:
         if settings.max_instance_reuse_count > 1 and executor.reuses_instances:
             guest.reuse = InstanceReuse(settings.max_instance_reuse_count, settings.idle_instance_timeout_s)
         if isinstance(compiled, Component):
-            guest.linker, guest.link_report = build_linker(self.engine, compiled, self.capabilities)
+            guest.linker, guest.link_report = shared.linker, shared.link_report
+            assert guest.link_report is not None
             for cap in guest.link_report.capabilities:
                 prepared = cap.prepare(app, component, settings)  # AppLoadError propagates as is
                 if prepared is not None:
                     guest.prepared_state[cap.name] = prepared
-            self._trial_instantiate(guest)
+            if not shared.instantiated_within(settings.memory_bytes, settings.timeout_s):
+                self._trial_instantiate(guest)
+                shared.record_instantiated(settings.memory_bytes, settings.timeout_s)
             if guest.link_report.unsupported:
                 guest_log.warning("imports with no host implementation (calls trap): %s", ", ".join(guest.link_report.unsupported))
         may_inline = (
@@ -233,7 +238,9 @@ class Runtime:
         return ComponentSlot(guest=guest, executor=executor, may_inline=may_inline, log=guest_log)
 
     def _trial_instantiate(self, guest: PreparedGuest) -> None:
-        """Instantiate once at load so link errors fail the load, not the first request."""
+        """Instantiate once at load so link errors fail the load, not the first request. Once per
+        shared component and limits: instantiation does not depend on the app (the linker and the
+        component are the same; only the Store's memory limit and deadline could refuse it)."""
         ctx = guest.new_context(deadline=time.monotonic() + guest.settings.timeout_s)
         try:
             with bind(ctx):
