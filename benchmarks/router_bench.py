@@ -16,7 +16,6 @@ workers 2 >= 1.3x.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shutil
@@ -135,25 +134,13 @@ QUART_APP = textwrap.dedent(
 
 def build_layouts(work: Path) -> dict[str, str]:
     """Two versions of the WAT hello app as oci-layout sources (no registry needed)."""
-    import registry
+    from tests.support.registry_apps import wat_hello_layout
 
     text = HELLO_WAT.read_text()
-    sources = {}
-    for tag, message in (("v1", "Hello, Fermyon!"), ("v2", "Hello, version2")):
-        app_dir = work / f"app-{tag}"
-        app_dir.mkdir()
-        wasm = app_dir / "hello.wasm"
-        wasm.write_bytes(wasmtime.wat2wasm(text.replace(HELLO_TEXT, f'"{message}\\0a"')))
-        lock = {
-            "spin_lock_version": 0,
-            "metadata": {"name": "hello", "version": tag, "trigger": {"type": "http"}, "triggers": {"http": {}}},
-            "triggers": [{"id": "t", "trigger_type": "http", "trigger_config": {"component": "hello", "route": "/..."}}],
-            "components": [{"id": "hello", "source": {"content_type": "application/wasm", "source": wasm.as_uri()}}],
-        }
-        (app_dir / "spin.lock").write_text(json.dumps(lock))
-        registry.push_app(app_dir / "spin.lock", f"oci-layout:{work / 'layout'}:{tag}")
-        sources[tag] = f"oci-layout:{work / 'layout'}:{tag}"
-    return sources
+    return {
+        tag: wat_hello_layout(work, tag, wasmtime.wat2wasm(text.replace(HELLO_TEXT, f'"{message}\\0a"')))
+        for tag, message in (("v1", "Hello, Fermyon!"), ("v2", "Hello, version2"))
+    }
 
 
 def routes_text(work: Path, source: str, extra_apps: int) -> str:

@@ -30,6 +30,17 @@ def push(registry_server: RegistryServer, work: Path, wasm: bytes, name: str, al
     return reference
 
 
+def db_and_other_routes(work: Path, cache_dir: Path, db: str, other: str, *, timeout: str) -> Path:
+    """routes.toml serving `db` under /db (with this timeout) and `other` under /other."""
+    routes = work / "routes.toml"
+    routes.write_text(
+        f'[server]\ncache_dir = "{cache_dir}"\n\n'
+        f'[apps.db]\nsource = "{db}"\ninsecure = true\nprefix = "/db"\ntimeout = "{timeout}"\n\n'
+        f'[apps.other]\nsource = "{other}"\ninsecure = true\nprefix = "/other"\n'
+    )
+    return routes
+
+
 def test_databases_through_the_router(
     registry: RegistryServer,
     router_server,  # type: ignore[no-untyped-def]
@@ -42,13 +53,7 @@ def test_databases_through_the_router(
     db = push(registry, tmp_path, wasm, "db",
               [f"redis://127.0.0.1:{redis_server.port}", f"postgres://127.0.0.1:{postgres_server.port}"])
     other = push(registry, tmp_path, wasm, "other", [])
-    routes = tmp_path / "routes.toml"
-    routes.write_text(
-        f'[server]\ncache_dir = "{router_cache_dir}"\n\n'
-        f'[apps.db]\nsource = "{db}"\ninsecure = true\nprefix = "/db"\ntimeout = "3s"\n\n'
-        f'[apps.other]\nsource = "{other}"\ninsecure = true\nprefix = "/other"\n'
-    )
-    server: RouterServer = router_server(routes)
+    server: RouterServer = router_server(db_and_other_routes(tmp_path, router_cache_dir, db, other, timeout="3s"))
     server.wait_ready()
 
     scenario = server.get("/db/redis", params={"addr": redis_server.url, "key": "e2e"})

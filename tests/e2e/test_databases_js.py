@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_databases import push
+from tests.e2e.test_databases import db_and_other_routes, push
 from tests.support.db_servers import MariaDbServer, MosquittoBroker, PostgresServer, RedisServer
 from tests.support.fixtures import FIXTURES_DIR, build_js_app
 from tests.support.registry_server import RegistryServer
@@ -39,13 +39,7 @@ def test_js_app_databases_through_the_router(
                f"mysql://127.0.0.1:{mariadb_server.port}", f"mqtt://127.0.0.1:{mqtt_broker.port}"]
     db = push(registry, tmp_path, wasm, "jsdb", allowed)
     other = push(registry, tmp_path, wasm, "jsother", [])
-    routes = tmp_path / "routes.toml"
-    routes.write_text(
-        f'[server]\ncache_dir = "{router_cache_dir}"\n\n'
-        f'[apps.jsdb]\nsource = "{db}"\ninsecure = true\nprefix = "/db"\ntimeout = "10s"\n\n'
-        f'[apps.jsother]\nsource = "{other}"\ninsecure = true\nprefix = "/other"\n'
-    )
-    server: RouterServer = router_server(routes)
+    server: RouterServer = router_server(db_and_other_routes(tmp_path, router_cache_dir, db, other, timeout="10s"))
     server.wait_ready()
 
     redis = server.get("/db/redis", params={"addr": redis_server.url, "key": "js-e2e"})

@@ -5,34 +5,20 @@ the other apps wait for."""
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import wasmtime
 
-import registry
 from router.config import parse
 from router.loader import AppLoader
+from tests.support.registry_apps import wat_hello_layout
 from tests.support.runtime_helpers import HELLO_WAT, read, request
 
 
 def layout_source(work: Path, tag: str) -> str:
-    app_dir = work / f"app-{tag}"
-    app_dir.mkdir()
-    wasm = app_dir / "hello.wasm"
-    wasm.write_bytes(wasmtime.wat2wasm(HELLO_WAT.read_text()))
-    lock = {
-        "spin_lock_version": 0,
-        "metadata": {"name": "hello", "version": tag, "trigger": {"type": "http"}, "triggers": {"http": {}}},
-        "triggers": [{"id": "t", "trigger_type": "http", "trigger_config": {"component": "hello", "route": "/..."}}],
-        "components": [{"id": "hello", "source": {"content_type": "application/wasm", "source": wasm.as_uri()}}],
-    }
-    (app_dir / "spin.lock").write_text(json.dumps(lock))
-    source = f"oci-layout:{work / 'layout'}:{tag}"
-    registry.push_app(app_dir / "spin.lock", source)
-    return source
+    return wat_hello_layout(work, tag, wasmtime.wat2wasm(HELLO_WAT.read_text()))
 
 
 @pytest.fixture

@@ -80,3 +80,24 @@ def write_local_app(
     lockfile = root / "spin.lock"
     lockfile.write_text(json.dumps(lock, indent=2))
     return lockfile
+
+
+def wat_hello_layout(work: Path, tag: str, wasm: bytes) -> str:
+    """Push a one-component HTTP app (`wasm` at route "/...") to the OCI layout `work/layout` under
+    `tag`, as `spin registry push` would; return its `oci-layout:` source."""
+    import registry
+
+    app_dir = work / f"app-{tag}"
+    app_dir.mkdir()
+    wasm_path = app_dir / "hello.wasm"
+    wasm_path.write_bytes(wasm)
+    lock = {
+        "spin_lock_version": 0,
+        "metadata": {"name": "hello", "version": tag, "trigger": {"type": "http"}, "triggers": {"http": {}}},
+        "triggers": [{"id": "t", "trigger_type": "http", "trigger_config": {"component": "hello", "route": "/..."}}],
+        "components": [{"id": "hello", "source": {"content_type": "application/wasm", "source": wasm_path.as_uri()}}],
+    }
+    (app_dir / "spin.lock").write_text(json.dumps(lock))
+    source = f"oci-layout:{work / 'layout'}:{tag}"
+    registry.push_app(app_dir / "spin.lock", source)
+    return source

@@ -121,19 +121,28 @@ async def test_spin_store_with_a_path_uses_its_own_file(rt: Runtime, wasm: Path,
         assert conn.execute("SELECT store, key FROM spin_key_value").fetchall() == [("default", "d")]
 
 
+async def _load_on_redis(rt: Runtime, wasm: Path, redis_server: RedisServer, tmp_path: Path, name: str,
+                         **config: Any) -> tuple[Any, Any]:
+    """The key-value app with its default store on Redis and these other runtime config fields:
+    (the LoadedApp, the running app)."""
+    app = loaded_app(component("web", wasm, metadata={"key_value_stores": ["default"]}), name="py-kv")
+    runtime_config = RuntimeConfig(
+        tmp_path / "runtime-config.toml",
+        key_value_stores=(KeyValueStoreConfig("default", "redis", url=redis_server.url),),
+        **config,
+    )
+    running = await rt.load_app(app, AppSettings(timeout_s=20.0, memory_bytes=256 * MiB,
+                                                 runtime_config=runtime_config, app_name=name))
+    return app, running
+
+
 async def test_outbound_redis_max_connections_caps_the_apps_pool(
     rt: Runtime, wasm: Path, redis_server: RedisServer, tmp_path: Path
 ) -> None:
     from runtime.capabilities.outbound_db import pool
 
-    app = loaded_app(component("web", wasm, metadata={"key_value_stores": ["default"]}), name="py-kv")
-    config = RuntimeConfig(
-        tmp_path / "runtime-config.toml",
-        key_value_stores=(KeyValueStoreConfig("default", "redis", url=redis_server.url),),
-        max_connections=(("outbound_redis", 2),),
-    )
-    running = await rt.load_app(app, AppSettings(timeout_s=20.0, memory_bytes=256 * MiB, runtime_config=config,
-                                                 app_name="capped"))
+    app, running = await _load_on_redis(rt, wasm, redis_server, tmp_path, "capped",
+                                        max_connections=(("outbound_redis", 2),))
     assert await get(running, "/kv/default/k", method="PUT", body=b"v") == (200, b"stored")
     redis_pool = pool._pools[(id(app), "redis", True)]  # the app's key-value Redis pool, made by that request
     assert redis_pool.limit == 2
@@ -146,14 +155,8 @@ async def test_a_redis_store_the_operator_configured_is_not_subject_to_block_net
     # key-value Redis lives there (here on loopback, which "private" covers), as in Spin.
     from runtime.capabilities.support.blocked_networks import BlockedNetworks
 
-    app = loaded_app(component("web", wasm, metadata={"key_value_stores": ["default"]}), name="py-kv")
-    config = RuntimeConfig(
-        tmp_path / "runtime-config.toml",
-        key_value_stores=(KeyValueStoreConfig("default", "redis", url=redis_server.url),),
-        blocked_networks=BlockedNetworks.parse(["private", "127.0.0.0/8"]),
-    )
-    running = await rt.load_app(app, AppSettings(timeout_s=20.0, memory_bytes=256 * MiB, runtime_config=config,
-                                                 app_name="fenced"))
+    _, running = await _load_on_redis(rt, wasm, redis_server, tmp_path, "fenced",
+                                      blocked_networks=BlockedNetworks.parse(["private", "127.0.0.0/8"]))
     assert await get(running, "/kv/default/k", method="PUT", body=b"v") == (200, b"stored")
     assert await get(running, "/kv/default/k") == (200, b"v")
 
