@@ -168,3 +168,33 @@ def test_a_broken_link_is_found(tmp_path: Path) -> None:
     assert "#nope" in problems[0] and "no heading" in problems[0]
     assert "missing.md" in problems[1] and "no such file" in problems[1]
     assert "elsewhere.md" in problems[2] and "outside the repository" in problems[2]
+
+
+# A repository path named in a code span: `tests/e2e/test_x.py`, `benchmarks/*.py`, `router/`.
+_REPO_PATH = re.compile(r"`((?:tests|benchmarks|router|runtime|registry|examples|docs)/[A-Za-z0-9_./*{},-]*)`")
+
+
+def missing_paths(text: str, root: Path = ROOT) -> list[str]:
+    """Repository paths named in code spans (globs allowed) that match nothing: pages that still
+    name a file after it moved."""
+    missing = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        for match in _REPO_PATH.finditer(line):
+            name = match.group(1)
+            if "{" in name or "NAME" in name:  # a pattern for the reader, not a file
+                continue
+            if not any(root.glob(name.rstrip("/"))):
+                missing.append(f"line {number}: {name}")
+    return missing
+
+
+@pytest.mark.parametrize("path", doc_files(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_repository_paths_named_in_docs_exist(path: Path) -> None:
+    assert missing_paths(path.read_text(encoding="utf-8")) == []
+
+
+def test_a_moved_file_is_found(tmp_path: Path) -> None:
+    (tmp_path / "tests" / "e2e").mkdir(parents=True)
+    (tmp_path / "tests" / "e2e" / "test_here.py").write_text("")
+    text = "`tests/e2e/test_here.py` `tests/test_gone.py` `tests/e2e/test_*.py` `tests/e2e/`\n"
+    assert missing_paths(text, tmp_path) == ["line 1: tests/test_gone.py"]
