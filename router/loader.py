@@ -16,10 +16,9 @@ import contextvars
 import dataclasses
 import functools
 import logging
-import queue
-import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import TypeVar
 
@@ -30,6 +29,7 @@ from registry.loaded import LoadedApp
 from router import loadwatch
 from router.config import AppConfig
 from router.versions import AppVersion, VersionInfo
+from runtime.engine.worker_pool import WorkerPool
 
 log = logging.getLogger("lepton.router")
 
@@ -40,82 +40,37 @@ T = TypeVar("T")
 PULL_CONCURRENCY = 16
 
 
-class DaemonThreads:
-    """Daemon threads that run one call at a time and are kept for the next one (IDLE_EXIT_S).
-
-    Starting a thread blocks its caller until the thread runs: starting one per pull on the event
-    loop cost a startup of thousands of apps a third of the loop's time. A call stuck in a hung
-    registry holds only its own thread; another call starts another thread."""
-
-    IDLE_EXIT_S = 10.0
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self._jobs: queue.SimpleQueue[Callable[[], Callable[[], None]]] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._idle = 0
-        self._started = 0
-
-    def submit(self, job: Callable[[], Callable[[], None]]) -> None:
-        """Run job() on a daemon thread; it returns what to do once the thread is free again
-        (deliver its result: the caller's next submit then finds this thread idle)."""
-        with self._lock:
-            # `_idle` counts idle threads no job is promised to yet: promise this one to one of
-            # them, or start a thread for it.
-            start = self._idle == 0
-            if start:
-                self._started += 1
-                number = self._started
-            else:
-                self._idle -= 1
-        self._jobs.put(job)
-        if start:
-            threading.Thread(target=self._work, name=f"{self.name}-{number}", daemon=True).start()
-
-    def _work(self) -> None:
-        while True:
-            try:
-                job = self._jobs.get(timeout=self.IDLE_EXIT_S)
-            except queue.Empty:
-                with self._lock:
-                    if self._idle > 0:  # no job is promised to a waiting thread: one may end
-                        self._idle -= 1
-                        return
-                continue  # a job is on its way
-            then = job()
-            with self._lock:
-                self._idle += 1
-            then()
+# Pull threads: daemon threads (a hung registry never holds up the process's exit), kept for the
+# next pull a while (starting a thread per pull on the event loop cost a startup of thousands of
+# apps a third of the loop's time). PULL_CONCURRENCY pulls run at once, but a pull whose load was
+# abandoned runs on until the registry limits end it, so the threads go well beyond that.
+PULL_THREADS = 256
+PULL_THREAD_IDLE_EXIT_S = 10.0
+_PULL_POOL = WorkerPool(PULL_THREADS, "lepton-pull", idle_exit_s=PULL_THREAD_IDLE_EXIT_S)
 
 
-_PULL_THREADS = DaemonThreads("lepton-pull")
-
-
-async def in_daemon_thread(fn: Callable[[], T], threads: DaemonThreads = _PULL_THREADS) -> T:
+async def in_daemon_thread(fn: Callable[[], T], threads: WorkerPool = _PULL_POOL) -> T:
     """fn() on a daemon thread; the result (or exception) comes back to the loop. If the awaiting
     task is cancelled, the thread runs on and its result is dropped."""
     loop = asyncio.get_running_loop()
     future: asyncio.Future[T] = loop.create_future()
 
-    def deliver(settle: Callable[[], None]) -> None:
+    def deliver(done: Future[T]) -> None:
         if not future.done():  # else cancelled meanwhile
-            settle()
+            exc = done.exception()
+            if exc is not None:
+                future.set_exception(exc)
+            else:
+                future.set_result(done.result())
 
-    def run() -> Callable[[], None]:
-        try:
-            result = fn()
-            settle = functools.partial(future.set_result, result)
-        except BaseException as exc:
-            settle = functools.partial(future.set_exception, exc)
-        return functools.partial(send, settle)
-
-    def send(settle: Callable[[], None]) -> None:
+    def send(done: Future[T]) -> None:
+        # (on the pull thread, once it is idle again: the next pull finds it free)
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
-            loop.call_soon_threadsafe(deliver, settle)
+            loop.call_soon_threadsafe(deliver, done)
 
     # In the caller's context: the status page's load watch (a ContextVar) follows the pull.
     context = contextvars.copy_context()
-    threads.submit(functools.partial(context.run, run))
+    threads.submit(context.run, fn).add_done_callback(send)
     return await future
 
 

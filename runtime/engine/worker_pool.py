@@ -9,6 +9,7 @@ threads, sequential, in one process: see docs/explanation/execution-path.md.
 
 from __future__ import annotations
 
+import functools
 import os
 import queue
 import threading
@@ -26,15 +27,21 @@ class _Job:
     def __init__(self, future: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]):
         self.future, self.fn, self.args, self.kwargs = future, fn, args, kwargs
 
-    def run(self) -> None:
+    def run(self) -> Callable[[], None]:
+        """Run the call; return what settles its future. The worker settles it once it is idle
+        again, so a caller that submits its next job as soon as this one's result arrives finds
+        this thread idle (LIFO) instead of starting or waking another."""
         if not self.future.set_running_or_notify_cancel():
-            return
+            return _nothing
         try:
             result = self.fn(*self.args, **self.kwargs)
         except BaseException as exc:
-            self.future.set_exception(exc)
-        else:
-            self.future.set_result(result)
+            return functools.partial(self.future.set_exception, exc)
+        return functools.partial(self.future.set_result, result)
+
+
+def _nothing() -> None:
+    pass
 
 
 def _lower_priority(niceness: int) -> None:
@@ -94,16 +101,21 @@ class WorkerPool(Executor):
             _lower_priority(self._niceness)
         job = handoff.get()
         while job is not _STOP:
-            job.run()
+            settle = job.run()
             del job  # (drop the finished job's references before waiting)
             with self._lock:
-                if self._backlog:
-                    job = self._backlog.popleft()
-                    continue
-                if self._shutdown:
-                    return
-                self._idle.append(handoff)
-            job = self._wait_for_work(handoff)
+                following = self._backlog.popleft() if self._backlog else None
+                idle = following is None and not self._shutdown
+                if idle:
+                    self._idle.append(handoff)
+            settle()
+            del settle
+            if following is not None:
+                job = following
+            elif idle:
+                job = self._wait_for_work(handoff)  # (a job handed over meanwhile waits here)
+            else:
+                return  # shut down
 
     def _wait_for_work(self, handoff: queue.SimpleQueue[_Job | None]) -> _Job | None:
         """The next job handed over; _STOP at shutdown, or after idle_exit_s idle (the thread ends)."""

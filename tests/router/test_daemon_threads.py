@@ -1,4 +1,4 @@
-"""router.loader.DaemonThreads: pulls run on daemon threads kept for the next pull; a pull stuck
+"""router.loader.in_daemon_thread on a WorkerPool: pulls run on daemon threads kept for the next pull; a pull stuck
 in a hung registry holds only its own thread; idle threads end."""
 
 from __future__ import annotations
@@ -7,7 +7,8 @@ import asyncio
 import threading
 import time
 
-from router.loader import DaemonThreads, in_daemon_thread
+from router.loader import PULL_THREADS, in_daemon_thread
+from runtime.engine.worker_pool import WorkerPool
 
 
 def _name() -> str:
@@ -15,14 +16,14 @@ def _name() -> str:
 
 
 async def test_sequential_calls_reuse_one_daemon_thread() -> None:
-    threads = DaemonThreads("t-reuse")
+    threads = WorkerPool(PULL_THREADS, "t-reuse")
     names = {await in_daemon_thread(_name, threads) for _ in range(20)}
     assert len(names) == 1
     assert all(t.daemon for t in threading.enumerate() if t.name.startswith("t-reuse"))
 
 
 async def test_a_stuck_call_does_not_hold_up_the_next() -> None:
-    threads = DaemonThreads("t-stuck")
+    threads = WorkerPool(PULL_THREADS, "t-stuck")
     release = threading.Event()
     stuck = asyncio.ensure_future(in_daemon_thread(lambda: release.wait(10), threads))
     await asyncio.sleep(0.05)
@@ -42,8 +43,7 @@ async def test_a_stuck_call_does_not_hold_up_the_next() -> None:
 
 
 async def test_idle_threads_end() -> None:
-    threads = DaemonThreads("t-idle")
-    threads.IDLE_EXIT_S = 0.2
+    threads = WorkerPool(PULL_THREADS, "t-idle", idle_exit_s=0.2)
     gate = threading.Barrier(3)
     await asyncio.gather(*(in_daemon_thread(lambda: gate.wait(5), threads) for _ in range(3)))
     assert len([t for t in threading.enumerate() if t.name.startswith("t-idle")]) == 3
