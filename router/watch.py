@@ -112,10 +112,12 @@ class ConfigWatcher:
         def is_ours(_change: watchfiles.Change, path: str) -> bool:
             # The files of the configuration as it is when the event comes in: a file that a
             # reload just named counts at once when its directory is already watched.
-            wanted = {(os.path.abspath(f.parent), f.name) for f in self._files()}
             where = (os.path.dirname(os.path.abspath(path)), os.path.basename(path))
+            # (An app file first: that check is cheap, and the list of configuration files grows
+            # with the number of apps, while a directory of many apps sends events in bursts.)
             if where[0] == self._apps_dir() and (is_app_file(where[1]) or where[1].startswith("..")):
                 return True
+            wanted = {(os.path.abspath(f.parent), f.name) for f in self._files()}
             return where in wanted or (self.symlinked and where[0] == routes_dir)
 
         return is_ours
