@@ -221,6 +221,8 @@ class Runtime:
         if isinstance(compiled, Component):
             guest.linker, guest.link_report = shared.linker, shared.link_report
             assert guest.link_report is not None
+            if guest.link_report.async_funcs:
+                raise AppLoadError(app.name, _async_imports_message(guest.link_report.async_funcs), component=cid, field="source")
             for cap in guest.link_report.capabilities:
                 prepared = cap.prepare(app, component, settings)  # AppLoadError propagates as is
                 if prepared is not None:
@@ -255,3 +257,13 @@ class Runtime:
 
 
 __all__ = ["Runtime", "default_capabilities", "default_executors"]
+
+
+def _async_imports_message(async_funcs: list[str]) -> str:
+    shown = ", ".join(async_funcs[:4]) + (f" and {len(async_funcs) - 4} more" if len(async_funcs) > 4 else "")
+    return (
+        f"the component imports component-model async functions ({shown}). This host runs components "
+        "on wasmtime-py, which can define only synchronous host functions, so it cannot run this "
+        "component. Build it against the synchronous Spin interfaces (fermyon:spin/*@2.0.0, "
+        "spin:postgres@3/@4, spin:sqlite@3.1.0's synchronous functions), as the Spin SDKs up to Spin 3 do"
+    )

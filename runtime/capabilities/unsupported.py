@@ -1,12 +1,13 @@
-"""Spin interfaces this host does not implement: llm, and the component-model-async versions of
-redis, mysql and mqtt (`spin:redis/redis@3.0.0`, `spin:mysql/mysql@3.0.0`, `spin:mqtt/mqtt@3.0.0`,
-whose `async` functions wasmtime-py 50 cannot define; the synchronous versions are served by
-runtime/capabilities/{redis,mysql,mqtt}/).
+"""The Spin interface this host has no backend for: llm (`fermyon:spin/llm@2.0.0`, Spin 1.x `llm`).
 
 SDKs import llm (a Python spin-sdk component imports every Spin interface), so it must link, and
 a call must return the interface's own error value rather than trap, as Spin does when no backend
-is configured. Only the entry points can be called: every connection-based interface fails at
-`open`, so its methods (left to the runtime's traps) are unreachable.
+is configured.
+
+Interfaces whose functions are component-model `async` (Spin 4's `spin:redis/redis@3.0.0`,
+`spin:mysql/mysql@3.0.0`, `spin:mqtt/mqtt@3.0.0`, key-value and variables @3.0.0) are not here:
+wasmtime-py defines only synchronous host functions and wasmtime refuses those for an async
+import, so a component importing one is refused at load (runtime/core/linking.py reports them).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 from runtime.capabilities.support.wit import case, err
 from runtime.core import context
-from runtime.core.contract import BaseCapability, Drop, InterfaceImpl, resource_type_id
+from runtime.core.contract import BaseCapability, InterfaceImpl
 
 NAME = "spin-unsupported"
 
@@ -38,14 +39,8 @@ def _failing(interface: str, function: str, value: Callable[[], Any]) -> Callabl
 
 # (versionless interface, versioned?) -> {function name: error value}
 def _table() -> dict[tuple[str, bool], dict[str, Callable[[], Any]]]:
-    redis = lambda: case("other", _message("spin:redis@3.0.0 (async)"))  # noqa: E731
-    mysql = lambda: case("connection-failed", _message("spin:mysql@3.0.0 (async)"))  # noqa: E731
-    mqtt = lambda: case("connection-failed", _message("spin:mqtt@3.0.0 (async)"))  # noqa: E731
     llm = lambda: case("runtime-error", _message("llm"))  # noqa: E731
     return {
-        ("spin:redis/redis", True): {"[static]connection.open": redis},
-        ("spin:mysql/mysql", True): {"[static]connection.open": mysql},
-        ("spin:mqtt/mqtt", True): {"[static]connection.open": mqtt},
         ("fermyon:spin/llm", True): {"infer": llm, "generate-embeddings": llm},
         ("fermyon:spin/llm", False): {"infer": llm, "generate-embeddings": llm},
     }
@@ -61,14 +56,4 @@ class UnsupportedCapability(BaseCapability):
 
     def implement(self, interface: str, version: str | None) -> InterfaceImpl:
         funcs = _TABLE.get((interface, version is not None)) or _TABLE.get((interface, True), {})
-        resources: dict[str, tuple[int, Drop]] = {}
-        if "[static]connection.open" in funcs:
-            # The resource must exist for the component to link; no value of it is ever made.
-            resources["connection"] = (resource_type_id(interface, "connection"), _no_drop)
-        return InterfaceImpl(
-            resources=resources, funcs={name: _failing(interface, name, value) for name, value in funcs.items()}
-        )
-
-
-def _no_drop(rep: int) -> None:
-    pass
+        return InterfaceImpl(funcs={name: _failing(interface, name, value) for name, value in funcs.items()})

@@ -8,7 +8,7 @@ first `publish`, whose network failures are `connection-failed`. The client is s
 and address (client.py). `publish` returns once the broker has the message at the requested QoS.
 
 `spin:mqtt/mqtt@3.0.0` is not served: its functions are component-model `async`, which this
-runtime (wasmtime-py 50) cannot define.
+runtime (wasmtime-py 50) cannot define; a component importing it is refused at load.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ As Spin's `factor-outbound-mysql`: `open` checks the address against the compone
 connection); statement failures are `query-failed` with the server's message and error number.
 
 `spin:mysql/mysql@3.0.0` is not served: its functions are component-model `async` (its query
-returns a stream), which this runtime (wasmtime-py 50) cannot define.
+returns a stream), which this runtime (wasmtime-py 50) cannot define; a component importing it is refused at load.
 """
 
 from __future__ import annotations

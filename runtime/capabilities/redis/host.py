@@ -12,7 +12,7 @@ Connections come from the app's pool (outbound_db/pool.py): `too-many-connection
 the app's connections stay busy until the request's deadline.
 
 `spin:redis/redis@3.0.0` is not served: its functions are component-model `async`, which this
-runtime (wasmtime-py 50) cannot define.
+runtime (wasmtime-py 50) cannot define; a component importing it is refused at load.
 """
 
 from __future__ import annotations
