@@ -38,7 +38,7 @@ from runtime.capabilities.wasi.sockets import SocketsCapability
 from runtime.core.context import bind
 from runtime.core.contract import Capability, ComponentInfo, Executor, ExecutorProvider
 from runtime.core.guest import PreparedGuest
-from runtime.core.reuse import InstanceReuse
+from runtime.core.reuse import InstanceReuse, one_request_per_instance
 from runtime.core.shared import SharedCodeCache
 from runtime.engine import patches
 from runtime.engine.config import make_engine
@@ -217,7 +217,11 @@ class Runtime:
         guest_log = logging.getLogger(f"lepton.app.{app.name}.{cid}")
         guest = PreparedGuest(self.engine, app, component, settings, info, guest_log, compiled)
         if settings.max_instance_reuse_count > 1 and executor.reuses_instances:
-            guest.reuse = InstanceReuse(settings.max_instance_reuse_count, settings.idle_instance_timeout_s)
+            why_not = one_request_per_instance(component.wasm_path.read_bytes())
+            if why_not is None:
+                guest.reuse = InstanceReuse(settings.max_instance_reuse_count, settings.idle_instance_timeout_s)
+            else:
+                guest_log.warning("max_instance_reuse_count ignored: a fresh instance per request, because %s", why_not)
         if isinstance(compiled, Component):
             guest.linker, guest.link_report = shared.linker, shared.link_report
             assert guest.link_report is not None

@@ -22,6 +22,8 @@ from typing import Any
 
 from wasmtime import Store
 
+from runtime.engine.component_binary import LayoutError, producers
+
 IDLE_SWEEP_S = 0.25  # how often idle instances past their timeout are looked for
 
 
@@ -113,3 +115,19 @@ class _Sweeper:
 
 
 _SWEEPER = _Sweeper()
+
+
+def one_request_per_instance(wasm: bytes) -> str | None:
+    """Why instances of this component cannot serve a second request, or None.
+
+    Components built by ComponentizeJS (the Spin JS SDK, jco) run StarlingMonkey, whose FetchEvent
+    state is not cleared after a request: the second request on an instance fails with
+    `FetchEvent#respondWith can't be called twice` (StarlingMonkey issue #247). Reusing them would
+    turn every other request into an error, so they always get a fresh instance."""
+    try:
+        tools = {name for name, _ in producers(wasm).get("processed-by", [])}
+    except LayoutError:
+        return None
+    if "ComponentizeJS" in tools:
+        return "it was built by ComponentizeJS (StarlingMonkey answers one request per instance)"
+    return None

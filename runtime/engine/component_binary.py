@@ -169,3 +169,20 @@ def leb128(n: int) -> bytes:
 
 
 EMPTY_COMPONENT_SECTION = component_section(PREAMBLE)  # a nested `(component)` with nothing in it
+
+
+def producers(wasm: bytes) -> dict[str, list[tuple[str, str]]]:
+    """The top-level `producers` custom section: field ("language", "processed-by", "sdk") ->
+    [(name, version)]. Empty when there is none (it is optional)."""
+    for section in sections(wasm):
+        if section.id != CUSTOM:
+            continue
+        reader = _Reader(wasm, section.body, section.end)
+        if reader.name() != "producers":
+            continue
+        fields: dict[str, list[tuple[str, str]]] = {}
+        for _ in range(reader.u32()):
+            field = reader.name()
+            fields[field] = [(reader.name(), reader.name()) for _ in range(reader.u32())]
+        return fields
+    return {}

@@ -74,3 +74,40 @@ def test_reuse_keeps_state_per_app_and_version(registry, router_server, router_c
     time.sleep(1.0)
     assert _count(server, "brief.test") == 1
     assert server.get("/", host="b.test").status_code == 200
+
+
+def test_js_sdk_app_runs_fresh_with_reuse_configured(registry, router_server, router_cache_dir: Path,  # type: ignore[no-untyped-def]
+                                                     tmp_path: Path) -> None:
+    """A JS SDK (ComponentizeJS / StarlingMonkey) instance fails every request after its first, so
+    reuse set in [defaults] must not reach it: it runs fresh, every request answers, and the log
+    says why. The WAT neighbour under the same defaults still reuses its instance."""
+    from tests.support.fixtures import build_js_echo
+
+    js = push_app_to(registry.host, "reuse/js:v1", build_js_echo().read_bytes(), tmp_path)
+    wat = push_app_to(registry.host, "reuse/wat:v1", echo_wasm(), tmp_path)
+    routes = tmp_path / "routes.toml"
+    routes.write_text(f'''
+[server]
+cache_dir = "{router_cache_dir}"
+
+[defaults]
+max_instance_reuse_count = 50
+
+[apps.js]
+source = "{js}"
+insecure = true
+hosts = ["js.test"]
+
+[apps.wat]
+source = "{wat}"
+insecure = true
+hosts = ["wat.test"]
+''')
+    server: RouterServer = router_server(routes)
+    server.wait_ready(120)
+    for _ in range(4):
+        response = server.get("/", host="js.test")
+        assert response.status_code == 200, (response.status_code, server.log()[-2000:])
+        assert response.json()["method"] == "GET"
+    assert "max_instance_reuse_count ignored: a fresh instance per request, because it was built by ComponentizeJS" in server.log()
+    assert [_count(server, "wat.test") for _ in range(3)] == [1, 2, 3]
