@@ -12,7 +12,7 @@ from wasmtime.component import Component
 
 from tests.support.fixtures import FIXTURES_DIR, build_c_component
 from tests.support.registry_server import RegistryServer
-from tests.support.server import RouterServer, hello_wasm, push_app_to
+from tests.support.server import RouterServer, hello_wasm, push_app_to, registry_routes
 
 SRC = FIXTURES_DIR / "c_async_import"
 
@@ -40,11 +40,7 @@ def test_app_with_async_imports_is_refused_by_name_and_the_neighbour_serves(  # 
     refused = push_app_to(registry.host, "async/app:v1", async_import_wasm().read_bytes(), tmp_path)
     neighbour = push_app_to(registry.host, "async/neighbour:v1", hello_wasm("neighbour"), tmp_path)
     routes = tmp_path / "routes.toml"
-    routes.write_text(
-        f'[server]\ncache_dir = "{router_cache_dir}"\n'
-        f'\n[apps.refused]\nsource = "{refused}"\ninsecure = true\nhosts = ["refused.test"]\n'
-        f'\n[apps.neighbour]\nsource = "{neighbour}"\ninsecure = true\nhosts = ["n.test"]\n'
-    )
+    routes.write_text(registry_routes(router_cache_dir, {"refused": (refused, "refused.test"), "neighbour": (neighbour, "n.test")}))
     server: RouterServer = router_server(routes)
     server.wait_ready(90)
     status = server.app_status("refused")

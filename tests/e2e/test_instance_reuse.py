@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from tests.support.server import RouterServer, echo_wasm, push_app_to, write_routes
+from tests.support.server import RouterServer, echo_wasm, push_app_to, registry_routes, write_routes
 
 
 def _routes(cache: Path, guest: str, a_idle: str = "30s") -> str:
@@ -86,23 +86,8 @@ def test_js_sdk_app_runs_fresh_with_reuse_configured(registry, router_server, ro
     js = push_app_to(registry.host, "reuse/js:v1", build_js_echo().read_bytes(), tmp_path)
     wat = push_app_to(registry.host, "reuse/wat:v1", echo_wasm(), tmp_path)
     routes = tmp_path / "routes.toml"
-    routes.write_text(f'''
-[server]
-cache_dir = "{router_cache_dir}"
-
-[defaults]
-max_instance_reuse_count = 50
-
-[apps.js]
-source = "{js}"
-insecure = true
-hosts = ["js.test"]
-
-[apps.wat]
-source = "{wat}"
-insecure = true
-hosts = ["wat.test"]
-''')
+    routes.write_text(registry_routes(router_cache_dir, {"js": (js, "js.test"), "wat": (wat, "wat.test")},
+                                      defaults="max_instance_reuse_count = 50\n"))
     server: RouterServer = router_server(routes)
     server.wait_ready(120)
     for _ in range(4):

@@ -19,7 +19,7 @@ import pytest
 
 from tests.support.hostile_registry import HangingListener
 from tests.support.registry_server import RegistryServer
-from tests.support.server import REPO, RouterServer, hello_wasm, push_app_to, write_routes
+from tests.support.server import REPO, RouterServer, hello_wasm, push_app_to, registry_routes, write_routes
 
 READ_TIMEOUT_S = 6
 
@@ -28,13 +28,6 @@ READ_TIMEOUT_S = 6
 def hanging() -> Iterator[HangingListener]:
     with HangingListener() as listener:
         yield listener
-
-
-def _routes(cache: Path, apps: dict[str, tuple[str, str]], server_extra: str = "") -> str:
-    text = f'[server]\ncache_dir = "{cache}"\n{server_extra}'
-    for name, (source, host) in apps.items():
-        text += f'\n[apps.{name}]\nsource = "{source}"\ninsecure = true\nhosts = ["{host}"]\n'
-    return text
 
 
 def _ready(server: RouterServer) -> httpx.Response:
@@ -48,7 +41,7 @@ def test_hung_registry_holds_up_nothing(router_server, registry: RegistryServer,
     limits = (f'registry_connect_timeout = "2s"\nregistry_read_timeout = "{READ_TIMEOUT_S}s"\n'
               'registry_deadline = "30s"\n')
     routes = tmp_path / "routes.toml"
-    routes.write_text(_routes(router_cache_dir, {"good": (good, "good.test"), "hung": (hung, "hung.test")}, limits))
+    routes.write_text(registry_routes(router_cache_dir, {"good": (good, "good.test"), "hung": (hung, "hung.test")}, limits))
     started = time.monotonic()
     server: RouterServer = router_server(routes)
 
@@ -77,7 +70,7 @@ def test_hung_registry_holds_up_nothing(router_server, registry: RegistryServer,
 
     # 3. A later edit applies at once, while the hung app's retry (every edit retries it) hangs.
     connections = len(hanging.accepted)
-    write_routes(routes, _routes(router_cache_dir, {"good": (good, "moved.test"), "hung": (hung, "hung.test")}, limits))
+    write_routes(routes, registry_routes(router_cache_dir, {"good": (good, "moved.test"), "hung": (hung, "hung.test")}, limits))
     edited = time.monotonic()
     server.wait_for(lambda: server.get("/", host="moved.test").status_code == 200, READ_TIMEOUT_S - 1,
                     "the edit to apply while a load hangs")
@@ -120,7 +113,7 @@ def test_wasm_damaged_in_the_cache_is_never_run(router_server, registry: Registr
     neighbour = push_app_to(registry.host, "damage/neighbour:v1", hello_wasm("neighbour"), tmp_path)
     cache = tmp_path / "cache"  # private: the test removes its compiled cache
     routes = tmp_path / "routes.toml"
-    routes.write_text(_routes(cache, {"victim": (victim, "victim.test"), "neighbour": (neighbour, "n.test")}))
+    routes.write_text(registry_routes(cache, {"victim": (victim, "victim.test"), "neighbour": (neighbour, "n.test")}))
     server: RouterServer = router_server(routes)
     server.wait_ready(60)
     assert server.get("/", host="victim.test").text == "intact reply   \n"

@@ -202,6 +202,16 @@ class RouterServer:
             return ""
 
 
+def registry_routes(cache: Path, apps: dict[str, tuple[str, str]], server_extra: str = "", defaults: str = "") -> str:
+    """routes.toml text for apps pulled from the (plain-HTTP) test registry: name -> (reference, host)."""
+    text = f'[server]\ncache_dir = "{cache}"\n{server_extra}'
+    if defaults:
+        text += f"\n[defaults]\n{defaults}"
+    for name, (source, host) in apps.items():
+        text += f'\n[apps.{name}]\nsource = "{source}"\ninsecure = true\nhosts = ["{host}"]\n'
+    return text
+
+
 def write_routes(path: Path, text: str) -> None:
     """Replace routes.toml atomically, as an editor or `lepton-router add` would."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
