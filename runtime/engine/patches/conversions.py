@@ -138,13 +138,25 @@ def _string_from_vec(vec: Any) -> str:
     return text
 
 
-def _vec_from_str(text: str) -> Any:
-    data = text.encode("utf-8")
-    vec = ffi.wasm_byte_vec_t()
-    ffi.wasm_byte_vec_new(
-        byref(vec), len(data), ctypes.cast(ctypes.c_char_p(data), ctypes.POINTER(ctypes.c_uint8))
-    )
+# `wasm_byte_vec_new` declared to take the data as `bytes` directly (a pointer into the bytes
+# object): the stock declaration wants `POINTER(c_uint8)`, and the `ctypes.cast` that needs cost
+# three times the copy itself. Every string and name a host call returns goes through here.
+# (`dll[name]` makes a new function object: wasmtime-py's own declaration is left as it is.)
+_byte_vec_new = ffi.dll["wasm_byte_vec_new"]
+_byte_vec_new.restype = None
+_byte_vec_new.argtypes = [ctypes.POINTER(ffi.wasm_byte_vec_t), ctypes.c_size_t, ctypes.c_char_p]
+_ByteVec = ffi.wasm_byte_vec_t
+
+
+def _vec_from_bytes(data: bytes) -> Any:
+    """A new C byte vector holding a copy of `data` (its new owner frees it)."""
+    vec = _ByteVec()
+    _byte_vec_new(vec, len(data), data)
     return vec
+
+
+def _vec_from_str(text: str) -> Any:
+    return _vec_from_bytes(text.encode("utf-8"))
 
 
 def _scalar(name: str, kind: int, field: str, py: type, check: Callable[[Any], bool]) -> Converter:
@@ -318,6 +330,7 @@ def _list(elem: Converter) -> Converter:
 
 def _record(fields: list[tuple[str, Converter]]) -> Converter:
     names = tuple(name for name, _ in fields)
+    encoded = tuple(name.encode("utf-8") for name in names)
     lifts = tuple(conv.lift for _, conv in fields)
     lowers = tuple(conv.lower for _, conv in fields)
     count = len(fields)
@@ -347,7 +360,7 @@ def _record(fields: list[tuple[str, Converter]]) -> Converter:
             for i in range(count):
                 entry = data[i]
                 lowers[i](store, getattr(val, names[i]), entry.val)
-                entry.name = _vec_from_str(names[i])
+                entry.name = _vec_from_bytes(encoded[i])
                 done += 1
         except BaseException:
             for j in range(done, count):
@@ -484,6 +497,8 @@ class _Cases:
 
 
 def _variant(cases: _Cases) -> Converter:
+    encoded = tuple(name.encode("utf-8") for name in cases.names)
+
     def lift(c: CVal) -> Any:
         if c.kind != K_VARIANT:
             raise _kind_error("variant", c)
@@ -498,7 +513,7 @@ def _variant(cases: _Cases) -> Converter:
         i, payload = cases.select(val)
         boxed = cases.lower_payload(store, i, payload)
         dst.kind = K_VARIANT
-        dst.of.variant.discriminant = _vec_from_str(cases.names[i])
+        dst.of.variant.discriminant = _vec_from_bytes(encoded[i])
         dst.of.variant.val = boxed
 
     return Converter(lift, lower, cases.classes, "variant{" + ",".join(cases.names) + "}")
