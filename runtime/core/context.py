@@ -135,14 +135,22 @@ class RequestContext:
     def waiting(self) -> Iterator[None]:
         """Wrap a host-side wait (a pollable, the request body, a slow client, the network):
         pending output is flushed first, and the guest holds no CPU turn while it waits."""
-        self.notify_block()
-        if self.on_wait is not None:
-            self.on_wait()
+        self.begin_wait()
         try:
             yield
         finally:
-            if self.on_resume is not None:
-                self.on_resume()  # may raise DeadlineExceeded: the guest does not run again
+            self.end_wait()
+
+    def begin_wait(self) -> None:
+        """`waiting()` in two calls, for a hot path that already has a context manager of its
+        own (a database statement): each `end_wait` must follow its `begin_wait`."""
+        self.notify_block()
+        if self.on_wait is not None:
+            self.on_wait()
+
+    def end_wait(self) -> None:
+        if self.on_resume is not None:
+            self.on_resume()  # may raise DeadlineExceeded: the guest does not run again
 
     def close(self) -> None:
         for cleanup in reversed(self.cleanups):

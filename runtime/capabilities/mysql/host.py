@@ -12,6 +12,7 @@ returns a stream), which this runtime (wasmtime-py 50) cannot define; a componen
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from runtime.capabilities.outbound_db import guest
@@ -37,10 +38,16 @@ def _client() -> Any:
     return client
 
 
+@functools.lru_cache(maxsize=64)
+def _driver(timeout_s: float) -> Any:
+    # (kept: an open would otherwise build one; the app's pool keeps the first it is given)
+    return _client().MysqlDriver(timeout_s)
+
+
 def _open(address: str) -> Lease[Any]:
     from runtime.capabilities.mysql.address import parse_and_check
 
-    driver = _client().MysqlDriver(context.current().settings.timeout_s)
+    driver = _driver(context.current().settings.timeout_s)
     return guest.open_rdbms("mysql", NAME, address, parse_and_check, driver, max_connections("outbound_mysql"))
 
 

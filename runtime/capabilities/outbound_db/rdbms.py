@@ -14,6 +14,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from wasmtime.component import Record
+
 from runtime.capabilities.support.wit import case, err, ok, record
 from runtime.engine.patches import Case
 
@@ -114,21 +116,27 @@ class Version(enum.Enum):
 
     @property
     def cases(self) -> frozenset[str]:
-        return {Version.V1: V2_CASES, Version.V2: V2_CASES, Version.PG3: PG3_CASES}.get(self, PG4_CASES)
+        return _CASES[self]
+
+
+_CASES = {Version.V1: V2_CASES, Version.V2: V2_CASES, Version.PG3: PG3_CASES, Version.PG4: PG4_CASES}
+# Tags whose payload crosses as it is (every one but interval, db-null and unsupported).
+_AS_IS = {v: frozenset(c - {"interval"}) for v, c in _CASES.items()}
 
 
 def lower_value(value: Value, version: Version) -> Any:
-    if value.tag == "db-null":
+    tag = value.tag
+    if tag in _AS_IS[version]:  # (the common case first: a row has many values)
+        return Case(tag, value.payload)
+    if tag == "db-null":
         return Case("db-null")
-    if value.tag == "unsupported":
+    if tag == "unsupported":
         # v4's unsupported carries the value's raw bytes; older versions' carries nothing.
         return Case("unsupported", value.payload if version is Version.PG4 else None)
-    if value.tag not in version.cases:
+    if tag not in version.cases:
         return Case("unsupported", b"" if version is Version.PG4 else None)
-    payload = value.payload
-    if value.tag == "interval":
-        payload = record(micros=payload[0], days=payload[1], months=payload[2])
-    return Case(value.tag, payload)
+    payload = value.payload  # interval
+    return Case(tag, record(micros=payload[0], days=payload[1], months=payload[2]))
 
 
 def lower_data_type(column: Column, version: Version) -> Any:
@@ -138,8 +146,14 @@ def lower_data_type(column: Column, version: Version) -> Any:
     return tag if tag in version.cases else "other"  # an enum before v4
 
 
+def _column(name: str, data_type: Any) -> Record:
+    rec = Record()
+    rec.__dict__.update({"name": name, "data-type": data_type})  # (record(), without its renaming)
+    return rec
+
+
 def lower_row_set(rows: RowSet, version: Version) -> Any:
-    columns = [record(name=c.name, data_type=lower_data_type(c, version)) for c in rows.columns]
+    columns = [_column(c.name, lower_data_type(c, version)) for c in rows.columns]
     return record(columns=columns, rows=[[lower_value(v, version) for v in row] for row in rows.rows])
 
 

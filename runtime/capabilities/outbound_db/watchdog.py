@@ -83,14 +83,15 @@ class Watchdog:
             self.reapers.add(reaper)
             self._start()
 
-    def _add(self, guard: Guard) -> None:
+    def watch(self, guard: Guard) -> None:
+        """Start guarding (what `guard()`'s context does on entry; `unwatch` ends it)."""
         with self._cond:
             self._active.add(guard)
             self._start()
             if guard.deadline < self._wake_at:
                 self._cond.notify()
 
-    def _remove(self, guard: Guard) -> None:
+    def unwatch(self, guard: Guard) -> None:
         guard.finish()
         with self._cond:
             self._active.discard(guard)
@@ -133,11 +134,11 @@ class _Guarded:
         self.guard = guard
 
     def __enter__(self) -> Guard:
-        self._dog._add(self.guard)
+        self._dog.watch(self.guard)
         return self.guard
 
     def __exit__(self, *exc: object) -> None:
-        self._dog._remove(self.guard)
+        self._dog.unwatch(self.guard)
 
 
 WATCHDOG = Watchdog()

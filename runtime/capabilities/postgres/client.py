@@ -154,12 +154,14 @@ def query(lease: Lease[Conn], statement: str, params: list[Value]) -> RowSet:
     cur = _run(lease, statement, _params(params, ErrorKind.BAD_PARAMETER))
     description = cur.description or []
     tags = [values.DATA_TYPES.get(c.type_code, "other") for c in description]
+    converters = [values.converter(tag) for tag in tags]
     rows: list[list[Value]] = []
     total = 0
     try:
         for raw in cur:  # already received: loading it talks to no server
-            row = [values.to_value(tag, v) for tag, v in zip(tags, raw, strict=True)]
-            total += sum(value_size(v) for v in row)
+            row = [convert(v) for convert, v in zip(converters, raw, strict=True)]
+            for v in row:
+                total += value_size(v)
             check_budget(total)
             rows.append(row)
     except DbError:

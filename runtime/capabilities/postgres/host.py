@@ -13,6 +13,7 @@ version's, converted (a case they lack reads as `unsupported`; an unsigned integ
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
 from runtime.capabilities.outbound_db import guest
@@ -44,23 +45,19 @@ def _client() -> Any:
     return client
 
 
-def _open(address: str) -> Lease[Conn]:
+@functools.cache
+def _opening() -> tuple[Any, Any]:
+    """The address check and the driver, imported at the first open (psycopg loads then, not at
+    link time) and kept: one driver per process, it holds psycopg's adapter map, built once."""
     from runtime.capabilities.postgres.address import parse_and_check
     from runtime.capabilities.postgres.client import PostgresDriver
 
-    return guest.open_rdbms(
-        "postgres", NAME, address, parse_and_check, _driver(PostgresDriver), max_connections("outbound_pg")
-    )
+    return parse_and_check, PostgresDriver()
 
 
-_drivers: dict[type, Any] = {}
-
-
-def _driver(cls: type) -> Any:
-    # One driver object per process: it holds psycopg's adapter map, built once.
-    if cls not in _drivers:
-        _drivers[cls] = cls()
-    return _drivers[cls]
+def _open(address: str) -> Lease[Conn]:
+    parse, driver = _opening()
+    return guest.open_rdbms("postgres", NAME, address, parse, driver, max_connections("outbound_pg"))
 
 
 def _params(params: list[Any], version: Version) -> list[Value]:
