@@ -159,6 +159,12 @@ def _vec_from_str(text: str) -> Any:
     return _vec_from_bytes(text.encode("utf-8"))
 
 
+def _set_vec(slot: Any, data: bytes) -> None:
+    """`slot = _vec_from_bytes(data)` for a byte vector inside a C value, made in place (no
+    temporary vector to build and copy)."""
+    _byte_vec_new(slot, len(data), data)
+
+
 def _scalar(name: str, kind: int, field: str, py: type, check: Callable[[Any], bool]) -> Converter:
     def lift(c: CVal) -> Any:
         if c.kind != kind:
@@ -218,8 +224,9 @@ def _string(kind: int = K_STRING, name: str = "string") -> Converter:
     def lower(store: Any, val: Any, dst: CVal) -> None:
         if not isinstance(val, str):
             raise TypeError(f"expected str for {name} type")
+        data = val.encode("utf-8")  # (may fail: before `dst` says it holds a string)
         dst.kind = kind
-        dst.of.string = _vec_from_str(val)
+        _set_vec(dst.of.string, data)
 
     return Converter(lift, lower, frozenset({str}), name)
 
@@ -360,7 +367,7 @@ def _record(fields: list[tuple[str, Converter]]) -> Converter:
             for i in range(count):
                 entry = data[i]
                 lowers[i](store, getattr(val, names[i]), entry.val)
-                entry.name = _vec_from_bytes(encoded[i])
+                _set_vec(entry.name, encoded[i])
                 done += 1
         except BaseException:
             for j in range(done, count):
@@ -513,7 +520,7 @@ def _variant(cases: _Cases) -> Converter:
         i, payload = cases.select(val)
         boxed = cases.lower_payload(store, i, payload)
         dst.kind = K_VARIANT
-        dst.of.variant.discriminant = _vec_from_bytes(encoded[i])
+        _set_vec(dst.of.variant.discriminant, encoded[i])
         dst.of.variant.val = boxed
 
     return Converter(lift, lower, cases.classes, "variant{" + ",".join(cases.names) + "}")
