@@ -7,10 +7,10 @@ a loopback upstream. Requests go through RunningApp.handle (no HTTP server), one
 
 Outbound databases (tests/fixtures/spin_py_db, real redis-server, PostgreSQL and MariaDB started
 on loopback as in the tests): Redis get, PostgreSQL and MySQL one-row selects, each an
-open + call + drop by the guest on a warm pooled connection. Baseline: the same app's `/noop`,
-same run. Each is also compared with the same call from a plain Python client (redis-py, psycopg,
-mysqlclient) on one open connection in this process, measured in the same iterations right
-after a request: `call / plain` is the call's added time (the request's median minus the no-call
+open + call + drop by the guest on a warm pooled connection. Baseline: the same app's `/noop`
+with the same query string (the guest parses the same request), same run. Each is also compared
+with the same call from a plain Python client (redis-py, psycopg, mysqlclient) on one open
+connection in this process, measured in the same iterations right after a request: `call / plain` is the call's added time (the request's median minus the no-call
 median) over the plain client's median, against the issue's target of 2x. Several rounds, each
 alternating the order of the no-call and the call request; figures are medians over the rounds,
 with the spread of the per-round ratios, and the load average is printed (the machine may be
@@ -111,12 +111,31 @@ class HostTimer:
         self.total = 0.0
         self.open = 0.0  # of which in `open`
         self.drop = 0.0  # of which in the connection's drop
+        self.values = 0.0  # not in `total`: their arguments lifted and results lowered (WIT values)
 
     def reset(self) -> None:
-        self.total = self.open = self.drop = 0.0
+        self.total = self.open = self.drop = self.values = 0.0
 
     def install(self, *capabilities: type) -> None:
+        from wasmtime.component import _linker
+
         from runtime.core.contract import InterfaceImpl
+        from runtime.engine.patches import host_calls
+
+        # Every component host call goes through host_calls._host_call (lift, call, lower): its
+        # time for the database functions, less theirs, is their values' conversion.
+        host_call = host_calls._host_call
+
+        def timed_host_call(idx: int, *args: object) -> None:
+            if not getattr(_linker.FUNCTIONS.get(idx), "bench_timed", False):
+                return host_call(idx, *args)  # type: ignore[arg-type]
+            start, before = time.perf_counter(), self.total
+            try:
+                return host_call(idx, *args)  # type: ignore[arg-type]
+            finally:
+                self.values += time.perf_counter() - start - (self.total - before)
+
+        host_calls._host_call = timed_host_call  # type: ignore[assignment]
 
         for cls in capabilities:
             original = cls.implement
@@ -141,6 +160,7 @@ class HostTimer:
                 if part:
                     setattr(self, part, getattr(self, part) + spent)
 
+        timed_call.bench_timed = True  # type: ignore[attr-defined]
         return timed_call
 
 
@@ -286,7 +306,8 @@ async def databases(n: int, rounds: int) -> None:
             for _, path, query, _ in cases:
                 await timed(running, 20, path, query=query)  # warm: the pool holds a connection
             print(f"\noutbound databases: {rounds} rounds x {n} iterations per case; load average {loadavg()}")
-            print("Each iteration runs, in alternating order, the app's no-call route (noop), the route with")
+            print("Each iteration runs, in alternating order, the app's no-call route (noop, with the same")
+            print("query string as the call's route, so the guest parses the same request), the route with")
             print("the call (req), and the plain client's call on one open connection in this process right")
             print("after a request (plain: same process, same cache and scheduling conditions). Per round:")
             print("medians. call = req - noop: what the call adds to a request (SDK code in wasm, crossing the")
@@ -302,9 +323,10 @@ async def databases(n: int, rounds: int) -> None:
                     lib_t: list[float] = []
                     open_t: list[float] = []
                     drop_t: list[float] = []
+                    values_t: list[float] = []
                     for i in range(n):
                         if (i + round_no) % 2:
-                            base_t += await timed(running, 1, "/noop")
+                            base_t += await timed(running, 1, "/noop", query=query)
                         host.reset()
                         library.total = 0.0
                         call_t += await timed(running, 1, path, query=query)
@@ -312,14 +334,15 @@ async def databases(n: int, rounds: int) -> None:
                         lib_t.append(library.total)
                         open_t.append(host.open)
                         drop_t.append(host.drop)
+                        values_t.append(host.values)
                         plain_t += plain_times(1, plain, warm=0)
                         if not (i + round_no) % 2:
-                            base_t += await timed(running, 1, "/noop")
+                            base_t += await timed(running, 1, "/noop", query=query)
                     noop, req = median_ms(base_t), median_ms(call_t)
                     per_case[label].append({
                         "noop": noop, "req": req, "call": req - noop, "host": median_ms(host_t),
                         "lib": median_ms(lib_t), "plain": median_ms(plain_t), "open": median_ms(open_t),
-                        "drop": median_ms(drop_t),
+                        "drop": median_ms(drop_t), "values": median_ms(values_t),
                     })
                 print(f"  round {round_no + 1}/{rounds} done; load average {loadavg()}")
             print(f"\n{'case':28} {'noop ms':>8} {'req ms':>7} {'call ms':>8} {'host ms':>8} {'lib ms':>7} "
@@ -334,16 +357,18 @@ async def databases(n: int, rounds: int) -> None:
                       f"{med['host'] / med['plain']:9.2f}x  call: {verdict(statistics.median(ratios))}, "
                       f"host: {verdict(med['host'] / med['plain'])}")
             print("\nwhere the call's time goes (medians over the rounds, ms): open, the call's own host")
-            print("function without the client library (statement and values), the library, the drop; the")
-            print("rest of `call` is the guest (SDK code in wasm) and the crossings of the component boundary")
-            print("(PostgreSQL: psycopg reading the received rows counts in `call fn`, not in `lib`)")
-            print(f"{'case':28} {'open':>7} {'call fn':>8} {'lib':>7} {'drop':>7} {'guest+crossing':>15}")
+            print("function without the client library (statement and values), the library, the drop;")
+            print("`WIT values`: this host converting the functions' arguments and results to and from")
+            print("wasmtime's component values (not in `host`); the rest of `call` is the guest (SDK code in")
+            print("wasm) and wasmtime's side of the crossings (PostgreSQL: psycopg reading the received rows")
+            print("counts in `call fn`, not in `lib`)")
+            print(f"{'case':28} {'open':>7} {'call fn':>8} {'lib':>7} {'drop':>7} {'WIT values':>11} {'guest+crossing':>15}")
             for label, _, _, _ in cases:
                 runs = per_case[label]
                 med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
                 own_call = med["host"] - med["open"] - med["drop"] - med["lib"]
                 print(f"{label:28} {med['open']:7.3f} {own_call:8.3f} {med['lib']:7.3f} {med['drop']:7.3f} "
-                      f"{med['call'] - med['host']:15.3f}")
+                      f"{med['values']:11.3f} {med['call'] - med['host'] - med['values']:15.3f}")
             host_path(running, redis_server.url, pg.url, maria.url, cases, n * 5)
             print(f"load average at the end: {loadavg()}")
             pg_conn.close()  # type: ignore[attr-defined]
