@@ -84,7 +84,8 @@ class PostgresDriver:
         conn.close()
 
     def reset(self, conn: Conn, lease: Lease[Conn]) -> bool:
-        status = conn.info.transaction_status
+        # (libpq's status as it is: `conn.info` builds an object and an enum on every release)
+        status = conn.pgconn.transaction_status
         if status == TransactionStatus.IDLE and not lease.dirty:
             return True
         if status not in (TransactionStatus.IDLE, TransactionStatus.INTRANS, TransactionStatus.INERROR):
