@@ -299,6 +299,38 @@ def verdict(ratio: float) -> str:
     return f"{ratio:5.2f}x {'meets' if ratio <= TARGET else 'misses'}"
 
 
+def report(per_case: dict[str, list[dict[str, float]]]) -> None:
+    """The database cases' tables: medians over the rounds of each per-round figure."""
+    meds = {label: {k: statistics.median(r[k] for r in runs) for k in runs[0]} for label, runs in per_case.items()}
+    print(f"\n{'case':28} {'noop ms':>8} {'req ms':>7} {'call ms':>8} {'host ms':>8} {'lib ms':>7} "
+          f"{'plain ms':>9}  {'call/plain':>10} {'(rounds)':>12}  {'host/plain':>10}  target <= {TARGET:.0f}x")
+    for label, med in meds.items():
+        ratios = [r["call"] / r["plain"] for r in per_case[label]]
+        spread = f"{min(ratios):.1f}-{max(ratios):.1f}x"
+        print(f"{label:28} {med['noop']:8.2f} {med['req']:7.2f} {med['call']:8.3f} {med['host']:8.3f} "
+              f"{med['lib']:7.3f} {med['plain']:9.3f}  {statistics.median(ratios):9.2f}x {spread:>12}  "
+              f"{med['host'] / med['plain']:9.2f}x  call: {verdict(statistics.median(ratios))}, "
+              f"host: {verdict(med['host'] / med['plain'])}")
+    print("\nwhere the call's time goes (medians over the rounds, ms): open, the call's own host")
+    print("function without the client library (statement and values), the library, the drop;")
+    print("`WIT values`: this host converting the functions' arguments and results to and from")
+    print("wasmtime's component values (not in `host`); the rest of `call` is the guest (SDK code in")
+    print("wasm) and wasmtime's side of the crossings (PostgreSQL: psycopg reading the received rows")
+    print("counts in `call fn`, not in `lib`)")
+    print(f"{'case':28} {'open':>7} {'call fn':>8} {'lib':>7} {'drop':>7} {'WIT values':>11} {'guest+crossing':>15}")
+    for label, med in meds.items():
+        own_call = med["host"] - med["open"] - med["drop"] - med["lib"]
+        print(f"{label:28} {med['open']:7.3f} {own_call:8.3f} {med['lib']:7.3f} {med['drop']:7.3f} "
+              f"{med['values']:11.3f} {med['call'] - med['host'] - med['values']:15.3f}")
+    print("\nthe least a call can cost here (medians over the rounds, ms): the same request with the")
+    print("database functions answering at once, without a database (open: a handle to nothing; the")
+    print("call: its own last real answer, lowered again), minus noop: the guest, the crossings and")
+    print("the WIT values. Over the plain client's whole call, it bounds what call/plain can reach.")
+    print(f"{'case':28} {'floor ms':>8} {'floor/plain':>12}")
+    for label, med in meds.items():
+        print(f"{label:28} {med['floor']:8.3f} {med['floor'] / med['plain']:11.2f}x")
+
+
 async def databases(n: int, rounds: int) -> None:
     from runtime.capabilities.mysql.host import MysqlCapability
     from runtime.capabilities.postgres.host import PostgresCapability
@@ -388,39 +420,7 @@ async def databases(n: int, rounds: int) -> None:
                         "floor": median_ms(floor_t) - noop,
                     })
                 print(f"  round {round_no + 1}/{rounds} done; load average {loadavg()}")
-            print(f"\n{'case':28} {'noop ms':>8} {'req ms':>7} {'call ms':>8} {'host ms':>8} {'lib ms':>7} "
-                  f"{'plain ms':>9}  {'call/plain':>10} {'(rounds)':>12}  {'host/plain':>10}  target <= {TARGET:.0f}x")
-            for label, _, _, _ in cases:
-                runs = per_case[label]
-                med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-                ratios = [r["call"] / r["plain"] for r in runs]
-                spread = f"{min(ratios):.1f}-{max(ratios):.1f}x"
-                print(f"{label:28} {med['noop']:8.2f} {med['req']:7.2f} {med['call']:8.3f} {med['host']:8.3f} "
-                      f"{med['lib']:7.3f} {med['plain']:9.3f}  {statistics.median(ratios):9.2f}x {spread:>12}  "
-                      f"{med['host'] / med['plain']:9.2f}x  call: {verdict(statistics.median(ratios))}, "
-                      f"host: {verdict(med['host'] / med['plain'])}")
-            print("\nwhere the call's time goes (medians over the rounds, ms): open, the call's own host")
-            print("function without the client library (statement and values), the library, the drop;")
-            print("`WIT values`: this host converting the functions' arguments and results to and from")
-            print("wasmtime's component values (not in `host`); the rest of `call` is the guest (SDK code in")
-            print("wasm) and wasmtime's side of the crossings (PostgreSQL: psycopg reading the received rows")
-            print("counts in `call fn`, not in `lib`)")
-            print(f"{'case':28} {'open':>7} {'call fn':>8} {'lib':>7} {'drop':>7} {'WIT values':>11} {'guest+crossing':>15}")
-            for label, _, _, _ in cases:
-                runs = per_case[label]
-                med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-                own_call = med["host"] - med["open"] - med["drop"] - med["lib"]
-                print(f"{label:28} {med['open']:7.3f} {own_call:8.3f} {med['lib']:7.3f} {med['drop']:7.3f} "
-                      f"{med['values']:11.3f} {med['call'] - med['host'] - med['values']:15.3f}")
-            print("\nthe least a call can cost here (medians over the rounds, ms): the same request with the")
-            print("database functions answering at once, without a database (open: a handle to nothing; the")
-            print("call: its own last real answer, lowered again), minus noop: the guest, the crossings and")
-            print("the WIT values. Over the plain client's whole call, it bounds what call/plain can reach.")
-            print(f"{'case':28} {'floor ms':>8} {'floor/plain':>12}")
-            for label, _, _, _ in cases:
-                runs = per_case[label]
-                floor, plain_ms = (statistics.median(r[k] for r in runs) for k in ("floor", "plain"))
-                print(f"{label:28} {floor:8.3f} {floor / plain_ms:11.2f}x")
+            report(per_case)
             host_path(running, redis_server.url, pg.url, maria.url, cases, n * 5)
             print(f"load average at the end: {loadavg()}")
             pg_conn.close()  # type: ignore[attr-defined]
