@@ -20,6 +20,7 @@ import runtime.telemetry as telemetry
 from registry.loaded import LoadedApp
 from runtime.capabilities.outbound_http.in_process import CALLER_HEADER
 from runtime.core.guest_io import BodySource, BodyTooLarge, GuestRequest, ResponseSink
+from runtime.errors import DeadlineExceeded
 from runtime.http.calls import RequestCalls
 from runtime.http.responses import (
     body_of,
@@ -30,7 +31,15 @@ from runtime.http.responses import (
     simple_response,
 )
 from runtime.http.routes import HttpRoute, RouteMatch, Router
-from runtime.http.scheduling import INLINE_BUDGET_S, INLINE_MAX_S, ComponentSlot, CpuShare, ThreadCap, execute
+from runtime.http.scheduling import (
+    INLINE_BUDGET_S,
+    INLINE_MAX_S,
+    ComponentSlot,
+    CpuShare,
+    ThreadCap,
+    Turn,
+    execute,
+)
 from runtime.http.spin_headers import (
     AppPath,
     guest_request_headers,
@@ -79,8 +88,9 @@ class RunningApp:
         # An app may hold at most this many worker threads, so one app's slow or stuck guests
         # cannot take every thread away from the other apps.
         self.threads = ThreadCap(max_threads)
-        # And at most this many of them executing (not waiting) at once: its share of the cores.
-        self.cpu = CpuShare(cpu_turns)
+        # And at most this many of them executing (not waiting) at once: its share of the cores;
+        # its runs beyond that queue, and run on the threads holding its turns.
+        self.cpu = CpuShare(cpu_turns, pool.submit)
         self.closed = False
         self._warned_no_route = False
         self.log = logging.getLogger(f"lepton.app.{app.name}")
@@ -307,23 +317,31 @@ class RunningApp:
             return simple_response(503)
         pump = None if complete else asyncio.create_task(self._pump(body_iter, source, max_body))
         remaining = max(0.001, timeout - (time.monotonic() - started))
+        deadline = time.monotonic() + remaining
         ended = threading.Event()
 
-        def work() -> None:
-            # The worker ends its own run: the loop hears about the response from the sink alone
-            # (one wake-up per request), not also from a future chained back to it.
+        def work() -> bool:
+            # Runs holding one of the app's CPU turns (CpuShare.submit), maybe after waiting in its
+            # queue. The worker ends its own run: the loop hears about the response from the sink
+            # alone (one wake-up per request), not also from a future chained back to it.
+            turn = Turn(self.cpu, deadline, held=True)
             try:
-                cost = execute(slot, request, sink, remaining, self.cpu, reported)
-                if sink.error is None:
-                    slot.record(cost)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    sink.finish(DeadlineExceeded("the app's guests kept every CPU turn until the deadline"))
+                else:
+                    cost = execute(slot, request, sink, left, turn, reported)
+                    if sink.error is None:
+                        slot.record(cost)
             finally:
                 ended.set()
                 self.threads.release()
                 if pump is not None and not pump.done() and not loop.is_closed():
                     loop.call_soon_threadsafe(pump.cancel)  # the guest is done with the body
+            return turn.held
 
         try:
-            self._pool.submit(work)
+            self.cpu.submit(work)
         except BaseException:
             self.threads.release()
             raise

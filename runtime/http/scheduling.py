@@ -18,11 +18,13 @@ request body streamed in and the response streamed out as the guest writes it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import queue
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import runtime.telemetry as telemetry
@@ -111,42 +113,114 @@ class ComponentSlot:
 
 
 class CpuShare:
-    """How many of one app's guests may execute at once: its share of the cores.
+    """How many of one app's guests may execute at once (its share of the cores), and the app's
+    run queue.
 
     Worker threads running wasm release the GIL, so without a bound eight spinning guests of one
     app took both cores of a 2-core host and every other app (and the event loop) starved: a
     healthy app fell to 0.05x of its throughput. A guest holds a turn while it runs, gives it
     back while it waits (RequestContext.waiting: the network, a pollable, its body, a slow client)
     and takes one again before it runs on, so an app whose guests mostly wait is not slowed.
+
+    Runs that find no free turn queue here instead of each waiting on a thread of its own: the
+    thread that holds a turn runs the next queued run when its own ends (:meth:`drain`), so under
+    load the turn stays on one warm thread. Handing the turn to another thread cost a wake-up, a
+    GIL hand-off and a cold cache per request: the Python spin-sdk hello with instance reuse
+    served 0.83x of its one-connection rate at 16 connections that way (see
+    docs/explanation/execution-path.md). A run that waited gets its turn back before queued runs
+    start, so a guest that waits is not starved by a busy queue.
     """
 
-    def __init__(self, turns: int) -> None:
+    def __init__(self, turns: int, start: Callable[[Callable[[], None]], object] | None = None) -> None:
         self.turns = turns
-        # The free turns as tokens in a SimpleQueue: its get/put are C, about 0.15 µs a pair,
-        # where threading's Semaphore (Python over a Condition) costs 2-5 µs, and a turn is
-        # given and taken around every wait of every guest (each database statement, say).
-        # _Turn.held keeps a run from giving back a turn it does not hold.
-        self._free: queue.SimpleQueue[None] = queue.SimpleQueue()
-        for _ in range(turns):
-            self._free.put(None)
+        self._start = start  # runs a callable on a worker thread (a pool's submit)
+        self._lock = threading.Lock()
+        self._free = turns
+        self._queued: deque[Callable[[], bool]] = deque()  # runs not started yet
+        self._resuming: deque[queue.SimpleQueue[None]] = deque()  # runs that waited, want a turn back
+
+    def submit(self, run: Callable[[], bool]) -> None:
+        """Run `run` holding a turn: now, on a worker thread of its own, if a turn is free; else
+        after the runs queued before it, on the thread that holds a turn then. `run` must not
+        raise; it returns whether it still holds the turn (a run that waited may have failed to
+        get it back before its deadline)."""
+        with self._lock:
+            if self._free > 0:
+                self._free -= 1
+            else:
+                self._queued.append(run)
+                return
+        try:
+            self._start_drain(run)
+        except BaseException:
+            self.give()  # (the pool is shut down) the turn is not lost
+            raise
+
+    def _start_drain(self, run: Callable[[], bool]) -> None:
+        assert self._start is not None, "CpuShare without a thread to start runs on"
+        self._start(functools.partial(self.drain, run))
+
+    def drain(self, run: Callable[[], bool]) -> None:
+        """Run `run` with the turn this thread holds, then the queued runs while this thread
+        holds it; pass the turn on (to a run that waited) or free it when there is nothing left."""
+        while True:
+            if not run():  # it ended without its turn: nothing to pass on
+                return
+            with self._lock:
+                following = self._next()
+            if following is None:
+                return
+            run = following
 
     def take(self, deadline: float) -> None:
+        """Take a turn back after a wait: a free one, or the next one given or freed."""
+        with self._lock:
+            if self._free > 0:
+                self._free -= 1
+                return
+            granted: queue.SimpleQueue[None] = queue.SimpleQueue()
+            self._resuming.append(granted)
         try:
-            self._free.get(timeout=max(0.0, deadline - time.monotonic()))
+            granted.get(timeout=max(0.0, deadline - time.monotonic()))
         except queue.Empty:
-            raise DeadlineExceeded("the app's guests kept every CPU turn until the deadline") from None
+            with self._lock:
+                if granted in self._resuming:
+                    self._resuming.remove(granted)
+                    raise DeadlineExceeded("the app's guests kept every CPU turn until the deadline") from None
+            # Granted at the same moment it timed out: the turn is ours.
+            granted.get()
+
+    def _next(self) -> Callable[[], bool] | None:
+        """(Under the lock) a turn is handed on: to a run that waited, which goes on first; else
+        the next queued run, returned for the caller to run; else it is free."""
+        if self._resuming:
+            self._resuming.popleft().put(None)
+            return None
+        if self._queued:
+            return self._queued.popleft()
+        self._free += 1
+        return None
 
     def give(self) -> None:
-        self._free.put(None)
+        """Give a turn back during a wait: to a run that waited, else to the next queued run (on a
+        thread of its own: this one is about to wait), else it is free."""
+        with self._lock:
+            run = self._next()
+        if run is not None:
+            self._start_drain(run)
+
+    @property
+    def queued(self) -> int:
+        return len(self._queued)
 
 
-class _Turn:
-    """One run's hold on its app's CpuShare (taken and given back around waits)."""
+class Turn:
+    """One run's hold on its app's CpuShare (given back and taken again around waits)."""
 
     __slots__ = ("deadline", "held", "share")
 
-    def __init__(self, share: CpuShare, deadline: float) -> None:
-        self.share, self.deadline, self.held = share, deadline, False
+    def __init__(self, share: CpuShare, deadline: float, held: bool) -> None:
+        self.share, self.deadline, self.held = share, deadline, held
 
     def take(self) -> None:
         self.share.take(self.deadline)
@@ -159,15 +233,16 @@ class _Turn:
 
 
 def execute(
-    slot: ComponentSlot, request: GuestRequest, sink: ResponseSink, timeout_s: float, share: CpuShare | None = None,
+    slot: ComponentSlot, request: GuestRequest, sink: ResponseSink, timeout_s: float, turn: Turn | None = None,
     reported: telemetry.RequestTelemetry | None = None,
 ) -> float:
     """Run the guest to completion on this thread; never raises (errors go to the sink). With a
-    CpuShare, the guest executes only while it holds one of its app's turns. With `reported`
-    (OpenTelemetry is on), the run has its wasm execution span and its CPU time is recorded.
-    Returns the run's cost: thread CPU seconds, or wall seconds if the guest waited."""
+    Turn (held when the run starts: CpuShare.submit), the guest gives its app's CPU turn back
+    while it waits and takes one again before it goes on; the turn is still the run's when this
+    returns, unless it could not be taken back (`turn.held`). With `reported` (OpenTelemetry is
+    on), the run has its wasm execution span and its CPU time is recorded. Returns the run's
+    cost: thread CPU seconds, or wall seconds if the guest waited."""
     deadline = time.monotonic() + timeout_s
-    turn = _Turn(share, deadline) if share is not None else None
     ctx = slot.guest.new_context(deadline=deadline, on_block=sink.flush)
     # Whatever the executor: host APIs read the request (outbound HTTP: where self requests and
     # in-process calls go).
@@ -182,8 +257,6 @@ def execute(
     started = time.perf_counter()
     cpu_started = time.thread_time()
     try:
-        if turn is not None:
-            turn.take()
         with bind(ctx):
             slot.executor.run(slot.guest, request, sink)
     except BaseException as exc:
@@ -191,8 +264,6 @@ def execute(
     else:
         sink.finish()
     finally:
-        if turn is not None:
-            turn.give()
         ctx.close()
         if run is not None:
             _report(run, ctx, sink, time.thread_time() - cpu_started)
