@@ -17,6 +17,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
@@ -44,6 +45,7 @@ log = logging.getLogger("lepton.router")
 GRACEFUL_TIMEOUT_S = 10.0
 CRASH_LIMIT = 5  # worker exits within CRASH_WINDOW_S before the supervisor gives up
 CRASH_WINDOW_S = 30
+EVENT_LOOP_ENV = "LEPTON_EVENT_LOOP"  # "asyncio": the standard library's loop instead of uvloop
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,26 @@ class ServeOptions:
     access_log: bool = False
     watch: bool = True  # watch routes.toml; SIGHUP reloads either way
     log_level: str = "INFO"
+
+
+def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop where it is installed (the default on Linux: see pyproject), else
+    asyncio's. The loop runs the HTTP server and every request's dispatch, so its own cost is per
+    request: with uvloop the Python spin-sdk hello with instance reuse served 1.07x (1 connection)
+    and 1.12x (16 connections) the requests per second of asyncio's loop in one run
+    (docs/explanation/execution-path.md). LEPTON_EVENT_LOOP=asyncio keeps asyncio's loop."""
+    if os.environ.get(EVENT_LOOP_ENV, "").strip().lower() == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return cast(Callable[[], asyncio.AbstractEventLoop], uvloop.new_event_loop)
+
+
+def run_loop(main: Coroutine[Any, Any, None]) -> None:
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        runner.run(main)
 
 
 def setup_logging(level: str) -> None:
@@ -99,7 +121,7 @@ def serve(options: ServeOptions) -> int:
         name = sock.getsockname()
         log.info("listening on %s", name if isinstance(name, str) else f"{name[0]}:{name[1]}")
     if workers <= 1:
-        asyncio.run(_serve_worker(options, server, main, sockets, admin, admin_sockets, None))
+        run_loop(_serve_worker(options, server, main, sockets, admin, admin_sockets, None))
         return 0
     # With SO_REUSEPORT each worker listens on its own socket and the kernel spreads new
     # connections across them. One shared listening socket would let whichever worker wakes first
@@ -119,7 +141,7 @@ def _worker_entry(options: ServeOptions, server: config_mod.ServerConfig, main: 
                   shutdown_event: EventType) -> None:
     """Entry point of a worker process (spawned: everything here must be picklable)."""
     setup_logging(options.log_level)
-    asyncio.run(_serve_worker(options, server, main, sockets, admin, admin_sockets, shutdown_event))
+    run_loop(_serve_worker(options, server, main, sockets, admin, admin_sockets, shutdown_event))
 
 
 async def _serve_worker(options: ServeOptions, server: config_mod.ServerConfig, main: HyperConfig,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import Executor as PoolExecutor
@@ -309,18 +308,21 @@ class RunningApp:
         sink = ResponseSink(loop)
         source = request.body
         started = time.monotonic()
-        try:
-            async with asyncio.timeout(thread_wait):
-                await self.threads.acquire()
-        except TimeoutError:
-            slot.log.error("%s: no worker thread free for this app within %.1fs: 503", describe(request), thread_wait)
-            return simple_response(503)
+        if not self.threads.try_acquire():  # (most requests: no timer to arm and cancel)
+            try:
+                async with asyncio.timeout(thread_wait):
+                    await self.threads.acquire()
+            except TimeoutError:
+                slot.log.error("%s: no worker thread free for this app within %.1fs: 503", describe(request),
+                               thread_wait)
+                return simple_response(503)
         pump = None if complete else asyncio.create_task(self._pump(body_iter, source, max_body))
         remaining = max(0.001, timeout - (time.monotonic() - started))
         deadline = time.monotonic() + remaining
-        ended = threading.Event()
+        ended = False  # set by the worker when the run is over (a plain flag: read by the loop's tick)
 
         def work() -> bool:
+            nonlocal ended
             # Runs holding one of the app's CPU turns (CpuShare.submit), maybe after waiting in its
             # queue. The worker ends its own run: the loop hears about the response from the sink
             # alone (one wake-up per request), not also from a future chained back to it.
@@ -334,7 +336,7 @@ class RunningApp:
                     if sink.error is None:
                         slot.record(cost)
             finally:
-                ended.set()
+                ended = True
                 self.threads.release()
                 if pump is not None and not pump.done() and not loop.is_closed():
                     loop.call_soon_threadsafe(pump.cancel)  # the guest is done with the body
@@ -346,14 +348,17 @@ class RunningApp:
             self.threads.release()
             raise
 
+        ticker: asyncio.TimerHandle
+
         def tick(delay: float) -> None:
             # Pick up response events the guest left pending (it is busy and did not block).
+            nonlocal ticker
             sink.flush_pending()
-            if not ended.is_set():
+            if not ended:
                 delay = min(delay * 2, MAX_TICK_S)
-                loop.call_later(delay, tick, delay)
+                ticker = loop.call_later(delay, tick, delay)
 
-        loop.call_later(FIRST_TICK_S, tick, FIRST_TICK_S)
+        ticker = loop.call_later(FIRST_TICK_S, tick, FIRST_TICK_S)
         try:
             # (Awaited directly: if this wait ends early, the sink no longer needs the future.)
             async with asyncio.timeout(remaining + HEAD_GRACE_S):
@@ -367,6 +372,8 @@ class RunningApp:
             raise
         except Exception as exc:
             return self._response(slot, request, sink, exc, timeout, source)
+        if ended:
+            ticker.cancel()  # the run is over and its finish told the loop everything: no tick needed
         return self._response(slot, request, sink, None, timeout, source)
 
     def _response(

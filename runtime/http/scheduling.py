@@ -69,6 +69,14 @@ class ThreadCap:
             self.release()
             raise
 
+    def try_acquire(self) -> bool:
+        """Take a slot if one is free now (no waiting)."""
+        with self._lock:
+            if self._free > 0 and not self._waiters:
+                self._free -= 1
+                return True
+        return False
+
     @property
     def in_use(self) -> int:
         return self.limit - self._free
