@@ -435,6 +435,35 @@ async def test_one_app_cannot_take_every_worker_thread(tmp_path: Path) -> None:
         runtime.close()
 
 
+async def test_runs_queued_behind_a_spinning_guest_end_by_their_deadline(tmp_path: Path) -> None:
+    runtime = Runtime(tmp_path / "cache", cpu_turns_per_app=1)
+    try:
+        settings = AppSettings(timeout_s=0.5, memory_bytes=32 * MiB)
+        busy = await runtime.load_app(app(component("guest", GUEST_WAT), name="busy"), settings)
+        other = await runtime.load_app(app(component("guest", GUEST_WAT), name="other"), settings)
+        spinning = [asyncio.create_task(busy.handle(request("/loop"))) for _ in range(4)]
+        await asyncio.sleep(0.1)
+        assert busy.cpu.queued == 3  # waiting for the app's one turn, not each on a thread
+        # Another app's turn is its own.
+        resp = await asyncio.wait_for(other.handle(request("/echo", chunks=body_chunks([b"a" * 70_000]))), 2.0)
+        assert (resp.status, len(await read(resp))) == (200, 70_000)
+        # Each queued run either ran until its deadline or reached it in the queue: 504 either way,
+        # within about one timeout of the first, not one timeout after another.
+        started = asyncio.get_running_loop().time()
+        assert [(await task).status for task in spinning] == [504] * 4
+        assert asyncio.get_running_loop().time() - started < 1.5
+        # The turn and the threads came back: the app serves again.
+        resp = await busy.handle(request("/echo", chunks=body_chunks([b"b" * 70_000])))
+        assert (resp.status, len(await read(resp))) == (200, 70_000)
+        for _ in range(200):  # (the worker releases its thread just after the response is out)
+            if busy.threads.in_use == 0:
+                break
+            await asyncio.sleep(0.01)
+        assert busy.threads.in_use == 0 and busy.cpu.queued == 0
+    finally:
+        runtime.close()
+
+
 async def body_chunks(chunks: list[bytes]) -> AsyncIterator[bytes]:
     for chunk in chunks:
         yield chunk
