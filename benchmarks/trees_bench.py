@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.peer_bench import GUESTS, REUSE_COUNT, _push, warm_up  # noqa: E402
 from benchmarks.router_bench import free_port, wait_http, wrk  # noqa: E402
+from benchmarks.telemetry_bench import cpu_seconds  # noqa: E402
 
 MODES = ("fresh", "reuse")
 
@@ -49,11 +50,6 @@ class Run:
     switches: float  # context switches of the server's threads per request
     p99_ms: float
     errors: int
-
-
-def process_cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def context_switches(pid: int) -> int:
@@ -90,12 +86,12 @@ def main() -> int:
     parser.add_argument("--env", action="append", default=[], metavar="INDEX:NAME=VALUE",
                         help="an environment variable for server 0 (baseline) or 1 (other) only")
     args = parser.parse_args()
-    if not shutil.which("wrk"):
-        print("wrk not found (apt-get install wrk)", file=sys.stderr)
-        return 1
     modes = [m for m in args.modes.split(",") if m]
     if any(m not in MODES for m in modes):
         parser.error(f"--modes: {', '.join(MODES)}")
+    if not shutil.which("wrk"):
+        print("wrk not found (apt-get install wrk)", file=sys.stderr)
+        return 1
     connections = [int(c) for c in args.connections.split(",")]
     trees = [args.baseline.resolve(), args.other.resolve()]
     envs: list[dict[str, str]] = [{}, {}]
@@ -134,10 +130,10 @@ def main() -> int:
                         for index, (proc, url) in enumerate(servers):
                             host = f"{mode}.test"
                             warm_up(url, host, 1.0)
-                            cpu, switches, started = process_cpu(proc.pid), context_switches(proc.pid), time.monotonic()
+                            cpu, switches, started = cpu_seconds(proc.pid), context_switches(proc.pid), time.monotonic()
                             result = wrk(f"{mode} c{c} [{index}]", url, host, args.duration, c)
                             requests = max(1.0, result.rps * (time.monotonic() - started))
-                            run = Run(result.rps, (process_cpu(proc.pid) - cpu) / requests * 1000,
+                            run = Run(result.rps, (cpu_seconds(proc.pid) - cpu) / requests * 1000,
                                       (context_switches(proc.pid) - switches) / requests, result.p99_ms, result.errors)
                             runs.setdefault((mode, c, index), []).append(run)
                             print(f"round {round_no}: {mode} c{c} [{index}] {run.rps:7.1f} req/s  cpu/req {run.cpu_ms:.2f} ms"
