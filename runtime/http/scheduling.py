@@ -18,7 +18,7 @@ request body streamed in and the response streamed out as the guest writes it.
 from __future__ import annotations
 
 import asyncio
-import functools
+import contextlib
 import logging
 import queue
 import threading
@@ -148,25 +148,37 @@ class CpuShare:
         self._resuming: deque[queue.SimpleQueue[None]] = deque()  # runs that waited, want a turn back
 
     def submit(self, run: Callable[[], bool]) -> None:
-        """Run `run` holding a turn: now, on a worker thread of its own, if a turn is free; else
-        after the runs queued before it, on the thread that holds a turn then. `run` must not
+        """Run `run` holding a turn: as soon as a turn is free, after the runs queued before it,
+        on a worker thread (the one holding a turn then, or one started for it). `run` must not
         raise; it returns whether it still holds the turn (a run that waited may have failed to
         get it back before its deadline)."""
         with self._lock:
-            if self._free > 0:
-                self._free -= 1
-            else:
-                self._queued.append(run)
-                return
+            self._queued.append(run)
+            if self._free == 0:
+                return  # the thread holding a turn runs it when its own run ends
         try:
-            self._start_drain(run)
-        except BaseException:
-            self.give()  # (the pool is shut down) the turn is not lost
+            self._start_queued()
+        except BaseException:  # (the pool is shut down) the run is not left queued
+            with self._lock:
+                if run in self._queued:
+                    self._queued.remove(run)
             raise
 
-    def _start_drain(self, run: Callable[[], bool]) -> None:
+    def _start_queued(self) -> None:
+        """Have a worker thread take a free turn and run the queue. The turn is taken when that
+        thread starts, not now: if the pool has no thread free just now, a run that waited can
+        still take the free turn meanwhile (a turn promised to a run still waiting for a thread
+        would leave every run that waited waiting for it, while they hold the pool's threads)."""
         assert self._start is not None, "CpuShare without a thread to start runs on"
-        self._start(functools.partial(self.drain, run))
+        self._start(self._run_queued)
+
+    def _run_queued(self) -> None:
+        with self._lock:
+            if self._free == 0 or not self._queued:
+                return  # taken meanwhile: the turn's holder runs the queue
+            self._free -= 1
+            run = self._queued.popleft()
+        self.drain(run)
 
     def drain(self, run: Callable[[], bool]) -> None:
         """Run `run` with the turn this thread holds, then the queued runs while this thread
@@ -210,12 +222,17 @@ class CpuShare:
         return None
 
     def give(self) -> None:
-        """Give a turn back during a wait: to a run that waited, else to the next queued run (on a
-        thread of its own: this one is about to wait), else it is free."""
+        """Give a turn back during a wait: to a run that waited, else it is free, and a worker
+        thread is started for the queued runs (this one is about to wait)."""
         with self._lock:
-            run = self._next()
-        if run is not None:
-            self._start_drain(run)
+            if self._resuming:
+                self._resuming.popleft().put(None)
+                return
+            self._free += 1
+            if not self._queued:
+                return
+        with contextlib.suppress(RuntimeError):  # the pool is shut down (the process is stopping)
+            self._start_queued()
 
     @property
     def queued(self) -> int:

@@ -60,9 +60,12 @@ def test_runs_beyond_the_turns_queue_and_run_in_order_on_the_thread_holding_the_
     release_first = threading.Event()
     ran: list[tuple[str, int]] = []
 
+    first_started = threading.Event()
+
     def run(name: str, block: threading.Event | None = None) -> Callable[[], bool]:
         def body() -> bool:
             if block is not None:
+                first_started.set()
                 assert block.wait(10)
             ran.append((name, threading.get_ident()))
             return True  # still holds the turn
@@ -70,9 +73,10 @@ def test_runs_beyond_the_turns_queue_and_run_in_order_on_the_thread_holding_the_
         return body
 
     share.submit(run("first", release_first))
+    assert first_started.wait(10)
     share.submit(run("second"))
     share.submit(run("third"))
-    assert share.queued == 2 and len(threads) == 1  # no thread per waiting run
+    assert share.queued == 2 and len(threads) == 1  # no thread started for a run that must wait
     release_first.set()
     for thread in threads:
         thread.join(10)
