@@ -16,7 +16,9 @@ A measurement: 1 s of sequential keep-alive requests, then wrk -t1 -cN -d`--dura
 alternate over modes, connection counts and the two servers; medians are printed. Besides wrk's
 req/s and p99, each run reads the server process's CPU time (all threads, user and system) and its
 threads' context switches from /proc before and after, and divides them by the requests served:
-on a shared machine CPU per request is steadier than req/s.
+on a shared machine CPU per request is steadier than req/s. (Context switches are read from the
+threads alive at each reading: a worker thread that ends idle during a run takes its count with
+it, which can make that run's figure low or negative.)
 """
 
 from __future__ import annotations
