@@ -199,7 +199,8 @@ class Runtime:
     ) -> ComponentSlot:
         cid = component.id
         try:
-            compiled = self.cache.load(component.wasm_path, component.wasm_digest)
+            shared_compiled = self.cache.load_shared(component.wasm_path, component.wasm_digest)
+            compiled = shared_compiled.code
         except Exception as exc:
             raise AppLoadError(app.name, f"cannot compile {component.wasm_path.name}: {exc}", component=cid, field="source") from exc
         shared = self.shared.get(compiled)  # the linker and exports, one per digest for every app
@@ -216,6 +217,7 @@ class Runtime:
             )
         guest_log = logging.getLogger(f"lepton.app.{app.name}.{cid}")
         guest = PreparedGuest(self.engine, app, component, settings, info, guest_log, compiled)
+        guest.shared_compiled = shared_compiled  # shared with later loads while this guest lives
         if settings.max_instance_reuse_count > 1 and executor.reuses_instances:
             why_not = one_request_per_instance(component.wasm_path.read_bytes())
             if why_not is None:

@@ -22,6 +22,7 @@ from runtime.core.linking import LinkReport
 from runtime.core.reuse import InstanceReuse
 from runtime.engine.epoch import deadline_ticks
 from runtime.engine.patches import Signature, signature_of
+from runtime.engine.precompiled import SharedCompiled
 from runtime.types import AppSettings
 
 
@@ -49,6 +50,7 @@ class PreparedGuest:
     info: ComponentInfo
     log: logging.Logger
     compiled: Component | Module
+    shared_compiled: SharedCompiled | None = None  # the cache's handle for `compiled` (held, never read)
     linker: Linker | None = None  # component linker; None for core modules (executor links)
     link_report: LinkReport | None = None
     prepared_state: dict[str, Any] = field(default_factory=dict)  # capability name -> prepare()

@@ -14,6 +14,7 @@ import threading
 import time
 import weakref
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import wasmtime
@@ -75,6 +76,21 @@ def _file_checksum(path: Path) -> str:
     return _sidecar_text(crc, size)
 
 
+@dataclass(eq=False)
+class SharedCompiled:
+    """Compiled code as the cache shares it between apps: users hold this handle, not only `.code`.
+
+    The cache maps digests to these handles weakly. It must not map them to the wasmtime objects
+    themselves: CPython runs an object's `__del__` before it clears the weak references to it,
+    and wasmtime-py's `__del__` closes the object. A load on another thread in that window got
+    a Component from the weak map that was being closed, and failed with "already closed" (seen
+    under load, when an app's last user went away as another app of the same digest loaded).
+    This handle has no `__del__`: its weak references are gone before it lets go of the code.
+    """
+
+    code: Component | Module
+
+
 class CompiledCache:
     def __init__(self, engine: Engine, cache_dir: Path) -> None:
         self.engine = engine
@@ -86,8 +102,9 @@ class CompiledCache:
         self._locks_guard = threading.Lock()
         self.stats = {"hits": 0, "misses": 0, "rejected": 0, "shared": 0}
         # Compiled code already in use (another app, or the previous version of a swapped app)
-        # is shared instead of deserialized again; entries go away with their last user.
-        self._live: weakref.WeakValueDictionary[str, Component | Module] = weakref.WeakValueDictionary()
+        # is shared instead of deserialized again; entries go away with their last user. The
+        # values are SharedCompiled handles, not the wasmtime objects: see SharedCompiled.
+        self._live: weakref.WeakValueDictionary[str, SharedCompiled] = weakref.WeakValueDictionary()
 
     def path_for(self, digest: str, kind: str) -> Path:
         hexdigest = digest.split(":", 1)[-1]
@@ -100,7 +117,12 @@ class CompiledCache:
             return self._locks.setdefault(key, threading.Lock())
 
     def load(self, wasm_path: Path, digest: str) -> Component | Module:
-        """Load a compiled component/module (blocking: call from a worker thread)."""
+        """The compiled code alone (shared only while some caller holds a load_shared handle)."""
+        return self.load_shared(wasm_path, digest).code
+
+    def load_shared(self, wasm_path: Path, digest: str) -> SharedCompiled:
+        """Load a compiled component/module (blocking: call from a worker thread); hold the
+        handle for as long as its code is in use, so later loads of the digest share it."""
         component = is_component(wasm_path)
         kind = "component" if component else "module"
         entry = self.path_for(digest, kind)
@@ -112,8 +134,7 @@ class CompiledCache:
             loaded = self._try_load(entry, component)
             if loaded is not None:
                 self.stats["hits"] += 1
-                self._live[str(entry)] = loaded
-                return loaded
+                return self._share(str(entry), loaded)
             self.stats["misses"] += 1
             started = time.monotonic()
             compiled: Component | Module
@@ -123,8 +144,12 @@ class CompiledCache:
                 compiled, how = Module.from_file(self.engine, wasm_path), "core module"
             log.info("compiled %s (%s, %s) in %.2fs", wasm_path.name, digest[:19], how, time.monotonic() - started)
             self._store(entry, compiled.serialize())
-            self._live[str(entry)] = compiled
-            return compiled
+            return self._share(str(entry), compiled)
+
+    def _share(self, key: str, code: Component | Module) -> SharedCompiled:
+        shared = SharedCompiled(code)
+        self._live[key] = shared
+        return shared
 
     def _compile_component(self, wasm_path: Path) -> tuple[Component, str]:
         """The component (with the byte bridge when it applies) and which of the two it is."""
