@@ -1,6 +1,11 @@
 """lepton-router vs a peer, `jco serve` (npm @bytecodealliance/jco), on the same .wasm files, one run.
 
     python benchmarks/peer_bench.py [--duration 5] [--rounds 5] [--warmup 1] [--quick]
+                                    [--workers N|auto] [--guests wat,py,js]
+
+`--workers` runs lepton-router with that many worker processes (`auto`: one per CPU, as
+`workers = "auto"` in routes.toml); the default is one, the figures the targets were set on. jco
+serve is one process whatever the machine. `--guests` measures only the guests named.
 
 Guests (each one .wasm file, served unchanged by both servers):
   wat-hello  tests/fixtures/wat/hello.wat (wasmtime.wat2wasm);
@@ -232,7 +237,14 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds (median)")
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds of sequential requests before each run")
     parser.add_argument("--quick", action="store_true", help="smoke run: 2 rounds of 2 s runs, 0.5 s warm-up")
+    parser.add_argument("--workers", default="1", help="lepton-router worker processes: a number or auto (one per CPU)")
+    parser.add_argument("--guests", default="wat,py,js", help="comma-separated guests to measure (wat, py, js)")
     args = parser.parse_args()
+    workers = (os.cpu_count() or 1) if args.workers == "auto" else int(args.workers)
+    wanted = set(args.guests.split(","))
+    if unknown := wanted - {guest.name for guest in GUESTS}:
+        parser.error(f"--guests: unknown {', '.join(sorted(unknown))} (wat, py, js)")
+    guests = [guest for guest in GUESTS if guest.name in wanted]
     if args.quick:
         args.duration, args.rounds, args.warmup = 2, 2, 0.5
     for tool, hint in (("wrk", "apt-get install wrk"), ("node", "apt-get install nodejs npm"),
@@ -241,13 +253,14 @@ def main() -> int:
             print(f"{tool} not found ({hint})", file=sys.stderr)
             return 1
     jco_version = subprocess.run([str(JCO), "--version"], capture_output=True, text=True, timeout=60).stdout.strip()
-    print(f"jco {jco_version}, node {subprocess.run(['node', '--version'], capture_output=True, text=True).stdout.strip()}")
+    print(f"jco {jco_version}, node {subprocess.run(['node', '--version'], capture_output=True, text=True).stdout.strip()}; "
+          f"lepton-router with {workers} worker process{'es' if workers > 1 else ''}")
 
     with tempfile.TemporaryDirectory(prefix="peer-bench-") as tmp:
         work = Path(tmp)
         wasm: dict[str, Path] = {}
         sources: dict[str, str] = {}
-        for guest in GUESTS:
+        for guest in guests:
             try:
                 wasm[guest.name] = guest.build(work)
                 sources[guest.name] = _push(work, guest, wasm[guest.name])
@@ -260,7 +273,7 @@ def main() -> int:
         port = free_port()
         base = f"http://127.0.0.1:{port}/"
         started = time.monotonic()
-        server = lepton(work, routes, port)
+        server = lepton(work, routes, port, workers)
         try:
             wait_http(base + ".well-known/lepton/ready", "x", 900)
             print(f"lepton-router ready in {time.monotonic() - started:.1f}s (compiling every guest)", flush=True)
@@ -268,7 +281,7 @@ def main() -> int:
             # Which server can run which guest: two sequential requests, the second on the same instance
             # for jco shared and lepton reuse.
             cases: list[tuple[Guest, str]] = []
-            for guest in GUESTS:
+            for guest in guests:
                 if guest.name not in wasm:
                     continue
                 for mode in SERVERS:
