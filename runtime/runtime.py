@@ -38,7 +38,7 @@ from runtime.capabilities.wasi.sockets import SocketsCapability
 from runtime.core.context import bind
 from runtime.core.contract import Capability, ComponentInfo, Executor, ExecutorProvider
 from runtime.core.guest import PreparedGuest
-from runtime.core.reuse import InstanceReuse, one_request_per_instance
+from runtime.core.reuse import InstanceReuse
 from runtime.core.shared import SharedCodeCache
 from runtime.engine import patches
 from runtime.engine.config import make_engine
@@ -216,10 +216,11 @@ class Runtime:
                 field="executor",
             )
         guest_log = logging.getLogger(f"lepton.app.{app.name}.{cid}")
-        guest = PreparedGuest(self.engine, app, component, settings, info, guest_log, compiled)
-        guest.shared_compiled = shared_compiled  # shared with later loads while this guest lives
+        # (holding shared_compiled shares the code with later loads while this guest lives)
+        guest = PreparedGuest(self.engine, app, component, settings, info, guest_log, compiled,
+                              shared_compiled=shared_compiled)
         if settings.max_instance_reuse_count > 1 and executor.reuses_instances:
-            why_not = one_request_per_instance(component.wasm_path.read_bytes())
+            why_not = shared.why_not_reusable(component.wasm_path)
             if why_not is None:
                 guest.reuse = InstanceReuse(settings.max_instance_reuse_count, settings.idle_instance_timeout_s)
             else:

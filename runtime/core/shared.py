@@ -20,6 +20,7 @@ import threading
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from wasmtime import Engine, Module
 from wasmtime.component import Component, Linker
@@ -27,6 +28,7 @@ from wasmtime.component import Component, Linker
 from runtime.core.contract import Capability, ComponentInfo
 from runtime.core.guest import component_info
 from runtime.core.linking import LinkReport, build_linker
+from runtime.core.reuse import one_request_per_instance
 
 
 @dataclass(eq=False)
@@ -39,7 +41,18 @@ class SharedCode:
     # (memory limit, timeout) of the trial instantiations that succeeded: one with limits at least
     # as generous instantiates too, so it is not tried again for every app.
     _instantiated: list[tuple[int, float]] = field(default_factory=list)
+    _reuse_checked: bool = False
+    _reuse_refusal: str | None = None  # why instances cannot be reused (once checked)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def why_not_reusable(self, wasm_path: Path) -> str | None:
+        """Why instances of this code cannot serve a second request (None: they can). The .wasm
+        is read once per compiled component, by the first app that asks for reuse, not per app."""
+        with self._lock:
+            if not self._reuse_checked:
+                self._reuse_refusal = one_request_per_instance(wasm_path.read_bytes())
+                self._reuse_checked = True
+            return self._reuse_refusal
 
     def instantiated_within(self, memory_bytes: int, timeout_s: float) -> bool:
         with self._lock:
