@@ -16,7 +16,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.server import REPO, RouterServer, free_port, hello_wasm, push_app_to, write_routes
+from tests.support.server import (
+    REPO,
+    RouterServer,
+    free_port,
+    push_hellos,
+    write_routes,
+)
 
 V1 = "dir v1         \n"
 V2 = "dir v2         \n"
@@ -27,13 +33,12 @@ TIMEOUT_S = 60
 
 @pytest.fixture(scope="module")
 def sources(registry, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:  # type: ignore[no-untyped-def]
-    work = tmp_path_factory.mktemp("apps-dir-apps")
-    return {
-        "v1": push_app_to(registry.host, "appsdir/main:v1", hello_wasm("dir v1"), work),
-        "v2": push_app_to(registry.host, "appsdir/main:v2", hello_wasm("dir v2"), work),
-        "steady": push_app_to(registry.host, "appsdir/steady:v1", hello_wasm("dir steady"), work),
-        "fresh": push_app_to(registry.host, "appsdir/fresh:v1", hello_wasm("dir fresh"), work),
-    }
+    return push_hellos(registry.host, tmp_path_factory.mktemp("apps-dir-apps"), {
+        "v1": ("appsdir/main:v1", "dir v1"),
+        "v2": ("appsdir/main:v2", "dir v2"),
+        "steady": ("appsdir/steady:v1", "dir steady"),
+        "fresh": ("appsdir/fresh:v1", "dir fresh"),
+    })
 
 
 def _setup(tmp_path: Path, cache: Path, routes_apps: str = "") -> tuple[Path, Path]:

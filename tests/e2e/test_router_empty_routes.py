@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from router.config import EMPTY_MESSAGE
-from tests.support.server import RouterServer, hello_wasm, push_app_to, write_routes
+from tests.support.server import RouterServer, push_hellos, write_routes
 
 pytestmark = pytest.mark.usefixtures("registry")
 
@@ -28,11 +28,10 @@ WAIT_S = 30.0
 
 @pytest.fixture(scope="module")
 def sources(registry, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:  # type: ignore[no-untyped-def]
-    work = tmp_path_factory.mktemp("empty-routes")
-    return {
-        "alpha": push_app_to(registry.host, "empty/alpha:v1", hello_wasm("alpha"), work),
-        "beta": push_app_to(registry.host, "empty/beta:v1", hello_wasm("beta"), work),
-    }
+    return push_hellos(registry.host, tmp_path_factory.mktemp("empty-routes"), {
+        "alpha": ("empty/alpha:v1", "alpha"),
+        "beta": ("empty/beta:v1", "beta"),
+    })
 
 
 def _server_part(cache: Path) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.server import RouterServer, hello_wasm, push_app_to, write_routes
+from tests.support.server import RouterServer, push_app_to, push_hellos, write_routes
 
 V1 = "swap v1        \n"
 V2 = "swap v2        \n"
@@ -54,13 +54,12 @@ class Client(threading.Thread):
 
 @pytest.fixture(scope="module")
 def sources(registry, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:  # type: ignore[no-untyped-def]
-    work = tmp_path_factory.mktemp("swap-apps")
-    return {
-        "v1": push_app_to(registry.host, "swap/main:v1", hello_wasm("swap v1"), work),
-        "v2": push_app_to(registry.host, "swap/main:v2", hello_wasm("swap v2"), work),
-        "gone": push_app_to(registry.host, "swap/gone:v1", hello_wasm("gone"), work),
-        "fresh": push_app_to(registry.host, "swap/fresh:v1", hello_wasm("fresh"), work),
-    }
+    return push_hellos(registry.host, tmp_path_factory.mktemp("swap-apps"), {
+        "v1": ("swap/main:v1", "swap v1"),
+        "v2": ("swap/main:v2", "swap v2"),
+        "gone": ("swap/gone:v1", "gone"),
+        "fresh": ("swap/fresh:v1", "fresh"),
+    })
 
 
 def test_hot_swap_under_load(router_server, sources: dict[str, str], tmp_path: Path,  # type: ignore[no-untyped-def]

@@ -202,6 +202,11 @@ class RouterServer:
             return ""
 
 
+def push_hellos(registry_host: str, workdir: Path, apps: dict[str, tuple[str, str]]) -> dict[str, str]:
+    """Push one WAT hello app per entry, key -> (repo:tag, message); returns key -> reference."""
+    return {key: push_app_to(registry_host, tag, hello_wasm(message), workdir) for key, (tag, message) in apps.items()}
+
+
 def registry_routes(cache: Path, apps: dict[str, tuple[str, str]], server_extra: str = "", defaults: str = "") -> str:
     """routes.toml text for apps pulled from the (plain-HTTP) test registry: name -> (reference, host)."""
     text = f'[server]\ncache_dir = "{cache}"\n{server_extra}'
