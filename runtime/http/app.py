@@ -33,6 +33,7 @@ from runtime.http.routes import HttpRoute, RouteMatch, Router
 from runtime.http.scheduling import (
     INLINE_BUDGET_S,
     INLINE_MAX_S,
+    TURNS_KEPT,
     ComponentSlot,
     CpuShare,
     ThreadCap,
@@ -330,7 +331,7 @@ class RunningApp:
             try:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    sink.finish(DeadlineExceeded("the app's guests kept every CPU turn until the deadline"))
+                    sink.finish(DeadlineExceeded(TURNS_KEPT))
                 else:
                     cost = execute(slot, request, sink, left, turn, reported)
                     if sink.error is None:

@@ -120,6 +120,10 @@ class ComponentSlot:
         self.recent = ()
 
 
+# Why a run ended without executing again: no CPU turn of its app came free before its deadline.
+TURNS_KEPT = "the app's guests kept every CPU turn until the deadline"
+
+
 class CpuShare:
     """How many of one app's guests may execute at once (its share of the cores), and the app's
     run queue.
@@ -206,7 +210,7 @@ class CpuShare:
             with self._lock:
                 if granted in self._resuming:
                     self._resuming.remove(granted)
-                    raise DeadlineExceeded("the app's guests kept every CPU turn until the deadline") from None
+                    raise DeadlineExceeded(TURNS_KEPT) from None
             # Granted at the same moment it timed out: the turn is ours.
             granted.get()
 
