@@ -1,14 +1,18 @@
 """Should freed instance memory stay resident? LEPTON_KEEP_RESIDENT measured on SDK guests.
 
-wasmtime's pooling allocator can keep the first K bytes of each freed linear-memory slot resident
-and zero them with memset on reuse, instead of handing the pages back to the kernel (madvise) and
-taking a page fault for each one the next instance touches. This runs the Python spin-sdk hello
-through RunningApp.handle with C concurrent callers, once per setting in a fresh process, settings
-alternated round after round, and prints the medians of: CPU time per request (user and system,
-from getrusage: less sensitive than wall clock to what else the machine runs), page faults per
-request, requests/s, and RSS after the run. Ratios are against K = 0 (the default).
+wasmtime's pooling allocator can keep up to K bytes of each freed linear-memory slot resident
+instead of handing the pages back to the kernel (madvise) and taking a page fault for each one the
+next instance touches. With PAGEMAP_SCAN (runtime/engine/pagemap_scan.py) it copies back only the
+pages the guest wrote; without it ("K/noscan", LEPTON_PAGEMAP_SCAN=0) it memsets the first K bytes.
+This runs the Python spin-sdk hello through RunningApp.handle with C concurrent callers, once per
+setting in a fresh process, settings alternated round after round, and prints the medians of: CPU
+time per request (user and system, from getrusage: less sensitive than wall clock to what else the
+machine runs), page faults per request, requests/s, and after the run RSS and its anonymous
+(private) part: the image pages a warm slot keeps mapped are shared page cache. Ratios are
+against the first setting.
 
-    python benchmarks/keep_resident_bench.py [--rounds 3] [--requests 600] [--concurrency 8] [--mib 0,1,16,64]
+    python benchmarks/keep_resident_bench.py [--rounds 3] [--requests 600] [--concurrency 8] \
+        [--settings 0,16,64,16/noscan]
 """
 
 from __future__ import annotations
@@ -35,6 +39,14 @@ WARMUP = 50
 def rss_mib() -> float:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * resource.getpagesize() / (1024 * 1024)
+
+
+def rss_anon_mib() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 async def measure(cache_dir: Path, concurrency: int, requests: int) -> dict[str, float]:
@@ -79,11 +91,13 @@ async def measure(cache_dir: Path, concurrency: int, requests: int) -> dict[str,
         "faults": (after.ru_minflt - before.ru_minflt) / requests,
         "rps": requests / elapsed,
         "rss_mib": rss_mib(),
+        "anon_mib": rss_anon_mib(),
     }
 
 
-def run_child(mib: int, cache_dir: Path, concurrency: int, requests: int) -> dict[str, float]:
-    env = dict(os.environ, LEPTON_KEEP_RESIDENT=str(mib))
+def run_child(setting: str, cache_dir: Path, concurrency: int, requests: int) -> dict[str, float]:
+    mib, _, scan = setting.partition("/")
+    env = dict(os.environ, LEPTON_KEEP_RESIDENT=mib, LEPTON_PAGEMAP_SCAN="0" if scan == "noscan" else "auto")
     out = subprocess.run(
         [sys.executable, __file__, "--child", "--cache", str(cache_dir), "--concurrency", str(concurrency),
          "--requests", str(requests)],
@@ -97,7 +111,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--requests", type=int, default=600)
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--mib", default="0,1,16,64", help="LEPTON_KEEP_RESIDENT values to compare (MiB)")
+    parser.add_argument("--settings", default="0,16,64,16/noscan",
+                        help="LEPTON_KEEP_RESIDENT values to compare (MiB); '/noscan' without PAGEMAP_SCAN")
     parser.add_argument("--cache", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -105,26 +120,28 @@ def main() -> None:
         print(json.dumps(asyncio.run(measure(args.cache, args.concurrency, args.requests))))
         return
 
-    settings = [int(v) for v in args.mib.split(",")]
+    settings = args.settings.split(",")
     cache_dir = args.cache or Path(tempfile.mkdtemp(prefix="lepton-keep-resident-"))
-    run_child(0, cache_dir, 1, 10)  # compile into the cache outside the measurements
-    results: dict[int, list[dict[str, float]]] = {mib: [] for mib in settings}
+    run_child("0", cache_dir, 1, 10)  # compile into the cache outside the measurements
+    results: dict[str, list[dict[str, float]]] = {mib: [] for mib in settings}
     for round_no in range(args.rounds):
         order = settings if round_no % 2 == 0 else list(reversed(settings))
         for mib in order:
             results[mib].append(run_child(mib, cache_dir, args.concurrency, args.requests))
     print(f"Python spin-sdk hello, {args.concurrency} concurrent callers, {args.requests} requests a run, "
           f"median of {args.rounds} alternated rounds (load average {os.getloadavg()[0]:.1f})")
-    print(f"  {'keep resident':>13s} {'user ms/req':>11s} {'sys ms/req':>10s} {'cpu ms/req':>10s} {'vs 0':>6s} "
-          f"{'faults/req':>10s} {'req/s':>7s} {'vs 0':>6s} {'RSS MiB':>8s}")
+    print(f"  {'keep resident':>16s} {'user ms/req':>11s} {'sys ms/req':>10s} {'cpu ms/req':>10s} {'ratio':>6s} "
+          f"{'faults/req':>10s} {'req/s':>7s} {'ratio':>6s} {'RSS MiB':>8s} {'anon MiB':>8s}")
     base_cpu = base_rps = None
     for mib in settings:
         med = {key: statistics.median(r[key] for r in results[mib]) for key in results[mib][0]}
         cpu = med["user_ms"] + med["sys_ms"]
         base_cpu = base_cpu or cpu
         base_rps = base_rps or med["rps"]
-        print(f"  {mib:>9d} MiB {med['user_ms']:11.2f} {med['sys_ms']:10.2f} {cpu:10.2f} {cpu / base_cpu:5.2f}x "
-              f"{med['faults']:10.0f} {med['rps']:7.1f} {med['rps'] / base_rps:5.2f}x {med['rss_mib']:8.0f}")
+        label = f"{mib.partition('/')[0]} MiB" + (" noscan" if mib.endswith("/noscan") else "")
+        print(f"  {label:>16s} {med['user_ms']:11.2f} {med['sys_ms']:10.2f} {cpu:10.2f} {cpu / base_cpu:5.2f}x "
+              f"{med['faults']:10.0f} {med['rps']:7.1f} {med['rps'] / base_rps:5.2f}x {med['rss_mib']:8.0f} "
+              f"{med['anon_mib']:8.0f}")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@
 - ``epoch.py``: the epoch ticker and deadlines in ticks (request timeouts).
 - ``precompiled.py``: CompiledCache, ``<cache>/compiled`` keyed by digest, wasmtime version and
   engine config, with a checksum sidecar per entry.
-- ``instance_pool.py``: the pooling allocator's limits; ``worker_pool.py``: guest threads (LIFO).
+- ``instance_pool.py``: the pooling allocator's limits; ``pagemap_scan.py``: its PAGEMAP_SCAN memory
+  reset, which the C API cannot switch on; ``worker_pool.py``: guest threads (LIFO).
 - ``component_binary.py``: reading component binaries (sections, import prefix, exports).
 - ``byte_bridge.py``: wraps a component at compile time so stream bytes cross as strings.
 - ``patches/``: contained fixes to wasmtime-py internals (thread safety, conversion speed).

@@ -11,7 +11,7 @@ import logging
 
 from wasmtime import Config, Engine
 
-from runtime.engine import instance_pool
+from runtime.engine import instance_pool, pagemap_scan
 
 log = logging.getLogger("lepton.runtime")
 
@@ -33,7 +33,10 @@ def make_engine(*, concurrency: int) -> Engine:
     wanted = instance_pool.requested()
     if wanted is False:
         return Engine(_base_config())
-    limits = instance_pool.PoolLimits.for_concurrency(concurrency, keep_resident_bytes=instance_pool.keep_resident())
+    pagemap = pagemap_scan.availability()
+    limits = instance_pool.PoolLimits.for_concurrency(
+        concurrency, keep_resident_bytes=instance_pool.keep_resident(pagemap_scan=pagemap.enabled),
+        pagemap_scan=pagemap.enabled)
     if wanted is None and not instance_pool.fits(limits):
         log.warning(
             "pooling instance allocator unavailable: cannot reserve %d GiB of address space "
@@ -43,4 +46,10 @@ def make_engine(*, concurrency: int) -> Engine:
         return Engine(_base_config())
     config = _base_config()
     instance_pool.configure(config, limits)
+    if pagemap.enabled:
+        log.info("instance memory: freed slots reset with PAGEMAP_SCAN, %d MiB kept resident per slot",
+                 limits.keep_resident_bytes // instance_pool.MiB)
+    else:
+        log.info("instance memory: PAGEMAP_SCAN reset off (%s); %d MiB kept resident per slot",
+                 pagemap.reason, limits.keep_resident_bytes // instance_pool.MiB)
     return Engine(config)

@@ -14,12 +14,15 @@ C API aborts the process when that happens, so :func:`fits` first reserves the s
 address space and releases it: where it does not fit, the engine allocates on demand (with a
 warning), as Spin does. ``LEPTON_POOLING=0`` turns the pool off (``1`` skips the check).
 
-``LEPTON_KEEP_RESIDENT`` (MiB, default 0) keeps that much of each freed memory slot resident and
-zeroes it with memset instead of handing it back to the kernel. Measured on the Python spin-sdk
-hello (benchmarks/keep_resident_bench.py) it trades ~300 page faults and ~0.8 ms of system time
-per request for more user time than it saves, and ~90 MiB of RSS, so it is off by default. When it
-is on, the warm slots kept are capped at one per guest thread, so it costs at most
-threads x keep_resident of memory.
+``LEPTON_KEEP_RESIDENT`` (MiB) keeps up to that much of each freed memory slot resident instead of
+handing it back to the kernel. Where wasmtime can reset a slot with PAGEMAP_SCAN
+(runtime/engine/pagemap_scan.py: it copies back only the pages the guest wrote), that removes the
+page faults of the next instance: Python spin-sdk hello, one caller, 344 -> 13 faults and
+2.69 -> 2.06 ms of CPU per request (benchmarks/keep_resident_bench.py), so it defaults to
+:data:`DEFAULT_KEEP_RESIDENT_MIB` there. Without PAGEMAP_SCAN it would memset the first N bytes
+of every slot whatever the guest touched, which cost more user time than it saved, so it defaults
+to 0. Warm slots kept are capped at one per guest thread, so it costs at most
+threads x keep_resident of memory (in practice the pages guests actually wrote).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from dataclasses import dataclass
 from wasmtime import Config
 from wasmtime import _ffi as ffi
 
+from runtime.engine import pagemap_scan
 from runtime.types import MiB
 
 POOLING_ENV = "LEPTON_POOLING"
@@ -41,6 +45,9 @@ GiB = 1024 * MiB
 # slack for alignment.
 SLOT_BYTES = 4 * GiB + 64 * MiB
 TABLE_ELEMENT_BYTES = 16
+# Per slot, when PAGEMAP_SCAN resets slots: above the pages the Python spin-sdk hello writes per
+# request (about 1 MiB), with room for heavier requests; pages beyond it go back to the kernel.
+DEFAULT_KEEP_RESIDENT_MIB = 16
 PROT_NONE = 0  # (not in Python's mmap module)
 MAP_FAILED = ctypes.c_void_p(-1).value
 
@@ -63,13 +70,15 @@ class PoolLimits:
     # most freed slots kept warm while they are: together they bound the memory this costs.
     keep_resident_bytes: int = 0
     warm_slots: int = 100  # wasmtime's default
+    # Reset freed slots with PAGEMAP_SCAN (only the pages written; see runtime/engine/pagemap_scan.py).
+    pagemap_scan: bool = False
 
     @classmethod
-    def for_concurrency(cls, threads: int, *, keep_resident_bytes: int = 0) -> PoolLimits:
+    def for_concurrency(cls, threads: int, *, keep_resident_bytes: int = 0, pagemap_scan: bool = False) -> PoolLimits:
         if keep_resident_bytes:
             return cls(component_instances=4 * threads + 32, keep_resident_bytes=keep_resident_bytes,
-                       warm_slots=threads)
-        return cls(component_instances=4 * threads + 32)
+                       warm_slots=threads, pagemap_scan=pagemap_scan)
+        return cls(component_instances=4 * threads + 32, pagemap_scan=pagemap_scan)
 
     @property
     def resident_bound(self) -> int:
@@ -107,11 +116,12 @@ def requested() -> bool | None:
     raise ValueError(f"{POOLING_ENV}={value!r}: expected 0, 1 or auto")
 
 
-def keep_resident() -> int:
-    """The LEPTON_KEEP_RESIDENT setting in bytes (the variable is in MiB; unset means 0)."""
+def keep_resident(*, pagemap_scan: bool) -> int:
+    """The LEPTON_KEEP_RESIDENT setting in bytes (the variable is in MiB). Unset, it is
+    DEFAULT_KEEP_RESIDENT_MIB where slots are reset with PAGEMAP_SCAN, else 0."""
     value = os.environ.get(KEEP_RESIDENT_ENV, "").strip()
     if not value:
-        return 0
+        return DEFAULT_KEEP_RESIDENT_MIB * MiB if pagemap_scan else 0
     if not value.isdigit():
         raise ValueError(f"{KEEP_RESIDENT_ENV}={value!r}: expected a whole number of MiB, e.g. 16")
     return int(value) * MiB
@@ -153,6 +163,8 @@ def configure(config: Config, limits: PoolLimits) -> None:
             (ffi.wasmtime_pooling_allocation_config_max_unused_warm_slots_set, limits.warm_slots),
         ):
             setter(pool, value)
+        if limits.pagemap_scan:
+            pagemap_scan.enable(pool)
         ffi.wasmtime_pooling_allocation_strategy_set(config.ptr(), pool)
     finally:
         ffi.wasmtime_pooling_allocation_config_delete(pool)

@@ -119,16 +119,19 @@ async def test_a_component_bigger_than_a_pool_slot_is_refused_at_load(tmp_path: 
         rt.close()
 
 
-@pytest.mark.parametrize("value, expected", [("", 0), ("0", 0), ("16", 16 << 20)])
-def test_keep_resident_is_read_in_mib(monkeypatch: pytest.MonkeyPatch, value: str, expected: int) -> None:
+@pytest.mark.parametrize("value, pagemap_scan, expected", [
+    ("", False, 0), ("", True, instance_pool.DEFAULT_KEEP_RESIDENT_MIB << 20),
+    ("0", True, 0), ("16", False, 16 << 20), ("4", True, 4 << 20)])
+def test_keep_resident_is_read_in_mib_and_defaults_on_only_with_pagemap_scan(
+        monkeypatch: pytest.MonkeyPatch, value: str, pagemap_scan: bool, expected: int) -> None:
     monkeypatch.setenv(instance_pool.KEEP_RESIDENT_ENV, value)
-    assert instance_pool.keep_resident() == expected
+    assert instance_pool.keep_resident(pagemap_scan=pagemap_scan) == expected
 
 
 def test_keep_resident_rejects_other_values(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(instance_pool.KEEP_RESIDENT_ENV, "16MB")
     with pytest.raises(ValueError, match="LEPTON_KEEP_RESIDENT"):
-        instance_pool.keep_resident()
+        instance_pool.keep_resident(pagemap_scan=True)
 
 
 def test_kept_resident_memory_is_bounded_by_one_warm_slot_per_thread() -> None:
