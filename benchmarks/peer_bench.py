@@ -281,6 +281,7 @@ def main() -> int:
             # Which server can run which guest: two sequential requests, the second on the same instance
             # for jco shared and lepton reuse.
             cases: list[tuple[Guest, str]] = []
+            left_out: dict[tuple[str, str], str] = {}  # (guest, server) that failed the check: why
             for guest in guests:
                 if guest.name not in wasm:
                     continue
@@ -299,6 +300,7 @@ def main() -> int:
                             problem = f"{type(exc).__name__}: {exc}"
                     if problem:
                         print(f"  {guest.label} on {mode}: cannot run it, left out: {problem}", flush=True)
+                        left_out[(guest.name, mode)] = problem
                     else:
                         cases.append((guest, mode))
 
@@ -361,8 +363,11 @@ def main() -> int:
         "JS echo reuse / jco shared": ("js", "lepton reuse", "jco shared", 1.2),
         "WAT hello fresh / jco shared": ("wat", "lepton fresh", "jco shared", 1.2),
     }.items():
+        why = "; ".join(f"{server} cannot run it: {left_out[(key, server)][:160]}"
+                        for server in (mode, peer) if (key, server) in left_out)
         for c in CONNECTIONS:
-            show(f"{label}, c{c}", ratio(get(key, mode, c), get(key, peer, c)), f"  (target >= {target})")
+            show(f"{label}, c{c}", ratio(get(key, mode, c), get(key, peer, c)),
+                 f"  (target >= {target})" + (f"  [{why}]" if why else ""))
     show("Python hello fresh c16 / c1", ratio(get("py", "lepton fresh", 16), get("py", "lepton fresh", 1)),
          "  (target >= 1.0)")
     if jco_exits:

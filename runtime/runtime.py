@@ -40,6 +40,7 @@ from runtime.core.contract import Capability, ComponentInfo, Executor, ExecutorP
 from runtime.core.guest import PreparedGuest
 from runtime.core.reuse import InstanceReuse
 from runtime.core.shared import SharedCodeCache
+from runtime.core.spares import SpareBudget, SpareInstances, SparePolicy
 from runtime.engine import patches
 from runtime.engine.config import make_engine
 from runtime.engine.epoch import EpochTicker
@@ -135,6 +136,16 @@ class Runtime:
             niceness=GUEST_THREAD_NICENESS,
             idle_exit_s=GUEST_THREAD_IDLE_EXIT_S,
         )
+        # Fresh instances made ahead of their request (runtime/core/spares.py): one thread for the
+        # process, as nice as the guests' (it does their apps' work).
+        self.spare_policy = SparePolicy.from_env()
+        self._spare_maker = WorkerPool(
+            max_workers=1,
+            thread_name_prefix="lepton-spare",
+            niceness=GUEST_THREAD_NICENESS,
+            idle_exit_s=GUEST_THREAD_IDLE_EXIT_S,
+        )
+        self._spare_budget = SpareBudget(self.spare_policy.max_live)
         self._app_threads = max(1, workers // 2)
         self._cpu_turns = cpu_turns_per_app if cpu_turns_per_app is not None else default_cpu_turns()
         self._ticker = EpochTicker(self.engine)
@@ -145,6 +156,8 @@ class Runtime:
     def close(self) -> None:
         self._ticker.stop()
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._spare_maker.shutdown(wait=False, cancel_futures=True)
+        self._spare_budget.close_all()
 
     async def load_app(self, app: LoadedApp, settings: AppSettings) -> RunningApp:
         """Compile (cache misses only, off the loop), link and check every routed component."""
@@ -225,6 +238,8 @@ class Runtime:
                 guest.reuse = InstanceReuse(settings.max_instance_reuse_count, settings.idle_instance_timeout_s)
             else:
                 guest_log.warning("max_instance_reuse_count ignored: a fresh instance per request, because %s", why_not)
+        if guest.reuse is None and executor.makes_spares and self.spare_policy.mode != "off":
+            guest.spares = SpareInstances(self._spare_maker.submit, self._spare_budget, self.spare_policy, guest_log)
         if isinstance(compiled, Component):
             guest.linker, guest.link_report = shared.linker, shared.link_report
             assert guest.link_report is not None

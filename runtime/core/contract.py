@@ -171,6 +171,9 @@ class Executor(Protocol):
     # True if run() takes instances from guest.reuse when the app opts in to reuse
     # (max_instance_reuse_count > 1; runtime/core/reuse.py); others get a fresh one each time.
     reuses_instances: bool
+    # True if run() takes its fresh instances from guest.fresh_instance, which may hand it one made
+    # ahead (runtime/core/spares.py); the executor then gets guest.spares when reuse is off.
+    makes_spares: bool
 
     def run(self, guest: PreparedGuest, request: GuestRequest, response: ResponseSink) -> None: ...
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from wasmtime import Engine, Module, Store, WasiConfig
+from wasmtime import Engine, Module, Store, WasiConfig, WasmtimeError
 from wasmtime.component import Component, ExportIndex, Func, Instance, Linker
 
 from registry.loaded import LoadedApp, LoadedComponent
@@ -20,8 +21,9 @@ from runtime.core.context import RequestContext
 from runtime.core.contract import Capability, ComponentInfo
 from runtime.core.linking import LinkReport
 from runtime.core.reuse import InstanceReuse
+from runtime.core.spares import SpareInstances
 from runtime.engine.epoch import deadline_ticks
-from runtime.engine.patches import Signature, signature_of
+from runtime.engine.patches import Signature, raise_pending_host_error, signature_of
 from runtime.engine.precompiled import SharedCompiled
 from runtime.types import AppSettings
 
@@ -55,6 +57,7 @@ class PreparedGuest:
     link_report: LinkReport | None = None
     prepared_state: dict[str, Any] = field(default_factory=dict)  # capability name -> prepare()
     reuse: InstanceReuse | None = None  # idle instances kept for the next request (opt-in)
+    spares: SpareInstances | None = None  # fresh instances made ahead (runtime/core/spares.py)
     _exports: dict[tuple[str, str], ExportIndex] = field(default_factory=dict)
     _signatures: dict[tuple[str, str], Signature] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -80,13 +83,7 @@ class PreparedGuest:
         )
 
     def new_store(self, ctx: RequestContext, timeout_s: float | None = None, *, owned_by_request: bool = True) -> Store:
-        store = Store(self.engine)
-        store.set_epoch_deadline(deadline_ticks(self.settings.timeout_s if timeout_s is None else timeout_s))
-        wasi = WasiConfig()
-        if self.component.locked.env:
-            wasi.env = sorted(self.component.locked.env.items())
-        store.set_wasi(wasi)
-        store.set_limits(memory_size=self.settings.memory_bytes)
+        store = self._store(timeout_s)
         # The Store owns the instance (its slot in the pooling allocator, its linear memory). Free
         # it when the request's guest work ends, however it ends: left to reference counting, a
         # failed run (an exception's traceback holds the frames that hold the Store) waits for the
@@ -97,13 +94,56 @@ class PreparedGuest:
             ctx.cleanups.insert(0, store.close)
         return store
 
+    def _store(self, timeout_s: float | None = None) -> Store:
+        """A Store with the app's memory limit, an epoch deadline and the WASI environment."""
+        store = Store(self.engine)
+        store.set_epoch_deadline(deadline_ticks(self.settings.timeout_s if timeout_s is None else timeout_s))
+        wasi = WasiConfig()
+        if self.component.locked.env:
+            wasi.env = sorted(self.component.locked.env.items())
+        store.set_wasi(wasi)
+        store.set_limits(memory_size=self.settings.memory_bytes)
+        return store
+
+    def fresh_instance(self, ctx: RequestContext, timeout_s: float) -> tuple[Store, Instance]:
+        """A fresh instance for this request, closed with it: the one made ahead when there is
+        one (runtime/core/spares.py), else one made now."""
+        spare = self.spares.take(self.make_spare) if self.spares is not None else None
+        if spare is not None:
+            ctx.cleanups.insert(0, spare.store.close)  # (as new_store registers it)
+            self.renew_store(spare.store, timeout_s)
+            return spare.store, spare.instance
+        started = time.perf_counter()
+        store = self.new_store(ctx, timeout_s)
+        instance = self.instantiate(store)
+        if self.spares is not None:
+            self.spares.note_instantiation(time.perf_counter() - started)
+        return store, instance
+
+    def make_spare(self) -> tuple[Store, Instance]:
+        """An instance made ahead of its request (no request owns it yet). Its start functions
+        get the app's whole timeout; the request that takes it sets its own deadline."""
+        store = self._store()
+        try:
+            return store, self.instantiate(store)
+        except BaseException:
+            store.close()
+            raise
+
     def renew_store(self, store: Store, timeout_s: float) -> None:
         """Ready a kept Store for its next request: a deadline of its own."""
         store.set_epoch_deadline(deadline_ticks(timeout_s))
 
     def instantiate(self, store: Store) -> Instance:
         assert self.linker is not None and isinstance(self.compiled, Component)
-        return self.linker.instantiate(store, self.compiled)
+        try:
+            return self.linker.instantiate(store, self.compiled)
+        except WasmtimeError as exc:
+            try:  # a start function's host call failed: its own error says why
+                raise_pending_host_error()
+            except Exception as host_error:
+                raise host_error from exc
+            raise
 
     def export(self, store: Store, instance: Instance, interface_export: str, func_name: str) -> tuple[Func, Signature]:
         """A function of an exported interface, with its compiled signature (both cached)."""

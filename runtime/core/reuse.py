@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import threading
 import time
-import weakref
 from dataclasses import dataclass
 from typing import Any
 
 from wasmtime import Store
 
+from runtime.core.sweeper import SWEEPER
 from runtime.engine.component_binary import LayoutError, producers
-
-IDLE_SWEEP_S = 0.25  # how often idle instances past their timeout are looked for
 
 
 @dataclass(eq=False)
@@ -46,7 +44,7 @@ class InstanceReuse:
         self._lock = threading.Lock()
         self._idle: list[KeptInstance] = []
         self._closed = False
-        _SWEEPER.watch(self)
+        SWEEPER.watch(self)
 
     def take(self) -> KeptInstance | None:
         """An idle instance to serve the next request, or None (make a fresh one)."""
@@ -87,34 +85,6 @@ class InstanceReuse:
 
     def __len__(self) -> int:
         return len(self._idle)
-
-
-class _Sweeper:
-    """One daemon thread for the process that closes idle instances past their timeout, so an
-    app that stops receiving requests gives its instances' memory back."""
-
-    def __init__(self) -> None:
-        self._pools: weakref.WeakSet[InstanceReuse] = weakref.WeakSet()
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-
-    def watch(self, pool: InstanceReuse) -> None:
-        with self._lock:
-            self._pools.add(pool)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="lepton-reuse-sweeper", daemon=True)
-                self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            time.sleep(IDLE_SWEEP_S)
-            with self._lock:
-                pools = list(self._pools)
-            for pool in pools:
-                pool.sweep()
-
-
-_SWEEPER = _Sweeper()
 
 
 def one_request_per_instance(wasm: bytes) -> str | None:

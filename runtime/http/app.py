@@ -101,6 +101,8 @@ class RunningApp:
         for slot in self.slots.values():
             if slot.guest.reuse is not None:
                 slot.guest.reuse.close()  # a swapped-out version's kept instances end with it
+            if slot.guest.spares is not None:
+                slot.guest.spares.close()  # and its instances made ahead
         self.slots = {}
 
     # -- request handling ---------------------------------------------------------------------

@@ -67,6 +67,7 @@ from runtime.engine.patches.conversions import (
     signature,
     signature_of,
 )
+from runtime.engine.patches.host_calls import raise_pending_host_error
 from runtime.engine.patches.install import apply, is_applied
 from runtime.engine.patches.memory import read_memory, tune_allocator, write_memory
 from runtime.engine.patches.state import PATCHED_VERSIONS, wasmtime_version
@@ -79,6 +80,7 @@ __all__ = [
     "apply",
     "compile_valtype",
     "is_applied",
+    "raise_pending_host_error",
     "read_memory",
     "signature",
     "signature_of",

@@ -78,6 +78,14 @@ def _catch_exceptions(store_raw: Any, func: Callable[..., None], *args: Any) -> 
     return 0
 
 
+def raise_pending_host_error() -> None:
+    """Raise (and clear) the exception a host function raised on this thread, if one is pending:
+    for wasmtime calls that report a failed host call as a bare "python exception" and do not look
+    for it themselves (``Linker.instantiate`` running start functions). Left pending, it would be
+    raised by this thread's next failing call, in another request."""
+    _maybe_raise_last_exn()
+
+
 def _maybe_raise_last_exn() -> None:
     exc = getattr(_pending, "exc", None)
     if exc is None:

@@ -80,6 +80,7 @@ class InboundHttpExecutor:
     name = "spin-inbound-http"
     blocking = False
     reuses_instances = False  # a fresh instance per request, whatever the app asks
+    makes_spares = False
 
     def __init__(self, export_name: str) -> None:
         self.export_name = export_name

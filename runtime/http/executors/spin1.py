@@ -277,6 +277,7 @@ def build_linker(engine: Any, module: Module) -> Linker:
 class Spin1Executor:
     name = "spin1-module"
     reuses_instances = False  # a fresh instance per request, whatever the app asks
+    makes_spares = False
 
     def __init__(self, blocking: bool) -> None:
         self.blocking = blocking  # outbound HTTP waits on the network

@@ -42,6 +42,7 @@ class WagiExecutor:
     name = "spin-wagi"
     blocking = False
     reuses_instances = False  # a fresh instance per request, whatever the app asks
+    makes_spares = False
 
     def __init__(self, config: WagiConfig) -> None:
         self.config = config
@@ -100,6 +101,7 @@ class WagiComponentExecutor:
     name = "spin-wagi-component"
     blocking = False
     reuses_instances = False  # a fresh instance per request, whatever the app asks
+    makes_spares = False
 
     def __init__(self, config: WagiConfig, export_name: str) -> None:
         self.config = config

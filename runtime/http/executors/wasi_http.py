@@ -25,6 +25,7 @@ class IncomingHandlerExecutor:
     name = "wasi-http"
     blocking = False
     reuses_instances = True  # honours max_instance_reuse_count (runtime/core/reuse.py)
+    makes_spares = True  # fresh instances come from guest.fresh_instance (runtime/core/spares.py)
 
     def __init__(self, export_name: str) -> None:
         self.export_name = export_name  # e.g. "wasi:http/incoming-handler@0.2.3"
@@ -35,8 +36,8 @@ class IncomingHandlerExecutor:
         ctx.request = request  # for host APIs that need it (Spin self requests' origin)
         reuse = guest.reuse
         if reuse is None:  # a fresh instance, owned by the request (closed with it)
-            store = guest.new_store(ctx, ctx.remaining())
-            self._handle(guest, store, guest.instantiate(store), request, response)
+            store, instance = guest.fresh_instance(ctx, ctx.remaining())
+            self._handle(guest, store, instance, request, response)
             return
         kept = reuse.take()
         if kept is None:
