@@ -7,25 +7,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.support.server import RouterServer, echo_wasm, push_app_to, write_routes
+from tests.support.server import RouterServer, echo_wasm, push_app_to, registry_routes, write_routes
 
 
 def _routes(cache: Path, guest: str, timeout: str = "10s") -> str:
-    return f'''
-[server]
-cache_dir = "{cache}"
-
-[apps.fresh]
-source = "{guest}"
-insecure = true
-hosts = ["fresh.test"]
-timeout = "{timeout}"
-
-[apps.neighbour]
-source = "{guest}"
-insecure = true
-hosts = ["neighbour.test"]
-'''
+    apps = {"fresh": (guest, "fresh.test"), "neighbour": (guest, "neighbour.test")}
+    return registry_routes(cache, apps, defaults=f'timeout = "{timeout}"\n')
 
 
 def _count(server: RouterServer, host: str) -> int:

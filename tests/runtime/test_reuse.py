@@ -13,7 +13,7 @@ from runtime import Runtime
 from runtime.http.app import RunningApp
 from runtime.testing import component, loaded_app
 from runtime.types import AppSettings, MiB
-from tests.support.runtime_helpers import GUEST_WAT, header, read, request
+from tests.support.runtime_helpers import GUEST_WAT, instance_count, request
 
 FRESH = AppSettings(timeout_s=1.0, memory_bytes=32 * MiB)
 REUSE3 = dataclasses.replace(FRESH, max_instance_reuse_count=3, idle_instance_timeout_s=30.0)
@@ -41,13 +41,9 @@ async def _settled(running: RunningApp) -> None:
 
 
 async def _count(running: RunningApp) -> int:
-    resp = await running.handle(request("/count"))
-    await read(resp)
+    count = await instance_count(running)
     await _settled(running)
-    assert resp.status == 200
-    value = header(resp, "x-count")
-    assert value is not None
-    return int(value)
+    return count
 
 
 async def test_fresh_instance_per_request_by_default(rt: Runtime) -> None:

@@ -17,7 +17,7 @@ from runtime.core.spares import SpareInstances, SparePolicy
 from runtime.http.app import RunningApp
 from runtime.testing import component, loaded_app
 from runtime.types import AppSettings, MiB
-from tests.support.runtime_helpers import GUEST_WAT, WAT_DIR, header, read, request
+from tests.support.runtime_helpers import GUEST_WAT, WAT_DIR, instance_count, read, request
 
 FRESH = AppSettings(timeout_s=5.0, memory_bytes=32 * MiB)
 ALWAYS = SparePolicy(mode="always")
@@ -50,23 +50,14 @@ async def _until(condition: object, what: str, timeout: float = 5.0) -> None:
         await asyncio.sleep(0.005)
 
 
-async def _count(running: RunningApp) -> int:
-    resp = await running.handle(request("/count"))
-    await read(resp)
-    assert resp.status == 200
-    value = header(resp, "x-count")
-    assert value is not None
-    return int(value)
-
-
 async def test_requests_served_by_spares_start_from_a_fresh_instance(rt: Runtime) -> None:
     running = await _load(rt, ALWAYS)
     spares = _spares(running)
     # The second request in a row marks the component busy: from then on a spare waits for each.
-    counts = [await _count(running), await _count(running)]
+    counts = [await instance_count(running), await instance_count(running)]
     for _ in range(6):
         await _until(lambda: len(spares) == 1, "the next spare")
-        counts.append(await _count(running))
+        counts.append(await instance_count(running))
     assert counts == [1] * 8  # no request saw another's state
     assert spares.taken == 6
 
@@ -75,7 +66,7 @@ async def test_an_idle_component_gets_no_spare(rt: Runtime) -> None:
     running = await _load(rt, SparePolicy(mode="always", busy_within_s=0.05))
     spares = _spares(running)
     for _ in range(3):
-        assert await _count(running) == 1
+        assert await instance_count(running) == 1
         await asyncio.sleep(0.15)  # slower than "busy"
     assert len(spares) == 0 and spares.taken == 0
 
@@ -83,33 +74,33 @@ async def test_an_idle_component_gets_no_spare(rt: Runtime) -> None:
 async def test_auto_makes_spares_only_where_instantiating_costs_enough(rt: Runtime) -> None:
     cheap = await _load(rt, SparePolicy(mode="auto", worth_it_s=60.0), name="cheap")
     for _ in range(4):
-        await _count(cheap)
+        await instance_count(cheap)
     await asyncio.sleep(0.1)
     assert len(_spares(cheap)) == 0 and _spares(cheap).instantiate_s is not None
 
     worth_it = await _load(rt, SparePolicy(mode="auto", worth_it_s=0.0), name="worth-it")
-    await _count(worth_it)
-    await _count(worth_it)
+    await instance_count(worth_it)
+    await instance_count(worth_it)
     await _until(lambda: len(_spares(worth_it)) == 1, "a spare")
 
 
 async def test_an_unused_spare_goes_after_the_idle_timeout_and_its_slot_comes_back(rt: Runtime) -> None:
     running = await _load(rt, SparePolicy(mode="always", idle_timeout_s=0.3))
     spares = _spares(running)
-    await _count(running)
-    await _count(running)
+    await instance_count(running)
+    await instance_count(running)
     await _until(lambda: len(spares) == 1, "a spare")
     assert rt._spare_budget.live == 1
     await _until(lambda: len(spares) == 0, "the idle spare to close", timeout=3.0)
     assert rt._spare_budget.live == 0
-    assert await _count(running) == 1  # and the app serves as before
+    assert await instance_count(running) == 1  # and the app serves as before
 
 
 async def test_a_retired_version_closes_its_spare_and_makes_no_more(rt: Runtime) -> None:
     old = await _load(rt, ALWAYS, name="v1")
     new = await _load(rt, ALWAYS, name="v2")
-    await _count(old)
-    await _count(old)
+    await instance_count(old)
+    await instance_count(old)
     await _until(lambda: len(_spares(old)) == 1, "a spare")
     spares = _spares(old)
     make = old.slots["guest"].guest.make_spare
@@ -118,19 +109,19 @@ async def test_a_retired_version_closes_its_spare_and_makes_no_more(rt: Runtime)
     spares.take(make)  # (as a late request would)
     await asyncio.sleep(0.1)
     assert len(spares) == 0 and rt._spare_budget.live == 0
-    assert await _count(new) == 1  # the other app is untouched
+    assert await instance_count(new) == 1  # the other app is untouched
 
 
 async def test_the_process_holds_at_most_max_live_spares(rt: Runtime) -> None:
     policy = SparePolicy(mode="always", max_live=2)
     apps = [await _load(rt, policy, name=f"app{i}") for i in range(4)]
     for running in apps:
-        await _count(running)
-        await _count(running)
+        await instance_count(running)
+        await instance_count(running)
     await _until(lambda: sum(len(_spares(a)) for a in apps) == 2, "two spares")
     await asyncio.sleep(0.1)
     assert sum(len(_spares(a)) for a in apps) == 2 and rt._spare_budget.live == 2
-    assert [await _count(a) for a in apps] == [1, 1, 1, 1]
+    assert [await instance_count(a) for a in apps] == [1, 1, 1, 1]
 
 
 async def test_a_start_function_calling_the_host_gets_no_spares_and_still_serves(
@@ -149,6 +140,6 @@ async def test_a_start_function_calling_the_host_gets_no_spares_and_still_serves
     assert "no instances made ahead for this component" in caplog.text
     assert len(spares) == 0 and rt._spare_budget.live == 0
     neighbour = await _load(rt, ALWAYS, name="neighbour")
-    assert [await _count(neighbour) for _ in range(3)] == [1, 1, 1]
+    assert [await instance_count(neighbour) for _ in range(3)] == [1, 1, 1]
     # One thread makes the spares of every app: the failures left no extra thread behind.
     assert sum(t.name.startswith("lepton-spare") for t in threading.enumerate()) <= 1

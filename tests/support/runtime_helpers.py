@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from runtime.types import IncomingRequest, OutgoingResponse
 
@@ -64,3 +65,13 @@ def header(response: OutgoingResponse, name: str) -> str | None:
     """The last value of `name`, as text (latin-1, as the bytes came)."""
     values = [v for n, v in response.headers if n == name]
     return values[-1].decode("latin-1") if values else None
+
+
+async def instance_count(running: Any) -> int:
+    """The WAT guest's /count: how many /count requests its instance has served (x-count)."""
+    response = await running.handle(request("/count"))
+    await read(response)
+    assert response.status == 200
+    value = header(response, "x-count")
+    assert value is not None
+    return int(value)
