@@ -68,35 +68,50 @@ class Spare:
 
 
 class SpareBudget:
-    """How many spares may exist at once, and whose they are: the Runtime closes them all when it
-    closes (a spare's Store holds the Engine and its reserved pool)."""
+    """How many spares may exist at once, and who holds them: the Runtime closes them all when it
+    closes (a spare's Store holds the Engine and its reserved pool). Only components holding a
+    spare are tracked (and watched for the idle timeout): a server with 10,000 apps has 10,000
+    SpareInstances, nearly all of them empty."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.live = 0
         self._lock = threading.Lock()
-        self._owners: weakref.WeakSet[SpareInstances] = weakref.WeakSet()
-
-    def register(self, owner: SpareInstances) -> None:
-        with self._lock:
-            self._owners.add(owner)
-
-    def close_all(self) -> None:
-        with self._lock:
-            owners = list(self._owners)
-        for owner in owners:
-            owner.close()
+        self._holders: weakref.WeakSet[SpareInstances] = weakref.WeakSet()
+        self._closed = False
 
     def acquire(self) -> bool:
         with self._lock:
-            if self.live >= self.limit:
+            if self._closed or self.live >= self.limit:
                 return False
             self.live += 1
             return True
 
-    def release(self) -> None:
+    def holding(self, holder: SpareInstances) -> bool:
+        """`holder` now holds a spare (acquired before); False once closed (the caller closes it:
+        a spare made while the Runtime closed)."""
+        with self._lock:
+            if self._closed:
+                return False
+            self._holders.add(holder)
+        SWEEPER.watch(holder)
+        return True
+
+    def release(self, holder: SpareInstances | None = None) -> None:
+        """A spare acquired by `holder` is gone (None: it was never held)."""
         with self._lock:
             self.live -= 1
+            if holder is not None:
+                self._holders.discard(holder)
+        if holder is not None:
+            SWEEPER.unwatch(holder)
+
+    def close_all(self) -> None:
+        with self._lock:
+            self._closed = True
+            holders = list(self._holders)
+        for holder in holders:
+            holder.close()
 
 
 class SpareInstances:
@@ -116,8 +131,6 @@ class SpareInstances:
         self.instantiate_s: float | None = None  # what instantiating cost in this component's requests
         self.disabled: str | None = None  # why this component gets no spares
         self.taken = 0  # requests served by a spare (for tests and the benchmark)
-        budget.register(self)
-        SWEEPER.watch(self)
 
     def take(self, make: Callable[[], tuple[Store, Any]]) -> Spare | None:
         """The spare for the request starting now, or None (the request instantiates its own).
@@ -136,7 +149,7 @@ class SpareInstances:
             if spare is not None:
                 self.taken += 1
         if spare is not None:
-            self._budget.release()
+            self._budget.release(self)
         if refill:
             try:
                 self._submit(functools.partial(self._fill, make))
@@ -170,7 +183,7 @@ class SpareInstances:
         try:
             store, instance = make()
         except Exception as exc:  # e.g. a start function calling into the host, or a full pool
-            self._budget.release()
+            self._budget.release(None)
             with self._lock:
                 self._pending = False
                 self.disabled = f"{type(exc).__name__}: {exc}"
@@ -179,11 +192,14 @@ class SpareInstances:
             return
         with self._lock:
             self._pending = False
-            if not self._closed:
+            # (holding() under the lock: a take() cannot release the spare before it is held)
+            kept = not self._closed and self._budget.holding(self)
+            if kept:
                 self._spare = Spare(store, instance, time.monotonic())
-                return
+        if kept:
+            return
         store.close()
-        self._budget.release()
+        self._budget.release(None)
 
     def sweep(self) -> None:
         """Close the spare if it has waited unused for longer than the idle timeout."""
@@ -194,7 +210,7 @@ class SpareInstances:
                 return
             self._spare = None
         spare.store.close()
-        self._budget.release()
+        self._budget.release(self)
 
     def close(self) -> None:
         """The app version is retired: its spare goes, and none is made again."""
@@ -203,7 +219,7 @@ class SpareInstances:
             spare, self._spare = self._spare, None
         if spare is not None:
             spare.store.close()
-            self._budget.release()
+            self._budget.release(self)
 
     def __len__(self) -> int:
         return 0 if self._spare is None else 1

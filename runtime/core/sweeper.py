@@ -33,6 +33,10 @@ class Sweeper:
                 self._thread = threading.Thread(target=self._run, name="lepton-idle-sweeper", daemon=True)
                 self._thread.start()
 
+    def unwatch(self, keeper: Sweepable) -> None:
+        with self._lock:
+            self._watched.discard(keeper)
+
     def _run(self) -> None:
         while True:
             time.sleep(SWEEP_INTERVAL_S)

@@ -143,3 +143,14 @@ async def test_a_start_function_calling_the_host_gets_no_spares_and_still_serves
     assert [await instance_count(neighbour) for _ in range(3)] == [1, 1, 1]
     # One thread makes the spares of every app: the failures left no extra thread behind.
     assert sum(t.name.startswith("lepton-spare") for t in threading.enumerate()) <= 1
+
+
+async def test_closing_the_runtime_closes_every_spare(tmp_path_factory: pytest.TempPathFactory) -> None:
+    runtime = Runtime(tmp_path_factory.mktemp("rtcache"))
+    apps = [await _load(runtime, ALWAYS, name=f"app{i}") for i in range(2)]
+    for running in apps:
+        await instance_count(running)
+        await instance_count(running)
+    await _until(lambda: [len(_spares(a)) for a in apps] == [1, 1], "two spares")
+    runtime.close()  # (a spare's Store holds the Engine, and with it the pool's address space)
+    assert runtime._spare_budget.live == 0 and [len(_spares(a)) for a in apps] == [0, 0]
