@@ -66,7 +66,8 @@ inbound-http, WAGI, Spin 1.x core modules) is an :class:`ExecutorProvider` whose
 
 * ``guest.new_store(ctx)`` makes a Store with the app's limits, epoch deadline and WASI env;
   ``guest.instantiate(store)`` instantiates the component (``guest.module`` / ``guest.linker``
-  for a core module: the executor instantiates it itself);
+  for a core module: the executor instantiates it itself); ``guest.fresh_instance(ctx, timeout)``
+  does both, handing over an instance made ahead when there is one (``makes_spares``);
 * ``request`` is a :class:`runtime.core.guest_io.GuestRequest` (method, scheme, authority,
   path_with_query, headers incl. spin-* as (str, bytes), client_addr, route match, and
   ``body``: a blocking reader);

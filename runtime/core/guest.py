@@ -82,16 +82,15 @@ class PreparedGuest:
             on_block=on_block,
         )
 
-    def new_store(self, ctx: RequestContext, timeout_s: float | None = None, *, owned_by_request: bool = True) -> Store:
+    def new_store(self, ctx: RequestContext, timeout_s: float | None = None) -> Store:
         store = self._store(timeout_s)
         # The Store owns the instance (its slot in the pooling allocator, its linear memory). Free
         # it when the request's guest work ends, however it ends: left to reference counting, a
         # failed run (an exception's traceback holds the frames that hold the Store) waits for the
         # cyclic GC, and abandoned uploads once exhausted the pool for every app that way.
-        # Registered first, so it runs after every other cleanup of the request. (A Store kept for
-        # reuse is not the request's: its keeper closes it, see runtime/core/reuse.py.)
-        if owned_by_request:
-            ctx.cleanups.insert(0, store.close)
+        # Registered first, so it runs after every other cleanup of the request. (A Store no
+        # request owns comes from new_instance: its keeper closes it.)
+        ctx.cleanups.insert(0, store.close)
         return store
 
     def _store(self, timeout_s: float | None = None) -> Store:
@@ -108,7 +107,7 @@ class PreparedGuest:
     def fresh_instance(self, ctx: RequestContext, timeout_s: float) -> tuple[Store, Instance]:
         """A fresh instance for this request, closed with it: the one made ahead when there is
         one (runtime/core/spares.py), else one made now."""
-        spare = self.spares.take(self.make_spare) if self.spares is not None else None
+        spare = self.spares.take(self.new_instance) if self.spares is not None else None
         if spare is not None:
             ctx.cleanups.insert(0, spare.store.close)  # (as new_store registers it)
             self.renew_store(spare.store, timeout_s)
@@ -120,10 +119,12 @@ class PreparedGuest:
             self.spares.note_instantiation(time.perf_counter() - started)
         return store, instance
 
-    def make_spare(self) -> tuple[Store, Instance]:
-        """An instance made ahead of its request (no request owns it yet). Its start functions
-        get the app's whole timeout; the request that takes it sets its own deadline."""
-        store = self._store()
+    def new_instance(self, timeout_s: float | None = None) -> tuple[Store, Instance]:
+        """A Store and instance that no request owns: one kept for reuse (runtime/core/reuse.py)
+        or made ahead (runtime/core/spares.py); its keeper closes it. Without `timeout_s`, start
+        functions get the app's whole timeout, and the request that takes it sets its own deadline
+        (renew_store)."""
+        store = self._store(timeout_s)
         try:
             return store, self.instantiate(store)
         except BaseException:

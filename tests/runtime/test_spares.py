@@ -103,7 +103,7 @@ async def test_a_retired_version_closes_its_spare_and_makes_no_more(rt: Runtime)
     await instance_count(old)
     await _until(lambda: len(_spares(old)) == 1, "a spare")
     spares = _spares(old)
-    make = old.slots["guest"].guest.make_spare
+    make = old.slots["guest"].guest.new_instance
     old.close()
     assert len(spares) == 0 and rt._spare_budget.live == 0
     spares.take(make)  # (as a late request would)

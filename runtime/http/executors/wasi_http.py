@@ -41,12 +41,7 @@ class IncomingHandlerExecutor:
             return
         kept = reuse.take()
         if kept is None:
-            store = guest.new_store(ctx, ctx.remaining(), owned_by_request=False)
-            try:
-                kept = KeptInstance(store, guest.instantiate(store))
-            except BaseException:
-                store.close()
-                raise
+            kept = KeptInstance(*guest.new_instance(ctx.remaining()))
         else:
             guest.renew_store(kept.store, ctx.remaining())
         try:
