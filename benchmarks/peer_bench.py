@@ -1,7 +1,7 @@
 """lepton-router vs a peer, `jco serve` (npm @bytecodealliance/jco), on the same .wasm files, one run.
 
     python benchmarks/peer_bench.py [--duration 5] [--rounds 5] [--warmup 1] [--quick]
-                                    [--workers N|auto] [--guests wat,py,js]
+                                    [--workers N|auto] [--guests wat,py,js,jsw]
 
 `--workers` runs lepton-router with that many worker processes (`auto`: one per CPU, as
 `workers = "auto"` in routes.toml); the default is one, the figures the targets were set on. jco
@@ -11,7 +11,13 @@ Guests (each one .wasm file, served unchanged by both servers):
   wat-hello  tests/fixtures/wat/hello.wat (wasmtime.wat2wasm);
   py-hello   benchmarks/apps/python_hello, spin-sdk built by componentize-py for the
              `wasi:http/proxy@0.2.0` world (a spin-http build imports Spin interfaces jco has not);
-  js-echo    tests/fixtures/js_echo (@spinframework/build-tools j2w), GET / (JSON echo).
+  js-echo    tests/fixtures/js_echo (@spinframework/build-tools j2w), GET / (JSON echo), answering
+             through addEventListener("fetch"): StarlingMonkey's FetchEvent answers one request per
+             instance (StarlingMonkey #247), so jco's shared instance hangs on its second request
+             and lepton-router runs it fresh even as "lepton reuse";
+  jsw-echo   tests/fixtures/js_wasi_echo, the same echo built the same way with its handler written
+             against wasi:http (`export const incomingHandler`): one instance answers any number of
+             requests, in jco's shared instance and in lepton-router's reuse.
 Servers:
   lepton fresh   `lepton-router serve`, a fresh instance per request (the default);
   lepton reuse   the same process, another app on the same .wasm with max_instance_reuse_count = 128;
@@ -28,8 +34,8 @@ ones: they never hang up mid-request), then wrk -t1 -cN -d`--duration`s at N = 1
 alternate over every guest, server and N; medians are printed. wrk's socket errors include its
 2 s timeouts (counted in req/s, left out of the latency figures).
 Targets (issue 13): Python hello fresh c16/c1 >= 1.0; Python hello fresh / jco shared >= 0.6;
-Python hello reuse / jco shared >= 1.2; JS echo reuse / jco shared >= 1.2; WAT hello (fresh) / jco
-shared >= 1.2.
+Python hello reuse / jco shared >= 1.2; JS echo reuse / jco shared >= 1.2 (on jsw-echo, the JS echo
+an instance of which can be shared); WAT hello (fresh) / jco shared >= 1.2.
 """
 
 from __future__ import annotations
@@ -64,7 +70,7 @@ from benchmarks.router_bench import (  # noqa: E402
     wait_http,
     wrk,
 )
-from tests.support.fixtures import NODE_MODULES, build_js_echo, build_python_app  # noqa: E402
+from tests.support.fixtures import NODE_MODULES, build_js_echo, build_js_wasi_echo, build_python_app  # noqa: E402
 from tests.support.registry_apps import AppComponent, write_local_app  # noqa: E402
 
 JCO = NODE_MODULES / ".bin" / "jco"
@@ -95,6 +101,7 @@ GUESTS = (
     Guest("wat", "WAT hello", _wat_hello, b"Hello, Fermyon!"),
     Guest("py", "Python hello", lambda _: build_python_app(PYTHON_HELLO, world=PROXY_WORLD), b"Hello from Python!"),
     Guest("js", "JS echo", lambda _: build_js_echo(), b'"method":"GET"'),
+    Guest("jsw", "JS echo (wasi:http handler)", lambda _: build_js_wasi_echo(), b'"method":"GET"'),
 )
 
 
@@ -238,12 +245,12 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds of sequential requests before each run")
     parser.add_argument("--quick", action="store_true", help="smoke run: 2 rounds of 2 s runs, 0.5 s warm-up")
     parser.add_argument("--workers", default="1", help="lepton-router worker processes: a number or auto (one per CPU)")
-    parser.add_argument("--guests", default="wat,py,js", help="comma-separated guests to measure (wat, py, js)")
+    parser.add_argument("--guests", default="wat,py,js,jsw", help="comma-separated guests to measure (wat, py, js, jsw)")
     args = parser.parse_args()
     workers = (os.cpu_count() or 1) if args.workers == "auto" else int(args.workers)
     wanted = set(args.guests.split(","))
     if unknown := wanted - {guest.name for guest in GUESTS}:
-        parser.error(f"--guests: unknown {', '.join(sorted(unknown))} (wat, py, js)")
+        parser.error(f"--guests: unknown {', '.join(sorted(unknown))} (wat, py, js, jsw)")
     guests = [guest for guest in GUESTS if guest.name in wanted]
     if args.quick:
         args.duration, args.rounds, args.warmup = 2, 2, 0.5
@@ -360,7 +367,7 @@ def main() -> int:
     for label, (key, mode, peer, target) in {
         "Python hello fresh / jco shared": ("py", "lepton fresh", "jco shared", 0.6),
         "Python hello reuse / jco shared": ("py", "lepton reuse", "jco shared", 1.2),
-        "JS echo reuse / jco shared": ("js", "lepton reuse", "jco shared", 1.2),
+        "JS echo (wasi:http handler) reuse / jco shared": ("jsw", "lepton reuse", "jco shared", 1.2),
         "WAT hello fresh / jco shared": ("wat", "lepton fresh", "jco shared", 1.2),
     }.items():
         why = "; ".join(f"{server} cannot run it: {left_out[(key, server)][:160]}"

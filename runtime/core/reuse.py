@@ -22,7 +22,7 @@ from typing import Any
 from wasmtime import Store
 
 from runtime.core.sweeper import SWEEPER
-from runtime.engine.component_binary import LayoutError, producers
+from runtime.engine.component_binary import LayoutError, core_module_exports, producers
 
 
 @dataclass(eq=False)
@@ -90,14 +90,26 @@ class InstanceReuse:
 def one_request_per_instance(wasm: bytes) -> str | None:
     """Why instances of this component cannot serve a second request, or None.
 
-    Components built by ComponentizeJS (the Spin JS SDK, jco) run StarlingMonkey, whose FetchEvent
-    state is not cleared after a request: the second request on an instance fails with
-    `FetchEvent#respondWith can't be called twice` (StarlingMonkey issue #247). Reusing them would
-    turn every other request into an error, so they always get a fresh instance."""
+    Components built by ComponentizeJS (the Spin JS SDK, jco) run StarlingMonkey. When the JS
+    code answers through `addEventListener("fetch")`, StarlingMonkey's own FetchEvent dispatch is
+    the wasi:http handler, and its state is not cleared after a request: the second request on an
+    instance fails with `FetchEvent#respondWith can't be called twice` (StarlingMonkey issue #247).
+    Reusing those would turn every other request into an error, so they always get a fresh
+    instance. A JS module that exports `incomingHandler` itself (written against wasi:http
+    directly) is left without the FetchEvent dispatch and serves any number of requests. The two
+    are told apart by the handler's post-return function: ComponentizeJS generates one for an
+    export the JS code implements, and StarlingMonkey's built-in handler has none."""
     try:
         tools = {name for name, _ in producers(wasm).get("processed-by", [])}
     except LayoutError:
         return None
-    if "ComponentizeJS" in tools:
-        return "it was built by ComponentizeJS (StarlingMonkey answers one request per instance)"
-    return None
+    if "ComponentizeJS" not in tools:
+        return None
+    try:
+        exported = core_module_exports(wasm)
+    except LayoutError:  # (unreadable: assume the FetchEvent form, the safe side)
+        exported = set()
+    if any(name.startswith("cabi_post_wasi:http/incoming-handler@") for name in exported):
+        return None
+    return ("it was built by ComponentizeJS with a FetchEvent handler (StarlingMonkey answers one "
+            "request per instance; export incomingHandler instead to allow reuse)")

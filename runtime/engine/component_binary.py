@@ -12,7 +12,9 @@ from dataclasses import dataclass
 PREAMBLE = b"\x00asm\x0d\x00\x01\x00"
 
 # Section ids.
-CUSTOM, ALIAS, TYPE, IMPORT, EXPORT, COMPONENT = 0, 6, 7, 10, 11, 4
+CUSTOM, CORE_MODULE, ALIAS, TYPE, IMPORT, EXPORT, COMPONENT = 0, 1, 6, 7, 10, 11, 4
+CORE_PREAMBLE = b"\x00asm\x01\x00\x00\x00"
+CORE_EXPORT = 7  # a core module's export section
 _PREFIX_SECTIONS = {CUSTOM, ALIAS, TYPE, IMPORT}
 # Sorts (binary encoding) and their names in the text format.
 SORT_FUNC, SORT_TYPE, SORT_COMPONENT, SORT_INSTANCE = 0x01, 0x03, 0x04, 0x05
@@ -65,13 +67,46 @@ class Section:
 def sections(wasm: bytes) -> list[Section]:
     if wasm[:8] != PREAMBLE:
         raise LayoutError("not a component")
-    reader, found = _Reader(wasm, 8), []
-    while reader.pos < len(wasm):
+    return _sections(wasm, 8, len(wasm))
+
+
+def _sections(wasm: bytes, pos: int, end: int) -> list[Section]:
+    reader, found = _Reader(wasm, pos, end), []
+    while reader.pos < end:
         start, sid = reader.pos, reader.byte()
         size = reader.u32()
+        if reader.pos + size > end:
+            raise LayoutError("section runs past its end")
         found.append(Section(sid, start, reader.pos, reader.pos + size))
         reader.pos += size
     return found
+
+
+def core_module_exports(wasm: bytes) -> set[str]:
+    """The export names of every core module the component holds, in it or in components nested
+    in it (their bodies are not parsed beyond the export sections)."""
+    names: set[str] = set()
+    pending = [(8, len(wasm))]
+    if wasm[:8] != PREAMBLE:
+        raise LayoutError("not a component")
+    while pending:
+        pos, end = pending.pop()
+        for section in _sections(wasm, pos, end):
+            if section.id == COMPONENT:
+                if wasm[section.body : section.body + 8] != PREAMBLE:
+                    raise LayoutError("nested component without its preamble")
+                pending.append((section.body + 8, section.end))
+            elif section.id == CORE_MODULE:
+                if wasm[section.body : section.body + 8] != CORE_PREAMBLE:
+                    raise LayoutError("core module without its preamble")
+                for inner in _sections(wasm, section.body + 8, section.end):
+                    if inner.id == CORE_EXPORT:
+                        reader = _Reader(wasm, inner.body, inner.end)
+                        for _ in range(reader.u32()):
+                            names.add(reader.name())
+                            reader.byte()  # kind
+                            reader.u32()  # index
+    return names
 
 
 @dataclass

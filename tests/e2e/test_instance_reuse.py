@@ -78,15 +78,18 @@ def test_reuse_keeps_state_per_app_and_version(registry, router_server, router_c
 
 def test_js_sdk_app_runs_fresh_with_reuse_configured(registry, router_server, router_cache_dir: Path,  # type: ignore[no-untyped-def]
                                                      tmp_path: Path) -> None:
-    """A JS SDK (ComponentizeJS / StarlingMonkey) instance fails every request after its first, so
-    reuse set in [defaults] must not reach it: it runs fresh, every request answers, and the log
-    says why. The WAT neighbour under the same defaults still reuses its instance."""
-    from tests.support.fixtures import build_js_echo
+    """A JS SDK app answering through addEventListener("fetch") (StarlingMonkey's FetchEvent)
+    fails every request after its first on one instance, so reuse set in [defaults] must not
+    reach it: it runs fresh, every request answers, and the log says why. A JS app that exports
+    its wasi:http handler itself is reused like any other, and so is the WAT neighbour."""
+    from tests.support.fixtures import build_js_echo, build_js_wasi_echo
 
     js = push_app_to(registry.host, "reuse/js:v1", build_js_echo().read_bytes(), tmp_path)
+    jsw = push_app_to(registry.host, "reuse/jsw:v1", build_js_wasi_echo().read_bytes(), tmp_path)
     wat = push_app_to(registry.host, "reuse/wat:v1", echo_wasm(), tmp_path)
     routes = tmp_path / "routes.toml"
-    routes.write_text(registry_routes(router_cache_dir, {"js": (js, "js.test"), "wat": (wat, "wat.test")},
+    routes.write_text(registry_routes(router_cache_dir, {"js": (js, "js.test"), "jsw": (jsw, "jsw.test"),
+                                                         "wat": (wat, "wat.test")},
                                       defaults="max_instance_reuse_count = 50\n"))
     server: RouterServer = router_server(routes)
     server.wait_ready(120)
@@ -94,5 +97,15 @@ def test_js_sdk_app_runs_fresh_with_reuse_configured(registry, router_server, ro
         response = server.get("/", host="js.test")
         assert response.status_code == 200, (response.status_code, server.log()[-2000:])
         assert response.json()["method"] == "GET"
-    assert "max_instance_reuse_count ignored: a fresh instance per request, because it was built by ComponentizeJS" in server.log()
+    log = server.log()
+    ignored = [line for line in log.splitlines() if "max_instance_reuse_count ignored" in line]
+    assert len(ignored) == 1, ignored  # the FetchEvent app's, not the one exporting its handler
+    assert "a fresh instance per request, because it was built by ComponentizeJS with a FetchEvent handler" in ignored[0]
+    served = []
+    for n in range(4):
+        response = server.get(f"/x?n={n}", host="jsw.test")
+        assert response.status_code == 200, (response.status_code, server.log()[-2000:])
+        assert response.json()["uri"] == f"/x?n={n}"
+        served.append(response.json()["served"])
+    assert max(served) > 1, served  # one instance answered several requests
     assert [_count(server, "wat.test") for _ in range(3)] == [1, 2, 3]

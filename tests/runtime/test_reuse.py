@@ -100,3 +100,33 @@ async def test_never_shared_between_apps_or_versions(rt: Runtime) -> None:
     one.close()
     assert old_reuse is not None and len(old_reuse) == 0
 
+
+
+def _with_producer(component_text: str, tool: str) -> bytes:
+    """The component with a top-level `producers` custom section naming `tool` as processed-by."""
+    import wasmtime
+
+    from runtime.engine.component_binary import leb128
+
+    def name(text: str) -> bytes:
+        return leb128(len(text.encode())) + text.encode()
+
+    body = name("producers") + leb128(1) + name("processed-by") + leb128(1) + name(tool) + name("1.0.0")
+    return bytes(wasmtime.wat2wasm(component_text)) + b"\x00" + leb128(len(body)) + body
+
+
+FETCH_EVENT_BUILD = '(component (core module (func (export "wasi:http/incoming-handler@0.2.3#handle"))))'
+JS_HANDLER_BUILD = ('(component (core module (func (export "wasi:http/incoming-handler@0.2.3#handle"))'
+                    ' (func (export "cabi_post_wasi:http/incoming-handler@0.2.3#handle"))))')
+
+
+def test_which_components_cannot_serve_a_second_request() -> None:
+    from runtime.core.reuse import one_request_per_instance
+
+    # StarlingMonkey's own FetchEvent handler (no post-return): refused, and the reason says how to fix it.
+    why = one_request_per_instance(_with_producer(FETCH_EVENT_BUILD, "ComponentizeJS"))
+    assert why is not None and "FetchEvent" in why and "incomingHandler" in why
+    # The JS code implements the handler (ComponentizeJS made its post-return): reusable.
+    assert one_request_per_instance(_with_producer(JS_HANDLER_BUILD, "ComponentizeJS")) is None
+    # Another toolchain: reusable whatever its exports.
+    assert one_request_per_instance(_with_producer(FETCH_EVENT_BUILD, "wit-component")) is None

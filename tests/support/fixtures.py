@@ -593,6 +593,13 @@ def build_js_echo() -> Path:
     return build_js_app(FIXTURES_DIR / "js_echo")
 
 
+def build_js_wasi_echo() -> Path:
+    """tests/fixtures/js_wasi_echo: the JS echo with its handler written against wasi:http (it
+    exports ``incomingHandler``), so one instance can answer many requests; its JSON adds
+    ``"served"``, how many requests the instance has answered."""
+    return build_js_app(FIXTURES_DIR / "js_wasi_echo")
+
+
 # --------------------------------------------------------------------------------------------
 # Go (WAGI)
 

@@ -76,3 +76,21 @@ def test_a_component_section_wraps_a_component() -> None:
     assert inner == binary.PREAMBLE  # wat2wasm encodes an empty component as just the preamble
     section = binary.component_section(inner)
     assert section == binary.EMPTY_COMPONENT_SECTION == b"\x04\x08" + binary.PREAMBLE
+
+
+NESTED = """(component
+  (core module $a (func (export "run")) (func (export "cabi_post_run")))
+  (component $inner
+    (core module $b (memory (export "memory") 1))
+  )
+  (core module $c)
+)"""
+
+
+def test_core_module_exports_come_from_every_module_nested_or_not() -> None:
+    assert binary.core_module_exports(encode(NESTED)) == {"run", "cabi_post_run", "memory"}
+    with pytest.raises(binary.LayoutError, match="not a component"):
+        binary.core_module_exports(encode("(module)"))
+    cut = encode(NESTED)[:-3]
+    with pytest.raises(binary.LayoutError):
+        binary.core_module_exports(cut)
