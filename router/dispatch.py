@@ -22,6 +22,7 @@ from typing import Any
 import runtime.telemetry as telemetry
 from router import telemetry as otel
 from router.asgi import Receive, Scope, Send, end_unread
+from router.http1_head import head_with_body
 from router.manager import AppManager
 from router.proxy import TrustedProxies, client_view
 from router.table import request_host
@@ -215,12 +216,15 @@ class Dispatcher:
         if refused and http_version in ("1.0", "1.1"):
             # A body refused for its size is not worth reading to the end: close after answering.
             headers.append((b"connection", b"close"))
-        await send({"type": "http.response.start", "status": response.status, "headers": headers})
-        body = response.body
+        start = {"type": "http.response.start", "status": response.status, "headers": headers}
         if response.whole_body is not None and inbound.done:
-            # Nothing left to stream or to drain: one message, one write to the socket.
-            await send({"type": "http.response.body", "body": response.whole_body, "more_body": False})
+            # Nothing left to stream or to drain: head and body go out in one write to the socket.
+            async with head_with_body():
+                await send(start)
+                await send({"type": "http.response.body", "body": response.whole_body, "more_body": False})
             return
+        await send(start)
+        body = response.body
         watcher: asyncio.Task[None] | None = None
         try:
             # Each chunk goes out as soon as the guest wrote it (no look-ahead: a streaming app
