@@ -26,5 +26,11 @@ class GuestTrap(RuntimeErrorBase):
     """Raised by host functions to trap the calling guest (caught by wasmtime, never by callers)."""
 
 
+class NeedsWorkerThread(RuntimeErrorBase):
+    """Raised by a host function that may wait or act outside the guest when its guest runs inline
+    on the event loop, before it does anything: the run is given up and runs again on a worker
+    thread (runtime/http/scheduling.py)."""
+
+
 class DeadlineExceeded(RuntimeErrorBase):
     """The request's wall-clock budget ran out (epoch deadline or a host-side wait)."""

@@ -254,11 +254,9 @@ class Runtime:
                 shared.record_instantiated(settings.memory_bytes, settings.timeout_s)
             if guest.link_report.unsupported:
                 guest_log.warning("imports with no host implementation (calls trap): %s", ", ".join(guest.link_report.unsupported))
-        may_inline = (
-            not executor.blocking
-            and isinstance(compiled, Component)
-            and all(c.inline_safe and not c.blocking for c in guest.capabilities)
-        )
+        # Whatever it imports: calls into capabilities that may wait refuse to run inline
+        # (runtime/core/linking.py), and the component then stays on worker threads.
+        may_inline = not executor.blocking and isinstance(compiled, Component)
         return ComponentSlot(guest=guest, executor=executor, may_inline=may_inline, log=guest_log)
 
     def _trial_instantiate(self, guest: PreparedGuest) -> None:

@@ -111,6 +111,9 @@ class RequestContext:
     # the guest waits, and takes one back before the guest runs again.
     on_wait: Callable[[], None] | None = None
     on_resume: Callable[[], None] | None = None
+    # Running inline on the event loop: host functions of capabilities that are not inline-safe
+    # refuse to run (NeedsWorkerThread; see runtime/core/linking.py).
+    inline: bool = False
 
     def get(self, key: StateKey[T]) -> T | None:
         return self._slots.get(key)

@@ -49,10 +49,11 @@ whether or not a component imports it (app-wide checks such as required variable
 Execution path
 --------------
 Set ``blocking = True`` on a capability whose functions may wait (outbound HTTP, databases,
-sleeps): components importing any of its interfaces then always run on a worker thread, never
-inline on the event loop. Set ``inline_safe = True`` on one whose functions only do in-memory
-work: a component whose capabilities are all inline-safe may run inline once its runs prove
-cheap (runtime/http/scheduling.py).
+sleeps), and ``inline_safe = True`` on one whose functions only do in-memory work. A component
+may run inline on the event loop once its runs prove cheap, whatever it imports; the functions of
+a capability that blocks or is not inline-safe refuse to run inline (NeedsWorkerThread, raised
+before they start), and the component then runs on worker threads for good
+(runtime/core/linking.py, runtime/http/scheduling.py).
 
 Executors
 ---------
@@ -113,11 +114,11 @@ class InterfaceImpl:
 @runtime_checkable
 class Capability(Protocol):
     name: str
-    # Its functions may wait (network, sleeps): components importing it always run on a worker
-    # thread, never inline on the event loop.
+    # Its functions may wait (network, sleeps): they never run inline on the event loop.
     blocking: bool
-    # Its functions do only in-memory work: a component whose capabilities are all inline-safe may
-    # run inline on the event loop once its runs prove cheap (runtime.http.scheduling).
+    # Its functions do only in-memory work: they may run inline on the event loop. Functions of
+    # capabilities that are not refuse to (runtime.core.linking), sending the component to
+    # worker threads.
     inline_safe: bool
 
     def provides(self, interface: str) -> bool:

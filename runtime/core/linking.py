@@ -16,9 +16,10 @@ from typing import Any
 from wasmtime import Engine, _ffi
 from wasmtime.component import Component, ComponentInstanceType, FuncType, Linker, ResourceType
 
+from runtime.core.context import current_or_none
 from runtime.core.contract import Capability, InterfaceImpl, resource_type_id, split_import_name
 from runtime.engine import patches
-from runtime.errors import GuestTrap
+from runtime.errors import GuestTrap, NeedsWorkerThread
 
 log = logging.getLogger("lepton.runtime")
 
@@ -65,6 +66,24 @@ def _trap(import_name: str, func_name: str) -> Any:
     return trap
 
 
+def _worker_thread_only(func: Any, what: str) -> Any:
+    """`func`, refusing to run while its guest runs inline on the event loop.
+
+    A component runs inline only when its recent runs were cheap, whatever it imports: the Spin
+    SDKs import every Spin interface (key-value, databases, outbound HTTP...) whether the app uses
+    them or not. A call into a capability that may wait or act outside the guest then gives the
+    inline run up before anything happened, and the request runs again on a worker thread. So
+    the first such call is never made twice, and a guest never waits on the network on the loop."""
+
+    def guarded(store: Any, *args: Any) -> Any:
+        ctx = current_or_none()
+        if ctx is not None and ctx.inline:
+            raise NeedsWorkerThread(what)
+        return func(store, *args)
+
+    return guarded
+
+
 def is_async(ty: FuncType) -> bool:
     """Whether a component function type is `async` (wasmtime-py has no Python accessor for it)."""
     return bool(_ffi.wasmtime_component_func_type_async(ty.ptr()))
@@ -109,6 +128,7 @@ def build_linker(engine: Engine, component: Component, capabilities: Sequence[Ca
                 report.wasip2.append(import_name)
                 continue
             exports = ty.exports(engine)
+            guard = cap is not None and (cap.blocking or not cap.inline_safe)
             if cap is not None:
                 impl = cap.implement(interface, version)
                 report.provided[import_name] = cap.name
@@ -129,7 +149,12 @@ def build_linker(engine: Engine, component: Component, capabilities: Sequence[Ca
                     if isinstance(item_ty, FuncType) and is_async(item_ty):
                         report.async_funcs.append(f"{import_name}#{name}")
                     elif isinstance(item_ty, FuncType):
-                        inst.add_func(name, impl.funcs.get(name) or _trap(import_name, name))
+                        func = impl.funcs.get(name)
+                        if func is None:
+                            func = _trap(import_name, name)
+                        elif guard:
+                            func = _worker_thread_only(func, f"{import_name}#{name}")
+                        inst.add_func(name, func)
                     elif isinstance(item_ty, ResourceType) and name in impl.resources:
                         type_id, drop = impl.resources[name]
                         inst.add_resource(name, ResourceType.host(type_id), _dtor(drop))

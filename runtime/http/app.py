@@ -19,7 +19,7 @@ import runtime.telemetry as telemetry
 from registry.loaded import LoadedApp
 from runtime.capabilities.outbound_http.in_process import CALLER_HEADER
 from runtime.core.guest_io import BodySource, BodyTooLarge, GuestRequest, ResponseSink
-from runtime.errors import DeadlineExceeded
+from runtime.errors import DeadlineExceeded, NeedsWorkerThread
 from runtime.http.calls import RequestCalls
 from runtime.http.responses import (
     body_of,
@@ -286,14 +286,24 @@ class RunningApp:
         loop = asyncio.get_running_loop()
         sink = ResponseSink(loop, inline=True)
         budget = min(timeout, INLINE_BUDGET_S)
-        cost = execute(slot, request, sink, budget, reported=reported)
-        if sink.error is not None and is_timeout(sink.error) and budget < timeout:
-            slot.log.info("inline run exceeded %.0f ms; retrying on a worker thread", budget * 1000)
+        cost = execute(slot, request, sink, budget, reported=reported, inline=True)
+        if isinstance(sink.error, NeedsWorkerThread):
+            slot.may_inline = False
+            slot.log.info("calls %s, which may wait: it runs on worker threads from now on", sink.error)
             return None
+        if sink.error is not None and is_timeout(sink.error) and budget < timeout:
+            slot.may_inline = False
+            slot.log.info("inline run exceeded %.0f ms; retrying on a worker thread, where it runs from now on",
+                          budget * 1000)
+            return None
+        slot.inline_runs += 1
         if sink.error is None:
             slot.record(cost)
         if cost > INLINE_MAX_S * 4:
-            slot.demote()
+            # Every inline run holds up the whole event loop: a component gets to do that once. (A
+            # guest alternating cheap requests with costly ones would otherwise stall it over and over.)
+            slot.may_inline = False
+            slot.log.info("an inline run cost %.0f ms: it runs on worker threads from now on", cost * 1000)
         return self._response(slot, request, sink, sink.error if not sink.started else None, timeout)
 
     async def _run_threaded(

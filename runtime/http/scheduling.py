@@ -3,15 +3,24 @@ may hold.
 
 Execution path, per request: a guest runs INLINE on the event loop only when nothing can make it
 wait or run long: its request body is already complete (small bodies are read ahead), its
-executor and every capability it imports are non-blocking Python/wasmtime WASI, and its last
-runs each cost under INLINE_MAX_S. A run's cost is the CPU time of the thread that ran it, unless
+executor does not wait, its last runs each cost under INLINE_MAX_S, and it has never called a
+capability that is not inline-safe (in-memory work only: wasi:http types, streams, clocks, cli).
+Components may import such capabilities (the Spin SDKs import every Spin interface whatever the
+app uses): while a run is inline, their host functions refuse to run (NeedsWorkerThread, raised
+before they do anything), the run is given up with nothing sent, and it runs again on a worker
+thread. That component then stays on worker threads for good (ComponentSlot.may_inline). Running
+inline saves each request two thread hand-offs and the GIL passing between the loop and a guest
+thread: the Python spin-sdk hello with instance reuse served about 1.3-1.7x the requests at 16
+connections (docs/explanation/execution-path.md). A run's cost is the CPU time of the thread that ran it, unless
 the guest waited (on a pollable, its body, a slow client): then it is the wall time. CPU time is
 what the guest itself spends, so a loaded machine (the thread queued for the GIL or a core) does
 not push a fast guest off the inline path, while a guest that sleeps or waits still counts its
 wall time and stays on a worker thread. Inline runs get a short epoch budget (INLINE_BUDGET_S); a run
 that exceeds it is discarded (nothing has reached the client: inline responses are collected
-first) and re-run on a worker thread with the app's full timeout, and the component goes back to
-the worker pool until it proves fast again. Everything else runs on the worker pool, with the
+first) and re-run on a worker thread with the app's full timeout. A run over the budget, or one
+that cost over 4 x INLINE_MAX_S, sends the component to worker threads for good (for this
+version of the app): each such run stalls every app on the loop, and a guest alternating cheap
+and costly requests must not do that again and again. Everything else runs on the worker pool, with the
 request body streamed in and the response streamed out as the guest writes it.
 """
 
@@ -38,7 +47,7 @@ log = logging.getLogger("lepton.runtime")
 
 INLINE_MAX_S = 0.003  # a component whose recent runs all cost less may run inline
 INLINE_PROOF_RUNS = 4  # how many recent runs must have been that cheap
-INLINE_BUDGET_S = 0.25  # epoch budget of an inline run before it is retried on a worker thread
+INLINE_BUDGET_S = 0.1  # epoch budget of an inline run before it is retried on a worker thread
 
 class ThreadCap:
     """How many worker threads an app may hold: an async semaphore usable from any event loop
@@ -103,7 +112,8 @@ class ComponentSlot:
 
     guest: PreparedGuest
     executor: Executor
-    may_inline: bool  # static facts allow inline runs (see module docstring)
+    may_inline: bool  # inline runs allowed: static facts, then cleared for good by NeedsWorkerThread
+    inline_runs: int = 0  # runs that ended inline (for status and tests)
     # The costs of the last runs. A tuple replaced whole: worker threads record, the loop reads.
     recent: tuple[float, ...] = ()
     log: logging.Logger = log
@@ -263,16 +273,18 @@ class Turn:
 
 def execute(
     slot: ComponentSlot, request: GuestRequest, sink: ResponseSink, timeout_s: float, turn: Turn | None = None,
-    reported: telemetry.RequestTelemetry | None = None,
+    reported: telemetry.RequestTelemetry | None = None, inline: bool = False,
 ) -> float:
     """Run the guest to completion on this thread; never raises (errors go to the sink). With a
     Turn (held when the run starts: CpuShare.submit), the guest gives its app's CPU turn back
     while it waits and takes one again before it goes on; the turn is still the run's when this
     returns, unless it could not be taken back (`turn.held`). With `reported` (OpenTelemetry is
     on), the run has its wasm execution span and its CPU time is recorded. Returns the run's
-    cost: thread CPU seconds, or wall seconds if the guest waited."""
+    cost: thread CPU seconds, or wall seconds if the guest waited. `inline`: the run is on the
+    event loop (host functions that may wait refuse to run: NeedsWorkerThread)."""
     deadline = time.monotonic() + timeout_s
     ctx = slot.guest.new_context(deadline=deadline, on_block=sink.flush)
+    ctx.inline = inline
     # Whatever the executor: host APIs read the request (outbound HTTP: where self requests and
     # in-process calls go).
     ctx.request = request

@@ -228,3 +228,31 @@ async def test_outbound_large_response_streams_to_the_guest(
     status, body = await get(running, "/out", query=f"url=http://127.0.0.1:{upstream.port}/big")
     assert status == 200
     assert body == b"201 " + b"x" * (1 << 20)
+
+
+async def test_a_spin_sdk_app_runs_inline_until_it_calls_a_capability_that_may_wait(
+    rt: Runtime, wasm: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The SDK imports key-value, databases and outbound HTTP whatever the app uses, yet a cheap
+    request that uses none of them runs inline on the event loop. The first call into one gives
+    the inline run up before it does anything (the atomic increment happens once, not twice), the
+    request runs again on a worker thread, and the component stays on worker threads."""
+    import logging
+
+    running = await rt.load_app(kv_app(wasm, 1), settings(tmp_path, api_key="k"))  # type: ignore[arg-type]
+    neighbour = await rt.load_app(kv_app(wasm, 1), settings(tmp_path / "n", api_key="k"))  # type: ignore[arg-type]
+    slot = running.slots["web"]  # type: ignore[attr-defined]
+    assert slot.may_inline
+    assert await get(running, "/nothing") == (404, b"no route")
+    slot.recent = (0.0001,) * 4  # stand in for recent cheap runs (real timings vary with load)
+    assert await get(running, "/nothing") == (404, b"no route")
+    assert slot.inline_runs == 1 and slot.may_inline  # ran inline; it called nothing that waits
+    slot.recent = (0.0001,) * 4
+    with caplog.at_level(logging.INFO):
+        assert await get(running, "/count/default/hits") == (200, b"1")
+    assert any("which may wait: it runs on worker threads from now on" in r.getMessage() for r in caplog.records)
+    assert slot.inline_runs == 1 and not slot.may_inline
+    slot.recent = (0.0001,) * 4
+    assert not slot.inline_now()  # for good, however cheap its runs
+    assert await get(running, "/count/default/hits") == (200, b"2")
+    assert await get(neighbour, "/count/default/hits") == (200, b"1")

@@ -514,7 +514,7 @@ def _spin_send_request(store: Any, req: Any) -> Any:
 
 class OutboundHttpCapability(BaseCapability):
     name = NAME
-    blocking = True  # waits on the network: components importing it run on worker threads
+    blocking = True  # waits on the network: never called inline on the event loop
     interfaces = frozenset({"wasi:http/outgoing-handler", "fermyon:spin/http"})
 
     def implement(self, interface: str, version: str | None) -> InterfaceImpl:
