@@ -40,7 +40,7 @@ from runtime.core.contract import Capability, ComponentInfo, Executor, ExecutorP
 from runtime.core.guest import PreparedGuest
 from runtime.core.reuse import InstanceReuse
 from runtime.core.shared import SharedCodeCache
-from runtime.core.spares import SpareBudget, SpareInstances, SparePolicy
+from runtime.core.spares import DeferredCloses, SpareBudget, SpareInstances, SparePolicy
 from runtime.engine import patches
 from runtime.engine.config import make_engine
 from runtime.engine.epoch import EpochTicker
@@ -146,6 +146,7 @@ class Runtime:
             idle_exit_s=GUEST_THREAD_IDLE_EXIT_S,
         )
         self._spare_budget = SpareBudget(self.spare_policy.max_live)
+        self._deferred_closes = DeferredCloses(self._spare_maker.submit)
         self._app_threads = max(1, workers // 2)
         self._cpu_turns = cpu_turns_per_app if cpu_turns_per_app is not None else default_cpu_turns()
         self._ticker = EpochTicker(self.engine)
@@ -158,6 +159,7 @@ class Runtime:
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._spare_maker.shutdown(wait=False, cancel_futures=True)
         self._spare_budget.close_all()
+        self._deferred_closes.close_all()
 
     async def load_app(self, app: LoadedApp, settings: AppSettings) -> RunningApp:
         """Compile (cache misses only, off the loop), link and check every routed component."""
@@ -239,7 +241,8 @@ class Runtime:
             else:
                 guest_log.warning("max_instance_reuse_count ignored: a fresh instance per request, because %s", why_not)
         if guest.reuse is None and executor.makes_spares and self.spare_policy.mode != "off":
-            guest.spares = SpareInstances(self._spare_maker.submit, self._spare_budget, self.spare_policy, guest_log)
+            guest.spares = SpareInstances(self._spare_maker.submit, self._spare_budget, self.spare_policy, guest_log,
+                                          closes=self._deferred_closes)
         if isinstance(compiled, Component):
             guest.linker, guest.link_report = shared.linker, shared.link_report
             assert guest.link_report is not None

@@ -6,6 +6,7 @@ epoch deadline, WASI environment) and a fresh instance: Spin's per-request isola
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -84,14 +85,24 @@ class PreparedGuest:
 
     def new_store(self, ctx: RequestContext, timeout_s: float | None = None) -> Store:
         store = self._store(timeout_s)
-        # The Store owns the instance (its slot in the pooling allocator, its linear memory). Free
-        # it when the request's guest work ends, however it ends: left to reference counting, a
-        # failed run (an exception's traceback holds the frames that hold the Store) waits for the
-        # cyclic GC, and abandoned uploads once exhausted the pool for every app that way.
-        # Registered first, so it runs after every other cleanup of the request. (A Store no
-        # request owns comes from new_instance: its keeper closes it.)
-        ctx.cleanups.insert(0, store.close)
+        self._close_with(ctx, store)
         return store
+
+    def _close_with(self, ctx: RequestContext, store: Store) -> None:
+        """Close `store` when the request's guest work ends, however it ends.
+
+        The Store owns the instance (its slot in the pooling allocator, its linear memory): left to
+        reference counting, a failed run (an exception's traceback holds the frames that hold the
+        Store) waits for the cyclic GC, and abandoned uploads once exhausted the pool for every app
+        that way. Registered first, so it runs after every other cleanup of the request. For a
+        component that gets instances made ahead, the closing (its memory reset) is handed to the
+        thread that makes them (runtime/core/spares.py). (A Store no request owns comes from
+        new_instance: its keeper closes it.)"""
+        spares = self.spares
+        if spares is not None and spares.closes is not None and spares.worth_it():
+            ctx.cleanups.insert(0, functools.partial(spares.closes.close_soon, store))
+        else:
+            ctx.cleanups.insert(0, store.close)
 
     def _store(self, timeout_s: float | None = None) -> Store:
         """A Store with the app's memory limit, an epoch deadline and the WASI environment."""
@@ -107,16 +118,17 @@ class PreparedGuest:
     def fresh_instance(self, ctx: RequestContext, timeout_s: float) -> tuple[Store, Instance]:
         """A fresh instance for this request, closed with it: the one made ahead when there is
         one (runtime/core/spares.py), else one made now."""
-        spare = self.spares.take(self.new_instance) if self.spares is not None else None
+        spares = self.spares
+        spare = spares.take(self.new_instance) if spares is not None else None
         if spare is not None:
-            ctx.cleanups.insert(0, spare.store.close)  # (as new_store registers it)
+            self._close_with(ctx, spare.store)
             self.renew_store(spare.store, timeout_s)
             return spare.store, spare.instance
         started = time.perf_counter()
         store = self.new_store(ctx, timeout_s)
         instance = self.instantiate(store)
-        if self.spares is not None:
-            self.spares.note_instantiation(time.perf_counter() - started)
+        if spares is not None:
+            spares.note_instantiation(time.perf_counter() - started)
         return store, instance
 
     def new_instance(self, timeout_s: float | None = None) -> tuple[Store, Instance]:

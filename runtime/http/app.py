@@ -292,18 +292,15 @@ class RunningApp:
             slot.log.info("calls %s, which may wait: it runs on worker threads from now on", sink.error)
             return None
         if sink.error is not None and is_timeout(sink.error) and budget < timeout:
-            slot.may_inline = False
-            slot.log.info("inline run exceeded %.0f ms; retrying on a worker thread, where it runs from now on",
-                          budget * 1000)
+            slot.log.info("inline run exceeded %.0f ms; retrying on a worker thread%s", budget * 1000,
+                          _where_from_now(slot.strike()))
             return None
         slot.inline_runs += 1
         if sink.error is None:
             slot.record(cost)
         if cost > INLINE_MAX_S * 4:
-            # Every inline run holds up the whole event loop: a component gets to do that once. (A
-            # guest alternating cheap requests with costly ones would otherwise stall it over and over.)
-            slot.may_inline = False
-            slot.log.info("an inline run cost %.0f ms: it runs on worker threads from now on", cost * 1000)
+            # Every inline run holds up the whole event loop (see INLINE_STRIKES).
+            slot.log.info("an inline run cost %.0f ms%s", cost * 1000, _where_from_now(slot.strike()))
         return self._response(slot, request, sink, sink.error if not sink.started else None, timeout)
 
     async def _run_threaded(
@@ -444,3 +441,8 @@ def _caller_headers(request: IncomingRequest) -> Sequence[tuple[str, bytes]]:
     if chain is not None and chain.caller_app:
         return [*headers, (CALLER_HEADER, chain.caller_app.encode("latin-1", "replace"))]
     return headers
+
+
+def _where_from_now(for_good: bool) -> str:
+    return ("; it runs on worker threads from now on" if for_good
+            else "; it runs on worker threads until it proves cheap again")

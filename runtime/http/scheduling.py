@@ -18,9 +18,11 @@ not push a fast guest off the inline path, while a guest that sleeps or waits st
 wall time and stays on a worker thread. Inline runs get a short epoch budget (INLINE_BUDGET_S); a run
 that exceeds it is discarded (nothing has reached the client: inline responses are collected
 first) and re-run on a worker thread with the app's full timeout. A run over the budget, or one
-that cost over 4 x INLINE_MAX_S, sends the component to worker threads for good (for this
-version of the app): each such run stalls every app on the loop, and a guest alternating cheap
-and costly requests must not do that again and again. Everything else runs on the worker pool, with the
+that cost over 4 x INLINE_MAX_S, is a strike: the component goes back to worker threads until it
+proves cheap again, and at the INLINE_STRIKES-th for good (for this version of the app). Each such
+run stalls every app on the loop, so a guest alternating cheap and costly requests must not do it
+again and again; a pause of the whole process (a profiler, a stalled VM) can cause one, so one is
+not enough. Everything else runs on the worker pool, with the
 request body streamed in and the response streamed out as the guest writes it.
 """
 
@@ -48,6 +50,7 @@ log = logging.getLogger("lepton.runtime")
 INLINE_MAX_S = 0.003  # a component whose recent runs all cost less may run inline
 INLINE_PROOF_RUNS = 4  # how many recent runs must have been that cheap
 INLINE_BUDGET_S = 0.1  # epoch budget of an inline run before it is retried on a worker thread
+INLINE_STRIKES = 3  # costly inline runs a component may have before it stays on worker threads
 
 class ThreadCap:
     """How many worker threads an app may hold: an async semaphore usable from any event loop
@@ -114,6 +117,7 @@ class ComponentSlot:
     executor: Executor
     may_inline: bool  # inline runs allowed: static facts, then cleared for good by NeedsWorkerThread
     inline_runs: int = 0  # runs that ended inline (for status and tests)
+    inline_strikes: int = 0  # costly inline runs (see module docstring)
     # The costs of the last runs. A tuple replaced whole: worker threads record, the loop reads.
     recent: tuple[float, ...] = ()
     log: logging.Logger = log
@@ -128,6 +132,15 @@ class ComponentSlot:
 
     def demote(self) -> None:
         self.recent = ()
+
+    def strike(self) -> bool:
+        """An inline run was costly: back to worker threads until the component proves cheap
+        again, for good at the INLINE_STRIKES-th. Returns whether it is for good."""
+        self.inline_strikes += 1
+        self.demote()
+        if self.inline_strikes >= INLINE_STRIKES:
+            self.may_inline = False
+        return not self.may_inline
 
 
 # Why a run ended without executing again: no CPU turn of its app came free before its deadline.

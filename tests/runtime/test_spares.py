@@ -154,3 +154,51 @@ async def test_closing_the_runtime_closes_every_spare(tmp_path_factory: pytest.T
     await _until(lambda: [len(_spares(a)) for a in apps] == [1, 1], "two spares")
     runtime.close()  # (a spare's Store holds the Engine, and with it the pool's address space)
     assert runtime._spare_budget.live == 0 and [len(_spares(a)) for a in apps] == [0, 0]
+
+
+def _is_closed(store: object) -> bool:
+    try:
+        store.ptr()  # type: ignore[attr-defined]
+    except ValueError:
+        return True
+    return False
+
+
+def test_deferred_closes_wait_for_their_thread_up_to_a_limit() -> None:
+    import wasmtime
+
+    from runtime.core.spares import DeferredCloses
+
+    jobs: list[object] = []  # what would run on the maker's thread, run here by hand
+    closes = DeferredCloses(jobs.append, limit=2)
+    engine = wasmtime.Engine()
+    stores = [wasmtime.Store(engine) for _ in range(4)]
+    closes.close_soon(stores[0])
+    closes.close_soon(stores[1])
+    assert len(jobs) == 1 and len(closes) == 2  # one drain job for both
+    assert not any(_is_closed(s) for s in stores[:2])
+    closes.close_soon(stores[2])  # over the limit: its request closes it itself
+    assert _is_closed(stores[2]) and len(closes) == 2
+    jobs.pop()()  # type: ignore[operator]
+    assert _is_closed(stores[0]) and _is_closed(stores[1]) and len(closes) == 0
+    closes.close_soon(stores[3])  # a new drain job, which never runs (its Runtime closed)
+    assert len(jobs) == 1
+    closes.close_all()
+    assert _is_closed(stores[3])
+
+
+async def test_requests_of_a_component_with_spares_close_their_store_on_the_maker_thread(rt: Runtime) -> None:
+    running = await _load(rt, ALWAYS)
+    closed_on: list[str] = []
+    closes = rt._deferred_closes
+    real_drain = closes._drain
+
+    def drain() -> None:  # (records the thread, then does the real work)
+        closed_on.append(threading.current_thread().name)
+        real_drain()
+
+    closes._drain = drain  # type: ignore[method-assign]
+    counts = [await instance_count(running) for _ in range(6)]
+    assert counts == [1] * 6
+    await _until(lambda: len(closes) == 0 and closed_on, "the deferred closes")
+    assert all(name.startswith("lepton-spare") for name in closed_on), closed_on

@@ -14,6 +14,7 @@ import pytest
 
 from runtime import AppLoadError, Runtime
 from runtime.core.guest_io import BUFFER_LIMIT
+from runtime.http.scheduling import INLINE_STRIKES
 from runtime.testing import component, loaded_app
 from runtime.types import AppSettings, MiB
 from tests.support.runtime_helpers import GUEST_WAT, HELLO_WAT, header, read, request
@@ -381,11 +382,16 @@ async def test_inline_run_over_budget_is_retried_on_a_worker(rt: Runtime, caplog
     assert slot.inline_now()
     with caplog.at_level(logging.INFO):
         resp = await running.handle(request("/loop"))
-    assert resp.status == 504  # the full app timeout applied, on a worker thread
-    assert any("retrying on a worker thread" in r.getMessage() for r in caplog.records)
-    assert not slot.inline_now()
+        assert resp.status == 504  # the full app timeout applied, on a worker thread
+        assert any("retrying on a worker thread" in r.getMessage() for r in caplog.records)
+        assert not slot.inline_now()  # until it proves cheap again
+        for _ in range(INLINE_STRIKES - 1):
+            slot.recent = (0.0001,) * 4
+            assert slot.inline_now()
+            assert (await running.handle(request("/loop"))).status == 504
     slot.recent = (0.0001,) * 4
-    assert not slot.inline_now()  # for good: it would stall the event loop again
+    assert not slot.inline_now()  # for good: it would stall the event loop again and again
+    assert any("on worker threads from now on" in r.getMessage() for r in caplog.records)
 
 
 async def test_a_guest_that_waits_is_judged_by_its_wall_time(rt: Runtime) -> None:
