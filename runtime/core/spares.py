@@ -26,7 +26,8 @@ worker thread, the app's CPU turn).
 ``LEPTON_SPARE_INSTANCES``: ``auto`` (the default), ``0`` (never), ``1`` (for every busy
 component, whatever its instantiation costs). Instantiating runs the component's start functions;
 one that calls into the host (there is no request to serve it) fails, and that component gets no
-spares from then on (logged once).
+spares from then on (logged once). A spare that cannot be made because every pool slot is in use
+is just not made; the next busy request asks again.
 """
 
 from __future__ import annotations
@@ -47,6 +48,10 @@ from wasmtime import Store
 from runtime.core.sweeper import SWEEPER
 
 SPARES_ENV = "LEPTON_SPARE_INSTANCES"
+# In wasmtime's error when the pooling allocator has no free slot ("maximum concurrent limit of N
+# for component instances reached"): a passing state, unlike a start function that cannot run
+# outside a request, so it does not end the component's spares.
+POOL_FULL = "concurrent limit of"
 
 
 @dataclass(frozen=True)
@@ -239,6 +244,10 @@ class SpareInstances:
             store, instance = make()
         except Exception as exc:  # e.g. a start function calling into the host, or a full pool
             self._budget.release(None)
+            if POOL_FULL in str(exc):  # every slot in use just now: the next request may try again
+                with self._lock:
+                    self._pending = False
+                return
             with self._lock:
                 self._pending = False
                 self.disabled = f"{type(exc).__name__}: {exc}"

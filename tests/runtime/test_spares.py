@@ -202,3 +202,34 @@ async def test_requests_of_a_component_with_spares_close_their_store_on_the_make
     assert counts == [1] * 6
     await _until(lambda: len(closes) == 0 and closed_on, "the deferred closes")
     assert all(name.startswith("lepton-spare") for name in closed_on), closed_on
+
+
+async def test_a_full_pool_skips_a_spare_without_ending_spares_for_the_component(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Every pooling-allocator slot in use (real instances, a real wasmtime refusal): the spare is
+    not made, and once slots are free again the next one is. Only a failure that will recur (a
+    start function calling the host) ends a component's spares."""
+    from runtime.engine.instance_pool import PoolLimits
+
+    runtime = Runtime(tmp_path_factory.mktemp("rtcache"), workers=1)
+    held = []
+    try:
+        running = await _load(runtime, ALWAYS)
+        spares = _spares(running)
+        guest = running.slots["guest"].guest
+        for _ in range(PoolLimits.for_concurrency(1).component_instances):
+            held.append(guest.new_instance())
+        spares._pending = True  # (as take() marks it before submitting _fill)
+        spares._fill(guest.new_instance)  # here, not on the maker's thread: the pool is full
+        assert len(spares) == 0 and spares.disabled is None and not spares._pending
+        for store, _ in held:
+            store.close()
+        held.clear()
+        spares._pending = True
+        spares._fill(guest.new_instance)
+        assert len(spares) == 1
+        assert await instance_count(running) == 1  # the request takes it: fresh
+        assert spares.taken == 1
+    finally:
+        for store, _ in held:
+            store.close()
+        runtime.close()
