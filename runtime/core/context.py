@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from runtime.errors import DeadlineExceeded, GuestTrap
+from runtime.errors import DeadlineExceeded, GuestTrap, NeedsWorkerThread
 from runtime.types import AppSettings
 
 if TYPE_CHECKING:
@@ -112,7 +112,7 @@ class RequestContext:
     on_wait: Callable[[], None] | None = None
     on_resume: Callable[[], None] | None = None
     # Running inline on the event loop: host functions of capabilities that are not inline-safe
-    # refuse to run (NeedsWorkerThread; see runtime/core/linking.py).
+    # refuse to run (NeedsWorkerThread; see runtime/core/linking.py), and so does any wait.
     inline: bool = False
 
     def get(self, key: StateKey[T]) -> T | None:
@@ -130,6 +130,8 @@ class RequestContext:
 
     def notify_block(self) -> None:
         """Called by host functions just before they wait for something not yet ready."""
+        if self.inline:  # (a wait would hold up the event loop: give the inline run up instead)
+            raise NeedsWorkerThread("a wait for something not ready yet (a timer, a stream)")
         self.blocked = True
         if self.on_block is not None:
             self.on_block()

@@ -78,7 +78,7 @@ def _worker_thread_only(func: Any, what: str) -> Any:
     def guarded(store: Any, *args: Any) -> Any:
         ctx = current_or_none()
         if ctx is not None and ctx.inline:
-            raise NeedsWorkerThread(what)
+            raise NeedsWorkerThread(f"{what}, which may wait or act outside the guest")
         return func(store, *args)
 
     return guarded

@@ -289,7 +289,7 @@ class RunningApp:
         cost = execute(slot, request, sink, budget, reported=reported, inline=True)
         if isinstance(sink.error, NeedsWorkerThread):
             slot.may_inline = False
-            slot.log.info("calls %s, which may wait: it runs on worker threads from now on", sink.error)
+            slot.log.info("inline run given up before %s; it runs on worker threads from now on", sink.error)
             return None
         if sink.error is not None and is_timeout(sink.error) and budget < timeout:
             slot.log.info("inline run exceeded %.0f ms; retrying on a worker thread%s", budget * 1000,

@@ -7,8 +7,8 @@ executor does not wait, its last runs each cost under INLINE_MAX_S, and it has n
 capability that is not inline-safe (in-memory work only: wasi:http types, streams, clocks, cli).
 Components may import such capabilities (the Spin SDKs import every Spin interface whatever the
 app uses): while a run is inline, their host functions refuse to run (NeedsWorkerThread, raised
-before they do anything), the run is given up with nothing sent, and it runs again on a worker
-thread. That component then stays on worker threads for good (ComponentSlot.may_inline). Running
+before they do anything), and so does any wait (a timer, a stream not ready); the run is given up
+with nothing sent, and it runs again on a worker thread. That component then stays on worker threads for good (ComponentSlot.may_inline). Running
 inline saves each request two thread hand-offs and the GIL passing between the loop and a guest
 thread: the Python spin-sdk hello with instance reuse served about 1.3-1.7x the requests at 16
 connections (docs/explanation/execution-path.md). A run's cost is the CPU time of the thread that ran it, unless

@@ -250,7 +250,8 @@ async def test_a_spin_sdk_app_runs_inline_until_it_calls_a_capability_that_may_w
     slot.recent = (0.0001,) * 4
     with caplog.at_level(logging.INFO):
         assert await get(running, "/count/default/hits") == (200, b"1")
-    assert any("which may wait: it runs on worker threads from now on" in r.getMessage() for r in caplog.records)
+    assert any("which may wait or act outside the guest; it runs on worker threads from now on" in r.getMessage()
+               for r in caplog.records)
     assert slot.inline_runs == 1 and not slot.may_inline
     slot.recent = (0.0001,) * 4
     assert not slot.inline_now()  # for good, however cheap its runs

@@ -71,8 +71,11 @@ def start_buffered_run(guest: PreparedGuest, request: GuestRequest, response: Re
     except UnicodeDecodeError as exc:
         raise InboundHttpError(f"request header is not UTF-8: {exc}") from None
     ctx = context.current()
-    with ctx.waiting():  # (the whole body: it may still be arriving)
+    if request.body.complete:  # (read ahead, as for every inline run: nothing to wait for)
         body = request.body.read_all(ctx.deadline)
+    else:
+        with ctx.waiting():  # the whole body: it may still be arriving
+            body = request.body.read_all(ctx.deadline)
     return BufferedRun(ctx, headers, body, guest.new_store(ctx, ctx.remaining()))
 
 

@@ -232,3 +232,21 @@ async def test_the_buffered_spin_http_interface_calls_in_process_too(rt: Runtime
     # destination-not-allowed (http-error 1): a name that is not a component of the app
     assert await get(running, "/fetch?http://nope.spin.internal/") == (502, b"http-error 1")
     await threads_back(running)
+
+
+async def test_a_guest_that_sleeps_is_sent_off_the_event_loop_before_it_waits(
+    rt: Runtime, wasm: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A cheap component runs inline; the first time its guest waits (time.sleep: a wasi timer
+    polled), the wait is refused before it starts, so the event loop is not held for it: the run
+    is given up (not timed out: no strike) and runs again on a worker thread, for good."""
+    import logging
+
+    running = await load(rt, wasm)
+    slot = running.slots["front"]
+    assert slot.may_inline
+    slot.recent = (0.0001,) * 4  # stand in for recent cheap runs
+    with caplog.at_level(logging.INFO):
+        assert await get(running, "/front/sleep/300") == (200, b"slept")
+    assert not slot.may_inline and slot.inline_strikes == 0 and slot.inline_runs == 0
+    assert any("inline run given up before a wait" in r.getMessage() for r in caplog.records)

@@ -165,3 +165,20 @@ async def test_spin1_module_from_a_v1_registry_artifact(
     # Without a routes.toml value the lock's default applies.
     defaults = await rt.load_app(loaded, AppSettings(timeout_s=20.0, memory_bytes=64 * MiB))
     assert (await call(defaults, "/config/greeting"))[:2] == (200, "from the lock")
+
+
+async def test_an_inbound_http_component_runs_inline_once_cheap(rt: Runtime) -> None:
+    """The inbound-http executor reads the whole body before the guest runs; a body already read
+    ahead is no wait, so a cheap request runs inline (a wait would give every inline run up)."""
+    app = loaded_app(
+        component("web", inbound_component(), config={"greeting": "{{ greeting }}"},
+                  metadata={"key_value_stores": ["default"]}),
+        name="inbound-inline",
+        variables={"greeting": Variable(default="unused default")},
+    )
+    running = await rt.load_app(app, SETTINGS)
+    slot = running.slots["web"]  # type: ignore[attr-defined]
+    slot.recent = (0.0001,) * 4  # stand in for recent cheap runs
+    status, _, _ = await call(running, "/status/201", method="POST", body=b"ahead")
+    assert status == 201
+    assert slot.inline_runs == 1 and slot.may_inline
