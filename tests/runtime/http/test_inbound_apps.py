@@ -177,7 +177,7 @@ async def test_an_inbound_http_component_runs_inline_once_cheap(rt: Runtime) -> 
         variables={"greeting": Variable(default="unused default")},
     )
     running = await rt.load_app(app, SETTINGS)
-    slot = running.slots["web"]  # type: ignore[attr-defined]
+    slot = running.slots["web"]
     slot.recent = (0.0001,) * 4  # stand in for recent cheap runs
     status, _, _ = await call(running, "/status/201", method="POST", body=b"ahead")
     assert status == 201
