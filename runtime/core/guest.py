@@ -19,7 +19,7 @@ from wasmtime.component import Component, ExportIndex, Func, Instance, Linker
 
 from registry.loaded import LoadedApp, LoadedComponent
 from runtime.core.context import RequestContext
-from runtime.core.contract import Capability, ComponentInfo
+from runtime.core.contract import ComponentInfo
 from runtime.core.linking import LinkReport
 from runtime.core.reuse import InstanceReuse
 from runtime.core.spares import SpareInstances
@@ -64,10 +64,6 @@ class PreparedGuest:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
-    def capabilities(self) -> list[Capability]:
-        return self.link_report.capabilities if self.link_report else []
-
-    @property
     def module(self) -> Module | None:
         return self.compiled if isinstance(self.compiled, Module) else None
 
@@ -99,7 +95,7 @@ class PreparedGuest:
         thread that makes them (runtime/core/spares.py). (A Store no request owns comes from
         new_instance: its keeper closes it.)"""
         spares = self.spares
-        if spares is not None and spares.closes is not None and spares.worth_it():
+        if spares is not None and spares.worth_it():
             ctx.cleanups.insert(0, functools.partial(spares.closes.close_soon, store))
         else:
             ctx.cleanups.insert(0, store.close)

@@ -144,7 +144,7 @@ class ResponseSink:
 
     def __init__(self, loop: asyncio.AbstractEventLoop, inline: bool = False) -> None:
         self._loop = loop
-        self._inline = inline
+        self._inline = inline  # the guest runs on the event loop itself
         self._cond = threading.Condition()
         self._chunks: deque[bytes] = deque()
         self._buffered = 0
@@ -160,7 +160,12 @@ class ResponseSink:
         self.bytes_written = 0
         self.waited = False  # a write waited for the client to read (the guest was not running)
 
+    @property
+    def inline(self) -> bool:
+        return self._inline
+
     # -- delivery to the loop ------------------------------------------------------------------
+
     def _event(self, urgent: bool) -> None:
         """Guest side: something changed; tell the loop now or leave it pending."""
         if self._inline:

@@ -175,9 +175,9 @@ class SpareInstances:
     """The spare of one component of one app version: at most one, made on `submit`'s thread."""
 
     def __init__(self, submit: Callable[[Callable[[], None]], Any], budget: SpareBudget, policy: SparePolicy,
-                 log: logging.Logger, closes: DeferredCloses | None = None) -> None:
+                 log: logging.Logger, closes: DeferredCloses) -> None:
         self._submit = submit
-        self.closes = closes  # where this component's finished Stores are closed (None: in the request)
+        self.closes = closes  # where this component's finished Stores are closed
         self._budget = budget
         self.policy = policy
         self._log = log

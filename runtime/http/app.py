@@ -286,7 +286,7 @@ class RunningApp:
         loop = asyncio.get_running_loop()
         sink = ResponseSink(loop, inline=True)
         budget = min(timeout, INLINE_BUDGET_S)
-        cost = execute(slot, request, sink, budget, reported=reported, inline=True)
+        cost = execute(slot, request, sink, budget, reported=reported)
         if isinstance(sink.error, NeedsWorkerThread):
             slot.may_inline = False
             slot.log.info("inline run given up before %s; it runs on worker threads from now on", sink.error)

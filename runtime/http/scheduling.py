@@ -8,10 +8,11 @@ capability that is not inline-safe (in-memory work only: wasi:http types, stream
 Components may import such capabilities (the Spin SDKs import every Spin interface whatever the
 app uses): while a run is inline, their host functions refuse to run (NeedsWorkerThread, raised
 before they do anything), and so does any wait (a timer, a stream not ready); the run is given up
-with nothing sent, and it runs again on a worker thread. That component then stays on worker threads for good (ComponentSlot.may_inline). Running
-inline saves each request two thread hand-offs and the GIL passing between the loop and a guest
-thread: the Python spin-sdk hello with instance reuse served about 1.3-1.7x the requests at 16
-connections (docs/explanation/execution-path.md). A run's cost is the CPU time of the thread that ran it, unless
+with nothing sent, and it runs again on a worker thread. That component then stays on worker
+threads for good (ComponentSlot.may_inline). Running inline saves each request two thread
+hand-offs and the GIL passing between the loop and a guest thread: the Python spin-sdk hello with
+instance reuse served about 1.3-1.7x the requests at 16 connections
+(docs/explanation/execution-path.md). A run's cost is the CPU time of the thread that ran it, unless
 the guest waited (on a pollable, its body, a slow client): then it is the wall time. CPU time is
 what the guest itself spends, so a loaded machine (the thread queued for the GIL or a core) does
 not push a fast guest off the inline path, while a guest that sleeps or waits still counts its
@@ -22,8 +23,8 @@ that cost over 4 x INLINE_MAX_S, is a strike: the component goes back to worker 
 proves cheap again, and at the INLINE_STRIKES-th for good (for this version of the app). Each such
 run stalls every app on the loop, so a guest alternating cheap and costly requests must not do it
 again and again; a pause of the whole process (a profiler, a stalled VM) can cause one, so one is
-not enough. Everything else runs on the worker pool, with the
-request body streamed in and the response streamed out as the guest writes it.
+not enough. Everything else runs on the worker pool, with the request body streamed in and the
+response streamed out as the guest writes it.
 """
 
 from __future__ import annotations
@@ -286,18 +287,18 @@ class Turn:
 
 def execute(
     slot: ComponentSlot, request: GuestRequest, sink: ResponseSink, timeout_s: float, turn: Turn | None = None,
-    reported: telemetry.RequestTelemetry | None = None, inline: bool = False,
+    reported: telemetry.RequestTelemetry | None = None,
 ) -> float:
     """Run the guest to completion on this thread; never raises (errors go to the sink). With a
     Turn (held when the run starts: CpuShare.submit), the guest gives its app's CPU turn back
     while it waits and takes one again before it goes on; the turn is still the run's when this
     returns, unless it could not be taken back (`turn.held`). With `reported` (OpenTelemetry is
     on), the run has its wasm execution span and its CPU time is recorded. Returns the run's
-    cost: thread CPU seconds, or wall seconds if the guest waited. `inline`: the run is on the
-    event loop (host functions that may wait refuse to run: NeedsWorkerThread)."""
+    cost: thread CPU seconds, or wall seconds if the guest waited. An inline sink means the run is
+    on the event loop (host functions that may wait refuse to run: NeedsWorkerThread)."""
     deadline = time.monotonic() + timeout_s
     ctx = slot.guest.new_context(deadline=deadline, on_block=sink.flush)
-    ctx.inline = inline
+    ctx.inline = sink.inline
     # Whatever the executor: host APIs read the request (outbound HTTP: where self requests and
     # in-process calls go).
     ctx.request = request
